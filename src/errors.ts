@@ -1,0 +1,92 @@
+/**
+ * One error base class for the whole package, with a stable `code` union.
+ *
+ * Rules (see docs/ARCHITECTURE.md):
+ * - Messages say what went wrong and what to do. They never carry parameter values, plaintext,
+ *   key material or ciphertext.
+ * - Decryption failures are a single opaque error (`ERR_DECRYPTION_FAILED`) with no `cause`,
+ *   so that no caller can distinguish a bad tag from a bad key from a bad format: no oracle.
+ * - `isDomicileError` uses a `Symbol.for` brand so two copies of the package still agree.
+ */
+
+export type DomicileErrorCode =
+  // configuration and input
+  | 'ERR_CONFIG_INVALID'
+  | 'ERR_INPUT_INVALID'
+  | 'ERR_SCHEMA_INVALID'
+  | 'ERR_TABLE_UNKNOWN'
+  | 'ERR_COLUMN_UNKNOWN'
+  | 'ERR_QUERY_UNSUPPORTED'
+  | 'ERR_NOT_MIGRATED'
+  | 'ERR_CLOSED'
+  // tenants and regions
+  | 'ERR_TENANT_INVALID'
+  | 'ERR_TENANT_UNKNOWN'
+  | 'ERR_TENANT_EXISTS'
+  | 'ERR_TENANT_SUSPENDED'
+  | 'ERR_REGION_UNKNOWN'
+  | 'ERR_REGION_UNAVAILABLE'
+  | 'ERR_REGION_MISMATCH'
+  | 'ERR_ROW_NOT_FOUND'
+  | 'ERR_CONFLICT'
+  // keys
+  | 'ERR_KEY_NOT_FOUND'
+  | 'ERR_KEY_REVOKED'
+  | 'ERR_KEY_PENDING_IMPORT'
+  | 'ERR_KEY_PROVIDER_UNAVAILABLE'
+  | 'ERR_KEY_PROVIDER_UNKNOWN'
+  | 'ERR_KEY_IMPORT_INVALID'
+  | 'ERR_KEY_USAGE_EXHAUSTED'
+  | 'ERR_KEY_INVALID'
+  // crypto
+  | 'ERR_DECRYPTION_FAILED'
+
+const BRAND = Symbol.for('domicile.error')
+
+export class DomicileError extends Error {
+  readonly code: DomicileErrorCode
+  /** Where in an input (config path, column name) the problem is; never a value. */
+  readonly path?: string
+
+  constructor(code: DomicileErrorCode, message: string, options?: ErrorOptions & { path?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'DomicileError'
+    this.code = code
+    if (options?.path !== undefined) this.path = options.path
+    Object.defineProperty(this, BRAND, { value: true })
+  }
+
+  toJSON(): { name: string; code: DomicileErrorCode; message: string; path?: string } {
+    return { name: this.name, code: this.code, message: this.message, ...(this.path === undefined ? {} : { path: this.path }) }
+  }
+}
+
+export function isDomicileError(e: unknown, code?: DomicileErrorCode): e is DomicileError {
+  return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[BRAND] === true &&
+    (code === undefined || (e as DomicileError).code === code)
+}
+
+/**
+ * The one decryption failure. It has no cause and a fixed message: callers learn that opening
+ * failed and nothing about why.
+ */
+export class DecryptionFailedError extends DomicileError {
+  constructor() {
+    super('ERR_DECRYPTION_FAILED', 'Decryption failed. The value is corrupt, was moved from another row, column or tenant, or its key is gone.')
+    this.name = 'DecryptionFailedError'
+  }
+}
+
+/** Stable mapping from error code to CLI exit status. Usage/config errors are 2; operational errors 1. */
+export function exitCodeFor(e: unknown): number {
+  if (!isDomicileError(e)) return 1
+  switch (e.code) {
+    case 'ERR_CONFIG_INVALID':
+    case 'ERR_INPUT_INVALID':
+    case 'ERR_SCHEMA_INVALID':
+    case 'ERR_TENANT_INVALID':
+      return 2
+    default:
+      return 1
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The key-provider seam: the one interface every key custody backend implements.
+ *
+ * A provider holds key-encryption keys (KEKs) and wraps / unwraps tenant data keys under them.
+ * Providers stay short: length checks, context binding, deadlines and the audit trace live once in
+ * `RuntimeKeyProvider` (runtime-key-provider.ts), which wraps every provider.
+ *
+ * Core code never imports a vendor SDK: pkcs11js, the AWS SDK and HTTP clients live only in their
+ * own provider module under providers/, imported lazily.
+ */
+
+/** How much of the key the customer holds. */
+export type Custody = 'kms' | 'byok' | 'hyok'
+
+export type ProviderKind = 'local' | 'pkcs11' | 'xks' | 'aws-kms'
+
+/**
+ * What a wrapped key is bound to. Providers must authenticate it (AES-GCM AAD, KMS encryption
+ * context, XKS additionalAuthenticatedData): a wrapped key unwrapped under any other context fails.
+ * The region in the context is why a wrapped data key copied to another region's store does not
+ * unwrap there.
+ */
+export interface WrapContext {
+  readonly tenantId: string
+  readonly region: string
+  readonly dataKeyId: string
+  /** 'data' for field data keys, 'index' for the blind-index root key. */
+  readonly purpose: 'data' | 'index'
+}
+
+export interface WrapRequest {
+  /** Provider-specific key-encryption-key id (the `keyId` of the tenant's binding). */
+  readonly keyId: string
+  /** 32 bytes. The runtime wrapper checks the length before the provider sees it. */
+  readonly plaintextKey: Uint8Array
+  readonly context: WrapContext
+}
+
+export interface WrappedKey {
+  readonly keyId: string
+  /** Opaque to everyone but the provider. Stored in the tenant's region store. */
+  readonly ciphertext: Uint8Array
+}
+
+export interface UnwrapRequest {
+  readonly keyId: string
+  readonly ciphertext: Uint8Array
+  readonly context: WrapContext
+}
+
+/**
+ * - enabled: usable
+ * - disabled: the holder turned it off (revoked); may come back
+ * - pending-import: BYOK key created, customer material not imported yet
+ * - deleted: key material gone (BYOK material deleted); re-import of the same material restores it
+ * - unavailable: the provider could not be asked (network, HSM down)
+ */
+export type KeyState = 'enabled' | 'disabled' | 'pending-import' | 'deleted' | 'unavailable'
+
+export interface KeyStatus {
+  readonly keyId: string
+  readonly state: KeyState
+}
+
+/** Every remote call has a deadline; the runtime wrapper always passes a signal. */
+export interface OpOptions {
+  readonly signal?: AbortSignal
+}
+
+export interface CreateKeyRequest {
+  /** Human label stored with the key (tenant id, typically). Not secret. */
+  readonly label: string
+  /** 'generate': the provider makes the key material (kms rung). 'import': BYOK, starts pending-import. */
+  readonly origin: 'generate' | 'import'
+}
+
+/**
+ * Errors a provider throws are `DomicileError`s with these codes:
+ * - ERR_KEY_REVOKED: the key is disabled or its material deleted (the kill switch)
+ * - ERR_KEY_PENDING_IMPORT: BYOK key has no material yet
+ * - ERR_KEY_NOT_FOUND: no such key id at this provider
+ * - ERR_KEY_PROVIDER_UNAVAILABLE: timeout, unreachable, HSM/proxy error
+ * - ERR_DECRYPTION_FAILED: unwrap failed for any other reason (wrong context, tampered) — opaque
+ */
+export interface KeyProvider {
+  readonly kind: ProviderKind
+  /** Instance name from config, e.g. "local", "hsm-eu", "acme-xks". */
+  readonly name: string
+  wrapKey(req: WrapRequest, opts?: OpOptions): Promise<WrappedKey>
+  unwrapKey(req: UnwrapRequest, opts?: OpOptions): Promise<Uint8Array>
+  keyStatus(keyId: string, opts?: OpOptions): Promise<KeyStatus>
+  /** Providers that can mint keys (local, pkcs11, keyproxy-backed admin) implement this. */
+  createKey?(req: CreateKeyRequest, opts?: OpOptions): Promise<{ keyId: string }>
+  close?(): Promise<void>
+}
+
+/** Canonical, unambiguous byte encoding of a wrap context (used as AAD by providers). */
+export function encodeWrapContext(ctx: WrapContext): Uint8Array {
+  // JSON with a fixed key order; every field is a validated slug/id so no escaping surprises.
+  return new TextEncoder().encode(
+    JSON.stringify({ v: 1, tenant: ctx.tenantId, region: ctx.region, dek: ctx.dataKeyId, purpose: ctx.purpose }),
+  )
+}
