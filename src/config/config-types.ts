@@ -1,0 +1,45 @@
+/**
+ * The shape of `domicile.config.json`. Paths are relative to the config file's directory.
+ */
+import type { Custody } from '../keys/key-provider.js'
+
+export type StoreConfig =
+  | { readonly driver: 'pglite'; readonly dataDir: string }
+  | { readonly driver: 'postgres'; readonly url?: string; readonly urlEnv?: string; readonly connectTimeoutMs?: number; readonly poolSize?: number }
+
+/** A region is a store plus what we tell auditors about it. */
+export type RegionConfig = StoreConfig & { readonly jurisdiction?: string; readonly description?: string }
+
+export type ProviderConfig =
+  | { readonly kind: 'local'; readonly dir?: string }
+  | { readonly kind: 'pkcs11'; readonly library?: string; readonly tokenLabel: string; readonly pinEnv: string }
+  | { readonly kind: 'xks'; readonly endpoint: string; readonly uriPrefix?: string; readonly credentialsFile: string; readonly timeoutMs?: number }
+  | { readonly kind: 'aws-kms'; readonly region: string; readonly endpoint?: string }
+
+export interface KeysConfig {
+  /** Provider instances by name. A `local` provider named "local" always exists. */
+  readonly providers: Readonly<Record<string, ProviderConfig>>
+  /** Which provider a custody level uses when `tenant add` names none. */
+  readonly defaults: Readonly<Record<Custody, string | undefined>>
+  /** Data-key cache TTL per custody level (ms). */
+  readonly cacheTtlMs: Readonly<Record<Custody, number>>
+  /** AES-GCM random-nonce bound per data key (NIST SP 800-38D): at most 2^32. */
+  readonly maxEncryptionsPerKey: number
+  /** Encryptions a process reserves from a data key's budget at a time. */
+  readonly reservationBlock: number
+}
+
+export interface DomicileConfig {
+  /** Absolute directory of the config file; relative paths were resolved against it. */
+  readonly baseDir: string
+  readonly regions: Readonly<Record<string, RegionConfig>>
+  readonly controlPlane: StoreConfig
+  /** Absolute path of the schema module (default export: a Schema from defineSchema). */
+  readonly schema: string
+  readonly keys: KeysConfig
+  /** Polling interval (ms) for directory/revocation changes, the fallback behind LISTEN/NOTIFY. */
+  readonly directoryPollMs: number
+}
+
+export const DEFAULT_CACHE_TTL_MS: Readonly<Record<Custody, number>> = Object.freeze({ kms: 300_000, byok: 60_000, hyok: 60_000 })
+export const NONCE_BOUND = 2 ** 32

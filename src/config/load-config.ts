@@ -1,0 +1,178 @@
+/**
+ * Loading and validating `domicile.config.json`. Every problem is reported as ERR_CONFIG_INVALID
+ * with the path inside the file and what is expected, e.g.
+ * `regions.eu-west-1.driver: expected "pglite" | "postgres"`. Values are never echoed.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { DomicileError } from '../errors.js'
+import type { Custody } from '../keys/key-provider.js'
+import { DEFAULT_CACHE_TTL_MS, NONCE_BOUND, type DomicileConfig, type ProviderConfig, type RegionConfig, type StoreConfig } from './config-types.js'
+
+export const DEFAULT_CONFIG_FILE = 'domicile.config.json'
+export const REGION_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+type Json = Record<string, unknown>
+
+function bad(path: string, expected: string): DomicileError {
+  return new DomicileError('ERR_CONFIG_INVALID', `${path}: expected ${expected}`, { path })
+}
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function str(o: Json, key: string, path: string, optional = false): string | undefined {
+  const v = o[key]
+  if (v === undefined && optional) return undefined
+  if (typeof v !== 'string' || v.length === 0) throw bad(`${path}.${key}`, 'a non-empty string')
+  return v
+}
+function int(o: Json, key: string, path: string, min: number, max: number): number | undefined {
+  const v = o[key]
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`${path}.${key}`, `an integer from ${min} to ${max}`)
+  return v
+}
+function onlyKeys(o: Json, allowed: readonly string[], path: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw bad(`${path}.${k}`, `no such setting (allowed: ${allowed.join(', ')})`)
+}
+
+function store(v: unknown, path: string, baseDir: string, extra: readonly string[] = []): StoreConfig {
+  if (!isObj(v)) throw bad(path, 'an object with "driver"')
+  if (v.driver === 'pglite') {
+    onlyKeys(v, ['driver', 'dataDir', ...extra], path)
+    return { driver: 'pglite', dataDir: absOrMemory(str(v, 'dataDir', path)!, baseDir) }
+  }
+  if (v.driver === 'postgres') {
+    onlyKeys(v, ['driver', 'url', 'urlEnv', 'connectTimeoutMs', 'poolSize', ...extra], path)
+    const url = str(v, 'url', path, true)
+    const urlEnv = str(v, 'urlEnv', path, true)
+    if ((url === undefined) === (urlEnv === undefined)) throw bad(path, 'exactly one of "url" or "urlEnv"')
+    if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw bad(`${path}.url`, 'a postgres:// URL')
+    const connectTimeoutMs = int(v, 'connectTimeoutMs', path, 50, 60_000)
+    const poolSize = int(v, 'poolSize', path, 1, 1000)
+    return {
+      driver: 'postgres',
+      ...(url !== undefined ? { url } : {}),
+      ...(urlEnv !== undefined ? { urlEnv } : {}),
+      ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
+      ...(poolSize !== undefined ? { poolSize } : {}),
+    }
+  }
+  throw bad(`${path}.driver`, '"pglite" | "postgres"')
+}
+
+function absOrMemory(p: string, baseDir: string): string {
+  return p.startsWith('memory://') || isAbsolute(p) ? p : resolve(baseDir, p)
+}
+
+function provider(v: unknown, path: string, baseDir: string): ProviderConfig {
+  if (!isObj(v)) throw bad(path, 'an object with "kind"')
+  switch (v.kind) {
+    case 'local': {
+      onlyKeys(v, ['kind', 'dir'], path)
+      const dir = str(v, 'dir', path, true)
+      return { kind: 'local', ...(dir ? { dir: resolve(baseDir, dir) } : {}) }
+    }
+    case 'pkcs11': {
+      onlyKeys(v, ['kind', 'library', 'tokenLabel', 'pinEnv'], path)
+      const library = str(v, 'library', path, true)
+      return { kind: 'pkcs11', ...(library ? { library } : {}), tokenLabel: str(v, 'tokenLabel', path)!, pinEnv: str(v, 'pinEnv', path)! }
+    }
+    case 'xks': {
+      onlyKeys(v, ['kind', 'endpoint', 'uriPrefix', 'credentialsFile', 'timeoutMs'], path)
+      const endpoint = str(v, 'endpoint', path)!
+      if (!/^https?:\/\//.test(endpoint)) throw bad(`${path}.endpoint`, 'an http(s):// URL')
+      const uriPrefix = str(v, 'uriPrefix', path, true)
+      const timeoutMs = int(v, 'timeoutMs', path, 10, 60_000)
+      return { kind: 'xks', endpoint, ...(uriPrefix ? { uriPrefix } : {}), credentialsFile: resolve(baseDir, str(v, 'credentialsFile', path)!), ...(timeoutMs ? { timeoutMs } : {}) }
+    }
+    case 'aws-kms': {
+      onlyKeys(v, ['kind', 'region', 'endpoint'], path)
+      const endpoint = str(v, 'endpoint', path, true)
+      return { kind: 'aws-kms', region: str(v, 'region', path)!, ...(endpoint ? { endpoint } : {}) }
+    }
+    default:
+      throw bad(`${path}.kind`, '"local" | "pkcs11" | "xks" | "aws-kms"')
+  }
+}
+
+/** Validates a parsed config object. `baseDir` resolves relative paths. */
+export function parseConfig(raw: unknown, baseDir: string): DomicileConfig {
+  if (!isObj(raw)) throw bad('(root)', 'a JSON object')
+  onlyKeys(raw, ['$schema', 'regions', 'controlPlane', 'schema', 'keys', 'directoryPollMs'], '(root)')
+  if (!isObj(raw.regions) || Object.keys(raw.regions).length === 0) throw bad('regions', 'an object with at least one region')
+  const regions: Record<string, RegionConfig> = {}
+  for (const [name, r] of Object.entries(raw.regions)) {
+    if (!REGION_NAME.test(name)) throw bad(`regions.${name}`, 'a region name of lower-case letters, digits and dashes')
+    const s = store(r, `regions.${name}`, baseDir, ['jurisdiction', 'description'])
+    const jurisdiction = isObj(r) ? str(r, 'jurisdiction', `regions.${name}`, true) : undefined
+    const description = isObj(r) ? str(r, 'description', `regions.${name}`, true) : undefined
+    regions[name] = { ...s, ...(jurisdiction ? { jurisdiction } : {}), ...(description ? { description } : {}) }
+  }
+  const controlPlane = store(raw.controlPlane, 'controlPlane', baseDir)
+  const schema = resolve(baseDir, str(raw, 'schema', '(root)')!)
+
+  const keysRaw = raw.keys === undefined ? {} : raw.keys
+  if (!isObj(keysRaw)) throw bad('keys', 'an object')
+  onlyKeys(keysRaw, ['providers', 'defaults', 'cacheTtlMs', 'maxEncryptionsPerKey', 'reservationBlock', 'dir'], 'keys')
+  const providers: Record<string, ProviderConfig> = {}
+  const provRaw = keysRaw.providers ?? {}
+  if (!isObj(provRaw)) throw bad('keys.providers', 'an object of provider name to provider settings')
+  for (const [name, p] of Object.entries(provRaw)) {
+    if (!PROVIDER_NAME.test(name)) throw bad(`keys.providers.${name}`, 'a provider name of lower-case letters, digits and dashes')
+    providers[name] = provider(p, `keys.providers.${name}`, baseDir)
+  }
+  const keysDir = keysRaw.dir === undefined ? resolve(baseDir, '.domicile/keys') : resolve(baseDir, str(keysRaw, 'dir', 'keys')!)
+  providers.local ??= { kind: 'local', dir: keysDir }
+  const defaultsRaw = keysRaw.defaults ?? {}
+  if (!isObj(defaultsRaw)) throw bad('keys.defaults', 'an object of custody level to provider name')
+  onlyKeys(defaultsRaw, ['kms', 'byok', 'hyok'], 'keys.defaults')
+  const defaults: Record<Custody, string | undefined> = { kms: 'local', byok: 'local', hyok: undefined }
+  for (const c of ['kms', 'byok', 'hyok'] as const) {
+    const v = str(defaultsRaw, c, 'keys.defaults', true)
+    if (v !== undefined) {
+      if (!providers[v]) throw bad(`keys.defaults.${c}`, `the name of a provider in keys.providers (${Object.keys(providers).join(', ')})`)
+      defaults[c] = v
+    }
+  }
+  if (defaults.hyok === undefined) defaults.hyok = Object.entries(providers).find(([, p]) => p.kind === 'xks')?.[0]
+  const ttlRaw = keysRaw.cacheTtlMs ?? {}
+  if (!isObj(ttlRaw)) throw bad('keys.cacheTtlMs', 'an object of custody level to milliseconds')
+  onlyKeys(ttlRaw, ['kms', 'byok', 'hyok'], 'keys.cacheTtlMs')
+  const cacheTtlMs = { ...DEFAULT_CACHE_TTL_MS }
+  for (const c of ['kms', 'byok', 'hyok'] as const) {
+    const v = int(ttlRaw, c, 'keys.cacheTtlMs', 0, 86_400_000)
+    if (v !== undefined) cacheTtlMs[c] = v
+  }
+  const maxEncryptionsPerKey = int(keysRaw, 'maxEncryptionsPerKey', 'keys', 1, NONCE_BOUND) ?? NONCE_BOUND
+  const reservationBlock = int(keysRaw, 'reservationBlock', 'keys', 1, 2 ** 24) ?? 65_536
+  const directoryPollMs = int(raw, 'directoryPollMs', '(root)', 50, 60_000) ?? 500
+  return Object.freeze({
+    baseDir,
+    regions: Object.freeze(regions),
+    controlPlane,
+    schema,
+    keys: Object.freeze({ providers: Object.freeze(providers), defaults: Object.freeze(defaults), cacheTtlMs: Object.freeze(cacheTtlMs), maxEncryptionsPerKey, reservationBlock }),
+    directoryPollMs,
+  })
+}
+
+/**
+ * Finds and loads the config: explicit path, else $DOMICILE_CONFIG, else ./domicile.config.json.
+ */
+export function loadConfig(path?: string): DomicileConfig {
+  const file = resolve(path ?? process.env.DOMICILE_CONFIG ?? DEFAULT_CONFIG_FILE)
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    throw new DomicileError('ERR_CONFIG_INVALID', `Cannot read config file ${file}. Run "domicile init" to create one, or pass --config PATH.`, { path: file })
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    throw new DomicileError('ERR_CONFIG_INVALID', `${file} is not valid JSON (${(e as Error).message.replace(/"[^"]*"/g, '…')}).`, { path: file })
+  }
+  return parseConfig(raw, dirname(file))
+}

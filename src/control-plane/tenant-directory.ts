@@ -1,0 +1,252 @@
+/**
+ * The tenant directory, in the control plane: tenant id -> home region, key binding, status.
+ * Only non-personal metadata lives here. Lookups are cached per process and invalidated when an
+ * entry changes: pushed by LISTEN/NOTIFY on the control plane, with polling of the change log as
+ * the fallback. The same path carries revocations (key_state), so every process learns of a
+ * revoke within the push latency, or at worst one poll interval.
+ */
+import { DomicileError } from '../errors.js'
+import type { Custody } from '../keys/key-provider.js'
+import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
+
+export type TenantStatus = 'active' | 'suspended' | 'moving'
+/** Our side of the kill switch. 'none' = no key bound yet. */
+export type KeyBindingState = 'none' | 'enabled' | 'revoked' | 'pending-import'
+
+export interface KeyBinding {
+  readonly custody: Custody
+  /** Provider instance name from config (keys.providers). */
+  readonly provider: string
+  /** The provider's key reference. */
+  readonly keyId: string
+}
+
+export interface TenantRecord {
+  readonly id: string
+  readonly region: string
+  readonly status: TenantStatus
+  readonly key: KeyBinding | null
+  readonly keyState: KeyBindingState
+  /** Per-tenant data-key cache TTL override (ms); null = the custody level's default. */
+  readonly cacheTtlMs: number | null
+  readonly version: number
+  readonly createdAt: Date
+  readonly updatedAt: Date
+}
+
+export const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+export const DIRECTORY_CHANNEL = 'domicile_directory'
+
+/** Throws ERR_TENANT_INVALID unless `id` is a slug. */
+export function assertTenantId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !TENANT_ID.test(id)) {
+    throw new DomicileError('ERR_TENANT_INVALID', 'Tenant ids are slugs: 1-63 lower-case letters, digits and dashes, not starting or ending with a dash.')
+  }
+}
+
+interface Row {
+  id: string; region: string; status: TenantStatus; custody: Custody | null; provider: string | null; key_id: string | null
+  key_state: KeyBindingState; cache_ttl_ms: number | null; version: string | number; created_at: Date | string; updated_at: Date | string
+}
+
+function toRecord(r: Row): TenantRecord {
+  return Object.freeze({
+    id: r.id,
+    region: r.region,
+    status: r.status,
+    key: r.custody && r.provider && r.key_id ? Object.freeze({ custody: r.custody, provider: r.provider, keyId: r.key_id }) : null,
+    keyState: r.key_state,
+    cacheTtlMs: r.cache_ttl_ms === null ? null : Number(r.cache_ttl_ms),
+    version: Number(r.version),
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+  })
+}
+
+export interface NewTenant {
+  readonly id: string
+  readonly region: string
+  readonly key?: KeyBinding | null
+  readonly keyState?: KeyBindingState
+  readonly cacheTtlMs?: number | null
+}
+
+export type TenantPatch = Partial<Pick<TenantRecord, 'region' | 'status' | 'key' | 'keyState' | 'cacheTtlMs'>>
+
+export class TenantDirectory {
+  readonly #store: StoreDriver
+  readonly #pollMs: number
+  readonly #cache = new Map<string, TenantRecord>()
+  readonly #listeners = new Set<(tenantId: string) => void>()
+  #lastSeq = 0
+  #timer: NodeJS.Timeout | undefined
+  #unlisten: (() => Promise<void>) | undefined
+  #started: Promise<void> | undefined
+  #polling = false
+  /** Bumped on every invalidation, so a lookup racing a change never caches the stale row. */
+  #epoch = 0
+
+  constructor(store: StoreDriver, opts: { pollMs: number }) {
+    this.#store = store
+    this.#pollMs = opts.pollMs
+  }
+
+  /** Starts change delivery (push + poll). Called on first use. */
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      const seq = await this.#store.withSession((s) => s.query<{ seq: string | null }>('SELECT max(seq)::text AS seq FROM domicile_directory_log'))
+      this.#lastSeq = Number(seq.rows[0]?.seq ?? 0)
+      try {
+        this.#unlisten = await this.#store.listen(DIRECTORY_CHANNEL, (id) => this.#changed(id))
+      } catch {
+        // Push is an accelerator; polling below is the guarantee.
+      }
+      this.#timer = setInterval(() => void this.poll(), this.#pollMs)
+      this.#timer.unref()
+    })()
+    return this.#started.catch((e) => {
+      this.#started = undefined
+      throw e
+    })
+  }
+
+  /** Reads the change log since the last seen entry; invalidates what changed. */
+  async poll(): Promise<void> {
+    if (this.#polling) return
+    this.#polling = true
+    try {
+      const r = await this.#store.withSession((s) =>
+        s.query<{ seq: string; tenant_id: string }>('SELECT seq::text AS seq, tenant_id FROM domicile_directory_log WHERE seq > $1 ORDER BY seq', [this.#lastSeq]))
+      for (const row of r.rows) {
+        this.#lastSeq = Math.max(this.#lastSeq, Number(row.seq))
+        this.#changed(row.tenant_id)
+      }
+    } catch {
+      // Control plane unreachable: cached entries stay until their next change is seen.
+    } finally {
+      this.#polling = false
+    }
+  }
+
+  #changed(tenantId: string): void {
+    this.#epoch++
+    this.#cache.delete(tenantId)
+    for (const l of this.#listeners) l(tenantId)
+  }
+
+  /** Called with a tenant id whenever its entry changes (any process). */
+  onChange(listener: (tenantId: string) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Cached entry, if any (no I/O). */
+  peek(id: string): TenantRecord | undefined {
+    return this.#cache.get(id)
+  }
+
+  /** The tenant's entry; ERR_TENANT_UNKNOWN if there is none. */
+  async get(id: string): Promise<TenantRecord> {
+    const hit = this.#cache.get(id)
+    if (hit) return hit
+    assertTenantId(id)
+    await this.start()
+    const epoch = this.#epoch
+    const r = await this.#store.withSession((s) => s.query<Row>('SELECT * FROM domicile_tenants WHERE id = $1', [id]))
+    const row = r.rows[0]
+    if (!row) throw new DomicileError('ERR_TENANT_UNKNOWN', `No tenant "${id}" in the directory. Add it with "domicile tenant add".`)
+    const rec = toRecord(row)
+    if (epoch === this.#epoch) this.#cache.set(id, rec)
+    return rec
+  }
+
+  async list(): Promise<TenantRecord[]> {
+    const r = await this.#store.withSession((s) => s.query<Row>('SELECT * FROM domicile_tenants ORDER BY id'))
+    return r.rows.map(toRecord)
+  }
+
+  async add(t: NewTenant): Promise<TenantRecord> {
+    assertTenantId(t.id)
+    await this.start()
+    const rec = await this.#tx(async (s) => {
+      const r = await s.query<Row>(
+        `INSERT INTO domicile_tenants (id, region, status, custody, provider, key_id, key_state, cache_ttl_ms)
+         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING *`,
+        [t.id, t.region, t.key?.custody ?? null, t.key?.provider ?? null, t.key?.keyId ?? null, t.keyState ?? (t.key ? 'enabled' : 'none'), t.cacheTtlMs ?? null])
+      if (!r.rows[0]) throw new DomicileError('ERR_TENANT_EXISTS', `Tenant "${t.id}" already exists. Use "domicile tenant show ${t.id}".`)
+      await this.#logChange(s, t.id, 'add')
+      return toRecord(r.rows[0])
+    })
+    this.#changed(t.id)
+    return rec
+  }
+
+  /** Updates an entry; with `expectedVersion`, fails with ERR_CONFLICT if it changed meanwhile. */
+  async update(id: string, patch: TenantPatch, change: string, expectedVersion?: number): Promise<TenantRecord> {
+    assertTenantId(id)
+    await this.start()
+    const sets: string[] = []
+    const params: unknown[] = [id]
+    const set = (col: string, v: unknown) => {
+      params.push(v)
+      sets.push(`${col} = $${params.length}`)
+    }
+    if (patch.region !== undefined) set('region', patch.region)
+    if (patch.status !== undefined) set('status', patch.status)
+    if (patch.keyState !== undefined) set('key_state', patch.keyState)
+    if (patch.cacheTtlMs !== undefined) set('cache_ttl_ms', patch.cacheTtlMs)
+    if (patch.key !== undefined) {
+      set('custody', patch.key?.custody ?? null)
+      set('provider', patch.key?.provider ?? null)
+      set('key_id', patch.key?.keyId ?? null)
+    }
+    let where = 'id = $1'
+    if (expectedVersion !== undefined) {
+      params.push(expectedVersion)
+      where += ` AND version = $${params.length}`
+    }
+    const rec = await this.#tx(async (s) => {
+      const r = await s.query<Row>(`UPDATE domicile_tenants SET ${[...sets, 'version = version + 1', 'updated_at = now()'].join(', ')} WHERE ${where} RETURNING *`, params)
+      if (!r.rows[0]) {
+        const exists = await s.query('SELECT 1 FROM domicile_tenants WHERE id = $1', [id])
+        if (exists.rows.length === 0) throw new DomicileError('ERR_TENANT_UNKNOWN', `No tenant "${id}" in the directory.`)
+        throw new DomicileError('ERR_CONFLICT', `Tenant "${id}" changed while this operation ran. Retry it.`)
+      }
+      await this.#logChange(s, id, change)
+      return toRecord(r.rows[0])
+    })
+    this.#changed(id)
+    return rec
+  }
+
+  /** Records a control-plane audit event (non-personal). */
+  async audit(event: { tenantId?: string; type: string; outcome: string; actor?: string; detail?: Record<string, unknown> }): Promise<void> {
+    await this.#store.withSession((s) =>
+      s.query('INSERT INTO domicile_control_audit (tenant_id, type, outcome, actor, detail) VALUES ($1, $2, $3, $4, $5::jsonb)',
+        [event.tenantId ?? null, event.type, event.outcome, event.actor ?? null, JSON.stringify(event.detail ?? {})]))
+  }
+
+  async #logChange(s: StoreSession, id: string, change: string): Promise<void> {
+    await s.query('INSERT INTO domicile_directory_log (tenant_id, change) VALUES ($1, $2)', [id, change])
+    await s.query('SELECT pg_notify($1, $2)', [DIRECTORY_CHANNEL, id])
+  }
+
+  async #tx<T>(fn: (s: StoreSession) => Promise<T>): Promise<T> {
+    return this.#store.withSession(async (s) => {
+      await s.exec('BEGIN')
+      try {
+        const r = await fn(s)
+        await s.exec('COMMIT')
+        return r
+      } catch (e) {
+        await s.exec('ROLLBACK').catch(() => undefined)
+        throw e
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer)
+    await this.#unlisten?.().catch(() => undefined)
+  }
+}

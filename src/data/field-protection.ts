@@ -1,0 +1,12 @@
+/**
+ * What the repository needs from field-level encryption, as a seam: seal a value for a cell,
+ * compute a blind index for equality search, and wrap stored ciphertext as a sealed value.
+ * Implemented by fields/field-encryptor.ts; one instance per tenant transaction.
+ */
+import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
+
+export interface FieldProtection {
+  seal(table: ResolvedTable, column: ResolvedColumn, rowKey: string, value: unknown): Promise<Uint8Array>
+  index(table: ResolvedTable, column: ResolvedColumn, value: unknown): Promise<Uint8Array>
+  wrap(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown
+}

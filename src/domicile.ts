@@ -1,0 +1,140 @@
+/**
+ * The Domicile instance: the one data layer. `withTenant` resolves tenant -> region -> store,
+ * opens a tenant transaction and hands out a scope. Everything reaches storage through here.
+ * Built from ready parts by `createDomicile` (src/index.ts), which does the wiring of defaults.
+ */
+import type { AuditSink } from './audit/audit-sink.js'
+import { DomicileError } from './errors.js'
+import { assertTenantId, type KeyBinding, type TenantDirectory, type TenantRecord } from './control-plane/tenant-directory.js'
+import { Scope, type TenantScope } from './data/tenant-scope.js'
+import type { RegionRouter } from './regions/router.js'
+import type { StoreDriver } from './regions/store-driver.js'
+import { migrateAll, type MigrateResult } from './schema/migrate.js'
+import type { Schema } from './schema/define-schema.js'
+import type { ScopeFieldsFactory } from './fields/scope-fields-factory.js'
+import type { KeyAdmin } from './keys/key-admin.js'
+
+export interface DomicileParts {
+  readonly schema: Schema
+  readonly router: RegionRouter
+  readonly controlPlane: StoreDriver
+  readonly directory: TenantDirectory
+  /** Field encryption for tenant scopes; absent = no key custody configured. */
+  readonly fields?: ScopeFieldsFactory
+  /** Key provisioning and the kill switch. */
+  readonly keys?: KeyAdmin
+  readonly audit?: AuditSink
+  /** Region metadata for listings and reports. */
+  readonly regionInfo?: Readonly<Record<string, { driver: string; jurisdiction?: string }>>
+}
+
+export interface AddTenantOptions {
+  readonly region: string
+  readonly key?: KeyBinding | null
+  readonly cacheTtlMs?: number | null
+}
+
+export class Domicile {
+  readonly schema: Schema
+  readonly #p: DomicileParts
+  #closed = false
+
+  constructor(parts: DomicileParts) {
+    this.#p = parts
+    this.schema = parts.schema
+  }
+
+  /** Internal parts, for the CLI, operations and tests in this package. Not part of the public API. */
+  get internals(): DomicileParts {
+    return this.#p
+  }
+
+  get regions(): readonly string[] {
+    return this.#p.router.regionNames
+  }
+
+  get directory(): TenantDirectory {
+    return this.#p.directory
+  }
+
+  get keys(): KeyAdmin {
+    if (!this.#p.keys) throw new DomicileError('ERR_KEY_PROVIDER_UNKNOWN', 'No key providers are configured for this instance.')
+    return this.#p.keys
+  }
+
+  /**
+   * Runs `fn` in a transaction on the tenant's home region with row-level security bound to the
+   * tenant. Fails closed: unknown tenant, suspended tenant, unknown or unreachable region.
+   *
+   * @example
+   * ```ts
+   * const row = await domicile.withTenant('acme', (scope) => scope.table('customers').get('c1'))
+   * ```
+   */
+  async withTenant<T>(tenantId: string, fn: (scope: TenantScope) => Promise<T>): Promise<T> {
+    this.#assertOpen()
+    const tenant = await this.#p.directory.get(tenantId)
+    /* Precondition: only active tenants are served. */
+    if (tenant.status !== 'active') {
+      throw new DomicileError('ERR_TENANT_SUSPENDED', `Tenant "${tenantId}" is ${tenant.status}; requests are refused until it is active again.`)
+    }
+    return this.#p.router.withTenantTransaction(tenant.id, tenant.region, async (tx) => {
+      const fields = this.#p.fields?.forTransaction(tenant, tx)
+      return fn(new Scope(tx, this.#p.schema, fields))
+    })
+  }
+
+  /** Adds a tenant to the directory, pinned to a configured region. */
+  async addTenant(id: string, opts: AddTenantOptions): Promise<TenantRecord> {
+    this.#assertOpen()
+    assertTenantId(id)
+    if (!this.#p.router.regionNames.includes(opts.region)) {
+      throw new DomicileError('ERR_REGION_UNKNOWN', `Region "${opts.region}" is not configured (configured: ${this.#p.router.regionNames.join(', ')}).`)
+    }
+    const rec = await this.#p.directory.add({ id, region: opts.region, key: opts.key ?? null, ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}) })
+    await this.#p.directory.audit({ tenantId: id, type: 'tenant.add', outcome: 'ok', detail: { region: opts.region, custody: opts.key?.custody ?? 'none' } }).catch(() => undefined)
+    return rec
+  }
+
+  async getTenant(id: string): Promise<TenantRecord> {
+    return this.#p.directory.get(id)
+  }
+
+  async listTenants(): Promise<TenantRecord[]> {
+    return this.#p.directory.list()
+  }
+
+  async setTenantStatus(id: string, status: 'active' | 'suspended'): Promise<TenantRecord> {
+    return this.#p.directory.update(id, { status }, `status:${status}`)
+  }
+
+  /** Applies internal tables, the schema and RLS to the control plane and every region. */
+  async migrate(): Promise<MigrateResult[]> {
+    this.#assertOpen()
+    return migrateAll({ controlPlane: this.#p.controlPlane, router: this.#p.router, schema: this.#p.schema })
+  }
+
+  /** Each configured region, its driver and whether it answers with the right stamp. */
+  async listRegions(): Promise<Array<{ name: string; driver: string; jurisdiction?: string; reachable: boolean; code?: string }>> {
+    const out = []
+    for (const name of this.#p.router.regionNames) {
+      const info = this.#p.regionInfo?.[name]
+      const p = await this.#p.router.probe(name)
+      out.push({ name, driver: info?.driver ?? this.#p.router.driverKind(name), ...(info?.jurisdiction ? { jurisdiction: info.jurisdiction } : {}), ...p })
+    }
+    return out
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new DomicileError('ERR_CLOSED', 'This Domicile instance was closed.')
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#p.keys?.close().catch(() => undefined)
+    await this.#p.directory.close()
+    await this.#p.router.close()
+    await this.#p.controlPlane.close().catch(() => undefined)
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Store on a PostgreSQL server (or any Postgres-wire engine) through `pg`, imported lazily.
+ * Connecting is bounded by `connectTimeoutMs`; a lost connection fails closed with
+ * ERR_REGION_UNAVAILABLE and the broken client is discarded, not returned to the pool.
+ */
+import { DomicileError } from '../../errors.js'
+import type { StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
+import { isConnectionLoss, mapStoreError, regionUnavailable } from './store-errors.js'
+
+/** The subset of `pg` used here. */
+interface PgClientLike {
+  query(sql: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>
+  on(event: 'notification', cb: (msg: { channel: string; payload?: string }) => void): void
+  on(event: 'error', cb: (e: Error) => void): void
+  connect(): Promise<void>
+  end(): Promise<void>
+}
+interface PgPoolClientLike extends PgClientLike {
+  release(destroy?: boolean | Error): void
+}
+interface PgPoolLike {
+  connect(): Promise<PgPoolClientLike>
+  end(): Promise<void>
+  on(event: 'error', cb: (e: Error) => void): void
+}
+interface PgModuleLike {
+  Pool: new (cfg: Record<string, unknown>) => PgPoolLike
+  Client: new (cfg: Record<string, unknown>) => PgClientLike
+}
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/db */
+  readonly url: string
+  readonly name?: string
+  /** Bound on connecting (ms). Default 2000. */
+  readonly connectTimeoutMs?: number
+  /** Pool size. Default 10. */
+  readonly poolSize?: number
+}
+
+export function createPostgresDriver(opts: PostgresStoreOptions): StoreDriver {
+  return new PostgresDriver(opts)
+}
+
+/** host:port/db of a URL, without credentials. */
+export function describePostgresUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.hostname}:${u.port || '5432'}${u.pathname}`
+  } catch {
+    return 'postgres (unparseable URL)'
+  }
+}
+
+class PostgresDriver implements StoreDriver {
+  readonly kind = 'postgres' as const
+  readonly description: string
+  readonly #opts: PostgresStoreOptions
+  #pg: PgModuleLike | undefined
+  #pool: PgPoolLike | undefined
+  #closed = false
+  readonly #listeners = new Set<PgClientLike>()
+
+  constructor(opts: PostgresStoreOptions) {
+    this.#opts = opts
+    this.description = describePostgresUrl(opts.url)
+  }
+
+  get #name(): string {
+    return this.#opts.name ?? this.description
+  }
+
+  async #module(): Promise<PgModuleLike> {
+    if (!this.#pg) {
+      const mod = (await import('pg')) as unknown as { default?: PgModuleLike } & PgModuleLike
+      this.#pg = mod.default ?? mod
+    }
+    return this.#pg
+  }
+
+  async #getPool(): Promise<PgPoolLike> {
+    if (this.#closed) throw new DomicileError('ERR_CLOSED', 'This store was closed. Create a new Domicile instance.')
+    if (!this.#pool) {
+      const pg = await this.#module()
+      const pool = new pg.Pool({
+        connectionString: this.#opts.url,
+        connectionTimeoutMillis: this.#opts.connectTimeoutMs ?? 2000,
+        max: this.#opts.poolSize ?? 10,
+        idleTimeoutMillis: 30_000,
+      })
+      // An idle client losing its server must not crash the process; the next use fails closed.
+      pool.on('error', () => {})
+      this.#pool = pool
+    }
+    return this.#pool
+  }
+
+  async init(): Promise<void> {
+    await this.withSession(async (s) => {
+      await s.query('select 1')
+    })
+  }
+
+  async withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T> {
+    const pool = await this.#getPool()
+    let client: PgPoolClientLike
+    try {
+      client = await pool.connect()
+    } catch {
+      throw regionUnavailable(this.#name, this.description)
+    }
+    let broken = false
+    client.on('error', () => {
+      broken = true
+    })
+    const session: StoreSession = {
+      query: async <R>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>> => {
+        try {
+          const r = await client.query(sql, params as unknown[] | undefined)
+          return { rows: r.rows as R[], rowCount: r.rowCount ?? r.rows.length }
+        } catch (e) {
+          if (isConnectionLoss(e)) broken = true
+          throw mapStoreError(e, this.#name, this.description)
+        }
+      },
+      exec: async (sql: string): Promise<Record<string, unknown>[]> => {
+        try {
+          const r = (await client.query(sql)) as unknown
+          const last = Array.isArray(r) ? r.at(-1) : r
+          return ((last as { rows?: Record<string, unknown>[] } | undefined)?.rows) ?? []
+        } catch (e) {
+          if (isConnectionLoss(e)) broken = true
+          throw mapStoreError(e, this.#name, this.description)
+        }
+      },
+    }
+    try {
+      return await fn(session)
+    } finally {
+      client.release(broken ? true : undefined)
+    }
+  }
+
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new DomicileError('ERR_INPUT_INVALID', 'Channel names are lower-case identifiers.')
+    const pg = await this.#module()
+    const client = new pg.Client({ connectionString: this.#opts.url, connectionTimeoutMillis: this.#opts.connectTimeoutMs ?? 2000 })
+    client.on('error', () => {
+      this.#listeners.delete(client)
+    })
+    try {
+      await client.connect()
+    } catch {
+      throw regionUnavailable(this.#name, this.description)
+    }
+    client.on('notification', (msg) => {
+      if (msg.channel === channel) onPayload(msg.payload ?? '')
+    })
+    await client.query(`LISTEN ${channel}`)
+    this.#listeners.add(client)
+    return async () => {
+      this.#listeners.delete(client)
+      await client.end().catch(() => undefined)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const c of this.#listeners) await c.end().catch(() => undefined)
+    this.#listeners.clear()
+    await this.#pool?.end().catch(() => undefined)
+  }
+}

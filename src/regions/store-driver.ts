@@ -1,0 +1,47 @@
+/**
+ * The store-driver seam: one region's (or the control plane's) PostgreSQL-speaking store.
+ *
+ * A driver does little: connect with a bounded timeout, lend an exclusive session, listen for
+ * notifications, close. Transactions, tenant context, RLS role and the region stamp are handled
+ * once, above the driver, by the router (router.ts). Store handles are private to the router.
+ */
+export type StoreDriverKind = 'pglite' | 'postgres'
+
+export interface StoreQueryResult<R> {
+  readonly rows: R[]
+  readonly rowCount: number
+}
+
+/** One exclusive connection. Not shared between concurrent callers. */
+export interface StoreSession {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>>
+  /**
+   * Several statements without parameters, in one round trip where the engine allows it.
+   * Returns the rows of the last statement.
+   */
+  exec(sql: string): Promise<Record<string, unknown>[]>
+}
+
+export interface StoreDriver {
+  readonly kind: StoreDriverKind
+  /** A safe description for messages (host:port/db or "embedded"); never credentials. */
+  readonly description: string
+  /** Connects (once; later calls reuse). Fails with ERR_REGION_UNAVAILABLE within the connect timeout. */
+  init(): Promise<void>
+  /** Runs fn on an exclusive session. Connection loss maps to ERR_REGION_UNAVAILABLE. */
+  withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T>
+  /** Subscribes to NOTIFY on a channel. Returns an unsubscribe function. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
+  close(): Promise<void>
+}
+
+/** Driver options common to all engines. */
+export interface StoreDriverOptions {
+  /** Bound on connecting (ms). Default 2000. */
+  readonly connectTimeoutMs?: number
+  /** Maps an engine error to a DomicileError when it means the store is gone. */
+  readonly name?: string
+}
+
+/** Accept a ready driver or a lazy factory (kysely's pattern). */
+export type StoreDriverInput = StoreDriver | (() => StoreDriver | Promise<StoreDriver>)

@@ -1,0 +1,125 @@
+/**
+ * DDL for the application's tables and Domicile's internal tables, with row-level security.
+ * Every statement is idempotent (IF NOT EXISTS / ADD COLUMN IF NOT EXISTS / policies replaced), so
+ * `migrate` can run any number of times and brings a new region up.
+ */
+import type { ColumnType, ResolvedTable, Schema } from './define-schema.js'
+
+/** The role a tenant scope runs as: no BYPASSRLS, no superuser, no ownership of tables. */
+export const APP_ROLE = 'domicile_app'
+/** The transaction-local setting RLS policies compare `tenant_id` with. */
+export const TENANT_SETTING = 'domicile.tenant_id'
+
+export const q = (ident: string): string => `"${ident.replace(/"/g, '""')}"`
+
+const SQL_TYPES: Record<ColumnType, string> = {
+  text: 'text', integer: 'integer', bigint: 'bigint', boolean: 'boolean', numeric: 'numeric',
+  timestamptz: 'timestamptz', jsonb: 'jsonb', uuid: 'uuid', bytea: 'bytea',
+}
+
+const createRole = `DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${APP_ROLE}') THEN
+    CREATE ROLE ${APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+END $$;`
+
+function tenantPolicy(table: string, extra = ''): string[] {
+  const t = q(table)
+  return [
+    `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`,
+    // FORCE: the policy applies even to the table owner.
+    `ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`,
+    `DROP POLICY IF EXISTS domicile_tenant_isolation ON ${t}`,
+    `CREATE POLICY domicile_tenant_isolation ON ${t} USING (tenant_id = current_setting('${TENANT_SETTING}', true)) WITH CHECK (tenant_id = current_setting('${TENANT_SETTING}', true))${extra}`,
+  ]
+}
+
+/** Statements for one application table in a region store (or the control plane for globals). */
+export function tableDdl(t: ResolvedTable, target: 'region' | 'control-plane'): string[] {
+  const name = q(t.name)
+  const cols: string[] = []
+  if (t.scope === 'tenant') cols.push('tenant_id text NOT NULL')
+  for (const c of t.columns.values()) {
+    const type = c.sensitive ? 'bytea' : SQL_TYPES[c.type]
+    cols.push(`${q(c.name)} ${type}${c.name === t.primaryKey ? ' NOT NULL' : ''}`)
+    if (c.indexColumn) cols.push(`${q(c.indexColumn)} bytea`)
+  }
+  const pk = t.scope === 'tenant' ? `PRIMARY KEY (tenant_id, ${q(t.primaryKey)})` : `PRIMARY KEY (${q(t.primaryKey)})`
+  const out = [`CREATE TABLE IF NOT EXISTS ${name} (${cols.join(', ')}, ${pk})`]
+  // Columns added to the schema later arrive through ADD COLUMN IF NOT EXISTS.
+  for (const c of t.columns.values()) {
+    if (c.name === t.primaryKey) continue
+    out.push(`ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.sensitive ? 'bytea' : SQL_TYPES[c.type]}`)
+    if (c.indexColumn) {
+      out.push(`ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${q(c.indexColumn)} bytea`)
+      out.push(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${c.indexColumn}`)} ON ${name} (${t.scope === 'tenant' ? 'tenant_id, ' : ''}${q(c.indexColumn)})`)
+    }
+  }
+  for (const ix of t.indexes) {
+    out.push(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${ix}_idx`)} ON ${name} (${t.scope === 'tenant' ? 'tenant_id, ' : ''}${q(ix)})`)
+  }
+  if (t.scope === 'tenant') {
+    out.push(...tenantPolicy(t.name))
+    out.push(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${name} TO ${APP_ROLE}`)
+  } else if (target === 'region') {
+    // Replicas of reference data are read-only for tenant scopes.
+    out.push(`GRANT SELECT ON ${name} TO ${APP_ROLE}`)
+  }
+  return out
+}
+
+/** Domicile's own tables in every region store. */
+export function regionInternalDdl(): string[] {
+  return [
+    createRole,
+    `CREATE TABLE IF NOT EXISTS domicile_stamp (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), kind text NOT NULL, region text NOT NULL, stamped_at timestamptz NOT NULL DEFAULT now())`,
+    `GRANT SELECT ON domicile_stamp TO ${APP_ROLE}`,
+    `CREATE TABLE IF NOT EXISTS domicile_data_keys (
+      tenant_id text NOT NULL, purpose text NOT NULL CHECK (purpose IN ('data','index')), key_number integer NOT NULL,
+      wrapped bytea NOT NULL, provider text NOT NULL, key_id text NOT NULL,
+      status text NOT NULL DEFAULT 'active' CHECK (status IN ('active','retired')),
+      encryptions_reserved bigint NOT NULL DEFAULT 0, max_encryptions bigint NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (tenant_id, purpose, key_number),
+      CHECK (encryptions_reserved <= max_encryptions))`,
+    ...tenantPolicy('domicile_data_keys'),
+    `GRANT SELECT, INSERT, UPDATE ON domicile_data_keys TO ${APP_ROLE}`,
+    `CREATE TABLE IF NOT EXISTS domicile_audit (
+      id bigserial PRIMARY KEY, tenant_id text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+      type text NOT NULL, outcome text NOT NULL, actor text, detail jsonb NOT NULL DEFAULT '{}'::jsonb)`,
+    `CREATE INDEX IF NOT EXISTS domicile_audit_tenant_idx ON domicile_audit (tenant_id, id)`,
+    ...tenantPolicy('domicile_audit'),
+    // Append-only for tenant scopes: no UPDATE, no DELETE.
+    `GRANT SELECT, INSERT ON domicile_audit TO ${APP_ROLE}`,
+    `GRANT USAGE ON SEQUENCE domicile_audit_id_seq TO ${APP_ROLE}`,
+  ]
+}
+
+/** Domicile's own tables in the control plane. Non-personal metadata only. */
+export function controlPlaneInternalDdl(): string[] {
+  return [
+    createRole,
+    `CREATE TABLE IF NOT EXISTS domicile_stamp (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), kind text NOT NULL, region text NOT NULL, stamped_at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE TABLE IF NOT EXISTS domicile_tenants (
+      id text PRIMARY KEY, region text NOT NULL,
+      status text NOT NULL CHECK (status IN ('active','suspended','moving')),
+      custody text CHECK (custody IN ('kms','byok','hyok')), provider text, key_id text,
+      key_state text NOT NULL DEFAULT 'none' CHECK (key_state IN ('none','enabled','revoked','pending-import')),
+      cache_ttl_ms integer CHECK (cache_ttl_ms IS NULL OR cache_ttl_ms >= 0),
+      version bigint NOT NULL DEFAULT 1,
+      created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE TABLE IF NOT EXISTS domicile_directory_log (seq bigserial PRIMARY KEY, tenant_id text NOT NULL, change text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE TABLE IF NOT EXISTS domicile_control_audit (
+      id bigserial PRIMARY KEY, tenant_id text, at timestamptz NOT NULL DEFAULT now(),
+      type text NOT NULL, outcome text NOT NULL, actor text, detail jsonb NOT NULL DEFAULT '{}'::jsonb)`,
+  ]
+}
+
+export function schemaDdl(schema: Schema, target: 'region' | 'control-plane'): string[] {
+  const out: string[] = []
+  for (const t of schema.tables.values()) {
+    if (target === 'control-plane' && t.scope !== 'global') continue
+    out.push(...tableDdl(t, target))
+  }
+  return out
+}
