@@ -31,6 +31,8 @@ export interface DomicileParts {
 export interface AddTenantOptions {
   readonly region: string
   readonly key?: KeyBinding | null
+  /** Initial key state; 'pending-import' for a BYOK key awaiting the customer's material. */
+  readonly keyState?: 'enabled' | 'pending-import'
   readonly cacheTtlMs?: number | null
 }
 
@@ -91,7 +93,11 @@ export class Domicile {
     if (!this.#p.router.regionNames.includes(opts.region)) {
       throw new DomicileError('ERR_REGION_UNKNOWN', `Region "${opts.region}" is not configured (configured: ${this.#p.router.regionNames.join(', ')}).`)
     }
-    const rec = await this.#p.directory.add({ id, region: opts.region, key: opts.key ?? null, ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}) })
+    const rec = await this.#p.directory.add({
+      id, region: opts.region, key: opts.key ?? null,
+      ...(opts.key && opts.keyState ? { keyState: opts.keyState } : {}),
+      ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}),
+    })
     await this.#p.directory.audit({ tenantId: id, type: 'tenant.add', outcome: 'ok', detail: { region: opts.region, custody: opts.key?.custody ?? 'none' } }).catch(() => undefined)
     return rec
   }

@@ -177,7 +177,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     return r.rows[0] ? this.#toPublic(r.rows[0]) : undefined
   }
 
-  async #where(where: Row, params: unknown[]): Promise<string[]> {
+  async #where(where: Row, params: unknown[], blind: Array<[ResolvedColumn, unknown]>): Promise<string[]> {
     const clauses = ['tenant_id = $1']
     for (const [name, v] of Object.entries(where)) {
       if (name.endsWith(BLIND_INDEX_SUFFIX)) throw unknownColumn(this.#t, name)
@@ -197,6 +197,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
         }
         params.push(await this.#needFields().index(this.#t, col, v))
         clauses.push(`${q(col.indexColumn)} = $${params.length}`)
+        blind.push([col, v])
         continue
       }
       if (v === null || v === undefined) {
@@ -216,11 +217,26 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     if (typeof where !== 'object' || where === null) throw new DomicileError('ERR_INPUT_INVALID', `find on ${this.#t.name}: expected an object of column -> value.`)
     const limit = clampLimit(opts.limit ?? 1000)
     const params: unknown[] = [this.#tx.tenantId]
-    const clauses = await this.#where(where as Row, params)
+    const blind: Array<[ResolvedColumn, unknown]> = []
+    const clauses = await this.#where(where as Row, params, blind)
     params.push(limit)
     const r = await this.#tx.session.query<Row>(
       `SELECT ${this.#selectList} FROM ${q(this.#t.name)} WHERE ${clauses.join(' AND ')} ORDER BY ${q(this.#t.primaryKey)} LIMIT $${params.length}`, params)
-    return r.rows.map((row) => this.#toPublic(row))
+    let rows = r.rows
+    if (blind.length > 0) {
+      // Blind indexes are short on purpose, so unequal values can collide: drop those candidates.
+      const fields = this.#needFields()
+      const keep: Row[] = []
+      for (const row of rows) {
+        let ok = true
+        for (const [col, v] of blind) {
+          if (!(await fields.matches(this.#t, col, String(row[this.#t.primaryKey]), row[col.name] as Uint8Array, v))) ok = false
+        }
+        if (ok) keep.push(row)
+      }
+      rows = keep
+    }
+    return rows.map((row) => this.#toPublic(row))
   }
 
   async update(id: string | number, patch: Partial<R>): Promise<R | undefined> {

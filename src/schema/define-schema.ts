@@ -29,7 +29,7 @@ export interface SensitiveOptions {
   readonly searchable?: boolean
   /** Applied before the blind index is computed (not to the stored value). */
   readonly normalize?: readonly Normalization[]
-  /** Blind index length in bytes (4..32). Default 16. */
+  /** Blind index length in bytes (4..32). Default 4: short enough that values collide in large tables (less for an observer to learn); false positives are filtered out by opening the candidates. */
   readonly indexBytes?: number
   /** Expected rows per tenant, used only to warn about index length. Default 100000. */
   readonly expectedRows?: number
@@ -103,7 +103,7 @@ export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema
         /* Precondition: global tables hold no personal data, so no sensitive columns. */
         if (def.scope === 'global') throw invalid(`${cpath}.sensitive`, 'a global table is replicated reference data and cannot hold sensitive columns; move the column to a tenant-scoped table')
         const o: SensitiveOptions = c.sensitive === true ? {} : c.sensitive
-        const indexBytes = o.indexBytes ?? 16
+        const indexBytes = o.indexBytes ?? 4
         if (!Number.isInteger(indexBytes) || indexBytes < 4 || indexBytes > 32) throw invalid(`${cpath}.sensitive.indexBytes`, 'expected an integer from 4 to 32')
         const normalize = o.normalize ?? []
         for (const n of normalize) if (!['trim', 'lower', 'nfkc'].includes(n)) throw invalid(`${cpath}.sensitive.normalize`, 'expected a list of "trim" | "lower" | "nfkc"')

@@ -1,0 +1,230 @@
+/**
+ * Field-level encryption for one tenant transaction: seals sensitive values under the tenant's
+ * current data key (AES-256-GCM, AAD = format version, key number, tenant, table, column, row
+ * key), computes blind indexes under per-column keys derived from the tenant's index root key,
+ * wraps stored ciphertext as SealedValues, and reveals them deliberately: every reveal writes an
+ * audit record (tenant, table, column, row key, purpose, actor; never plaintext) in the tenant's
+ * region, and that record survives a rollback of the scope.
+ */
+import { DomicileError, isDomicileError } from '../errors.js'
+import type { TenantRecord } from '../control-plane/tenant-directory.js'
+import type { FieldProtection } from '../data/field-protection.js'
+import type { Row } from '../data/repository.js'
+import type { RevealOptions, Revealer } from '../data/tenant-scope.js'
+import type { TenantKeys } from '../keys/keyring.js'
+import type { Keyring } from '../keys/keyring.js'
+import type { TenantTransaction } from '../regions/router.js'
+import type { StoreSession } from '../regions/store-driver.js'
+import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
+import { tenantTransactionPrelude } from '../regions/router.js'
+import { blindIndex, deriveColumnIndexKey, normalizeForIndex } from './blind-index.js'
+import { prepareColumn, readKeyNumber, type FieldPlain, type PreparedColumn } from './field-codec.js'
+import type { ScopeFieldsFactory } from './scope-fields-factory.js'
+import { SealedValue, isSealedValue, sealedBytes, sealedLocation } from './sealed-value.js'
+
+const MAX_PURPOSE = 200
+const PREPARED_MAX = 10_000
+/** Prepared AAD prefixes per tenant/table/column (no key material), shared across transactions. */
+const prepared = new Map<string, PreparedColumn>()
+
+function preparedFor(tenantId: string, table: string, column: string): PreparedColumn {
+  const id = `${tenantId}\u0000${table}\u0000${column}`
+  let p = prepared.get(id)
+  if (!p) {
+    if (prepared.size >= PREPARED_MAX) prepared.clear()
+    p = prepareColumn({ tenantId, table, column })
+    prepared.set(id, p)
+  }
+  return p
+}
+
+function checkPlain(table: ResolvedTable, col: ResolvedColumn, v: unknown): FieldPlain {
+  const bad = (expected: string) => new DomicileError('ERR_INPUT_INVALID', `${table.name}.${col.name}: expected ${expected}.`, { path: `${table.name}.${col.name}` })
+  switch (col.type) {
+    case 'text':
+    case 'uuid':
+      if (typeof v !== 'string') throw bad('a string')
+      return v
+    case 'bytea':
+      if (!(v instanceof Uint8Array)) throw bad('a Uint8Array')
+      return v
+    case 'integer':
+    case 'bigint':
+    case 'numeric':
+      if (typeof v !== 'number' && typeof v !== 'string') throw bad('a number or digit string')
+      return v
+    case 'boolean':
+      if (typeof v !== 'boolean') throw bad('a boolean')
+      return v
+    case 'timestamptz':
+      if (v instanceof Date) return v.toISOString()
+      if (typeof v !== 'string') throw bad('a Date or ISO string')
+      return v
+    default:
+      return v as FieldPlain
+  }
+}
+
+function indexInput(v: unknown): string | Uint8Array {
+  if (typeof v === 'string' || v instanceof Uint8Array) return v
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v)
+  if (v instanceof Date) return v.toISOString()
+  throw new DomicileError('ERR_QUERY_UNSUPPORTED', 'Equality search on a sensitive column takes a plain value (string, number, boolean, bytes).')
+}
+
+interface AuditRow {
+  type: string
+  outcome: string
+  actor: string | null
+  code?: string
+  detail: Record<string, string | number>
+}
+
+export class FieldEncryptor implements FieldProtection, Revealer {
+  readonly #tenant: TenantRecord
+  readonly #tx: TenantTransaction
+  readonly #keys: TenantKeys
+  readonly #colKeys = new Map<string, Uint8Array>()
+  #pendingAudit: AuditRow[] | undefined
+
+  constructor(tenant: TenantRecord, tx: TenantTransaction, keys: TenantKeys) {
+    this.#tenant = tenant
+    this.#tx = tx
+    this.#keys = keys
+  }
+
+  async seal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, value: unknown): Promise<Uint8Array> {
+    const plain = checkPlain(table, col, value)
+    const { keyNumber, key } = await this.#keys.encryptionKey()
+    return preparedFor(this.#tenant.id, table.name, col.name).seal(key, keyNumber, rowKey, plain)
+  }
+
+  async index(table: ResolvedTable, col: ResolvedColumn, value: unknown): Promise<Uint8Array> {
+    if (!col.sensitive || !col.sensitive.searchable) throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${table.name}.${col.name} is not searchable.`)
+    let ck = this.#colKeys.get(`${table.name}.${col.name}`)
+    if (!ck) {
+      const root = await this.#keys.indexRootKey()
+      ck = deriveColumnIndexKey(root, { tenantId: this.#tenant.id, table: table.name, column: col.name })
+      this.#colKeys.set(`${table.name}.${col.name}`, ck)
+      this.#tx.onRollback(() => {
+        ck!.fill(0)
+      })
+    }
+    return blindIndex(ck, indexInput(value), { normalize: col.sensitive.normalize, bytes: col.sensitive.indexBytes })
+  }
+
+  wrap(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown {
+    return new SealedValue(stored, { tenantId: this.#tenant.id, table: table.name, column: col.name, rowKey })
+  }
+
+  /** Opens a stored value without revealing it to the caller (blind-index false-positive filter). */
+  async matches(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): Promise<boolean> {
+    const n = readKeyNumber(stored)
+    const key = await this.#keys.dataKey(n)
+    const plain = preparedFor(this.#tenant.id, table.name, col.name).open(key, rowKey, stored)
+    const norm = col.sensitive ? col.sensitive.normalize : []
+    const a = indexInput(plain)
+    const b = indexInput(value)
+    if (typeof a === 'string' && typeof b === 'string') return normalizeForIndex(a, norm) === normalizeForIndex(b, norm)
+    return Buffer.from(a).equals(Buffer.from(b))
+  }
+
+  async reveal(value: unknown, opts: RevealOptions): Promise<unknown> {
+    const [row] = await this.#revealMany([value], opts)
+    return row
+  }
+
+  async revealRows<R extends Row>(rows: readonly R[], opts: RevealOptions & { columns?: readonly string[] }): Promise<R[]> {
+    const cells: Array<[number, string]> = []
+    const values: unknown[] = []
+    rows.forEach((row, i) => {
+      for (const [k, v] of Object.entries(row)) {
+        if (!isSealedValue(v)) continue
+        if (opts.columns && !opts.columns.includes(k)) continue
+        cells.push([i, k])
+        values.push(v)
+      }
+    })
+    const opened = await this.#revealMany(values, opts)
+    const out = rows.map((r) => ({ ...r }) as Row)
+    cells.forEach(([i, k], j) => {
+      out[i]![k] = opened[j]
+    })
+    return out as R[]
+  }
+
+  async #revealMany(values: readonly unknown[], opts: RevealOptions): Promise<unknown[]> {
+    /* Precondition: a reveal states its purpose. */
+    if (typeof opts?.purpose !== 'string' || opts.purpose.trim() === '' || opts.purpose.length > MAX_PURPOSE) {
+      throw new DomicileError('ERR_INPUT_INVALID', `reveal needs { purpose } (1-${MAX_PURPOSE} characters): why the plaintext is needed. It is recorded in the audit log.`)
+    }
+    if (opts.actor !== undefined && (typeof opts.actor !== 'string' || opts.actor.length > MAX_PURPOSE)) {
+      throw new DomicileError('ERR_INPUT_INVALID', `reveal: actor must be a string of at most ${MAX_PURPOSE} characters.`)
+    }
+    const audit: AuditRow[] = []
+    const out: unknown[] = []
+    let failure: unknown
+    try {
+      for (const v of values) {
+        /* Precondition: only sealed values of this tenant are revealed in its scope. */
+        if (!isSealedValue(v)) throw new DomicileError('ERR_INPUT_INVALID', 'reveal takes a sealed value read in this scope (a sensitive field of a row).')
+        const loc = sealedLocation(v)
+        if (loc.tenantId !== this.#tenant.id) throw new DomicileError('ERR_INPUT_INVALID', 'This sealed value belongs to another tenant; reveal it in that tenant\'s scope.')
+        const detail = { table: loc.table, column: loc.column, rowKey: String(loc.rowKey), purpose: opts.purpose }
+        try {
+          const bytes = sealedBytes(v)
+          const key = await this.#keys.dataKey(readKeyNumber(bytes))
+          out.push(preparedFor(loc.tenantId, loc.table, loc.column).open(key, loc.rowKey, bytes))
+          audit.push({ type: 'field.reveal', outcome: 'ok', actor: opts.actor ?? null, detail })
+        } catch (e) {
+          audit.push({ type: 'field.reveal', outcome: 'denied', actor: opts.actor ?? null, code: isDomicileError(e) ? e.code : 'ERR_UNKNOWN', detail })
+          throw e
+        }
+      }
+    } catch (e) {
+      failure = e
+    }
+    if (audit.length > 0) await this.#record(audit)
+    if (failure !== undefined) throw failure
+    return out
+  }
+
+  /** Writes audit rows in the transaction; re-writes them after a rollback so they survive it. */
+  async #record(rows: AuditRow[]): Promise<void> {
+    await insertAudit(this.#tx.session, this.#tenant.id, rows)
+    if (!this.#pendingAudit) {
+      this.#pendingAudit = []
+      const pending = this.#pendingAudit
+      this.#tx.onRollback(async (s) => {
+        await s.exec(tenantTransactionPrelude(this.#tenant.id))
+        try {
+          await insertAudit(s, this.#tenant.id, pending.map((r) => ({ ...r, detail: { ...r.detail, rolledBack: 1 } })))
+          await s.exec('COMMIT')
+        } catch {
+          await s.exec('ROLLBACK').catch(() => undefined)
+        }
+      })
+    }
+    this.#pendingAudit.push(...rows)
+  }
+}
+
+async function insertAudit(s: StoreSession, tenantId: string, rows: readonly AuditRow[]): Promise<void> {
+  const params: unknown[] = [tenantId]
+  const values = rows.map((r) => {
+    params.push(r.type, r.outcome, r.actor, JSON.stringify(r.code ? { ...r.detail, code: r.code } : r.detail))
+    const n = params.length
+    return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::jsonb)`
+  })
+  await s.query(`INSERT INTO domicile_audit (tenant_id, type, outcome, actor, detail) VALUES ${values.join(', ')}`, params)
+}
+
+/** Builds a FieldEncryptor per tenant transaction, for tenants with a key binding. */
+export function fieldEncryption(keyring: Keyring): ScopeFieldsFactory {
+  return {
+    forTransaction(tenant: TenantRecord, tx: TenantTransaction) {
+      if (!tenant.key) return undefined
+      return new FieldEncryptor(tenant, tx, keyring.forTransaction(tenant, tx))
+    },
+  }
+}
