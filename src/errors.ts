@@ -29,6 +29,7 @@ export type DomicileErrorCode =
   | 'ERR_REGION_MISMATCH'
   | 'ERR_ROW_NOT_FOUND'
   | 'ERR_CONFLICT'
+  | 'ERR_QUERY_FAILED'
   // keys
   | 'ERR_KEY_NOT_FOUND'
   | 'ERR_KEY_REVOKED'

@@ -39,5 +39,9 @@ export function mapStoreError(e: unknown, name: string, description: string): un
   if (sqlState === '42501') {
     return new DomicileError('ERR_INPUT_INVALID', 'The statement was refused by the tenant isolation policy: a row must belong to the tenant of the scope.')
   }
-  return e
+  // Engine messages can quote values (e.g. invalid input syntax for type integer: "…"), so only
+  // class 42 (syntax, undefined objects: identifiers, never parameters) keeps its text.
+  const engineMessage = typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : ''
+  const safe = sqlState?.startsWith('42') && engineMessage ? `: ${engineMessage}` : ''
+  return new DomicileError('ERR_QUERY_FAILED', `The statement failed (SQLSTATE ${sqlState ?? 'unknown'})${safe}. The transaction is rolled back.`)
 }
