@@ -20,6 +20,7 @@
  * ```
  */
 import { DomicileError } from '../errors.js'
+import { assessIndexLength } from '../fields/blind-index.js'
 
 export type ColumnType = 'text' | 'integer' | 'bigint' | 'boolean' | 'numeric' | 'timestamptz' | 'jsonb' | 'uuid' | 'bytea'
 export type Normalization = 'trim' | 'lower' | 'nfkc'
@@ -68,8 +69,16 @@ export interface ResolvedTable {
   readonly indexes: readonly string[]
 }
 
+/** Advice about a valid schema, e.g. a blind index length that leaks or collides too much. */
+export interface SchemaWarning {
+  readonly path: string
+  readonly code: string
+  readonly message: string
+}
+
 export interface Schema {
   readonly tables: ReadonlyMap<string, ResolvedTable>
+  readonly warnings: readonly SchemaWarning[]
   table(name: string): ResolvedTable
 }
 
@@ -87,6 +96,7 @@ function invalid(path: string, message: string): DomicileError {
 export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema {
   if (typeof tables !== 'object' || tables === null) throw invalid('schema', 'expected an object of table definitions')
   const resolved = new Map<string, ResolvedTable>()
+  const warnings: SchemaWarning[] = []
   for (const [tname, def] of Object.entries(tables)) {
     const path = `tables.${tname}`
     /* Precondition: table names are lower-case identifiers and not internal. */
@@ -110,6 +120,9 @@ export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema
         const expectedRows = o.expectedRows ?? 100_000
         if (!Number.isInteger(expectedRows) || expectedRows < 1) throw invalid(`${cpath}.sensitive.expectedRows`, 'expected a positive integer')
         sensitive = { searchable: o.searchable === true, indexBytes, expectedRows, normalize: Object.freeze([...normalize]) }
+        if (sensitive.searchable) {
+          for (const w of assessIndexLength({ bytes: indexBytes, expectedRows })) warnings.push({ path: `${cpath}.sensitive.indexBytes`, code: w.code, message: w.message })
+        }
       }
       const col: ResolvedColumn = Object.freeze({
         name: cname,
@@ -136,6 +149,7 @@ export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema
   }
   const schema: Schema = {
     tables: resolved,
+    warnings: Object.freeze(warnings),
     table(name: string): ResolvedTable {
       const t = resolved.get(name)
       if (!t) throw new DomicileError('ERR_TABLE_UNKNOWN', `No table named "${name}" in the schema. Known tables: ${[...resolved.keys()].join(', ') || '(none)'}.`)

@@ -1,0 +1,162 @@
+/**
+ * The local keystore: a directory with one JSON file per key-encryption key.
+ *
+ * Files are written atomically (temporary file with mode 0600, fsync, rename) and read again on
+ * every operation, so a disable or delete done by another process takes effect at once. Nothing
+ * is cached in memory. Key material and import-job private keys inside a file are sealed under
+ * the root key (see root-key.ts); the file itself holds no plaintext secret.
+ */
+
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DomicileError } from '../../../errors.js'
+import { isSealedBox } from './sealed-box.js'
+import type { SealedBox } from './sealed-box.js'
+
+export type LocalKeyState = 'enabled' | 'disabled' | 'pending-import' | 'deleted'
+export type KeyOrigin = 'generate' | 'import'
+
+/** The current BYOK import job of a key. */
+export interface ImportJobRecord {
+  /** The job's RSA private key (PKCS#8 DER), sealed under the root key. */
+  readonly privateKey: SealedBox
+  /** base64 SHA-256 of the import token; the token itself is never stored. */
+  readonly tokenHash: string
+  /** ISO timestamp. */
+  readonly expiresAt: string
+}
+
+/** One key file. */
+export interface KeyRecord {
+  readonly v: 1
+  readonly keyId: string
+  readonly label: string
+  readonly origin: KeyOrigin
+  readonly state: LocalKeyState
+  readonly createdAt: string
+  readonly updatedAt: string
+  /** KEK material sealed under the root key, AAD = keyId; null when pending import or deleted. */
+  readonly material: SealedBox | null
+  /** HMAC fingerprint of the material; kept after deletion so a re-import can be checked. */
+  readonly fingerprint: string | null
+  readonly importJob: ImportJobRecord | null
+}
+
+const KEY_ID = /^lk_[0-9a-f]{32}$/
+const STATES: ReadonlySet<string> = new Set(['enabled', 'disabled', 'pending-import', 'deleted'])
+
+export class Keystore {
+  readonly dir: string
+  /** Per-key in-process mutation queue (read-modify-write must not interleave). */
+  readonly #locks = new Map<string, Promise<unknown>>()
+
+  constructor(dir: string) {
+    this.dir = dir
+  }
+
+  /** A fresh random key id: 'lk_' + 16 random bytes as hex. */
+  static newKeyId(): string {
+    return `lk_${randomBytes(16).toString('hex')}`
+  }
+
+  /** True for ids this keystore could have issued (anything else is never a path). */
+  static isKeyId(keyId: string): boolean {
+    return KEY_ID.test(keyId)
+  }
+
+  /** Read a key file; undefined when the id is malformed or no such file exists. */
+  async read(keyId: string, signal?: AbortSignal): Promise<KeyRecord | undefined> {
+    /* Precondition: the key id has the keystore's format (so it can never name another path). */
+    if (!Keystore.isKeyId(keyId)) return undefined
+    let text: string
+    try {
+      text = await readFile(this.#path(keyId), signal === undefined ? { encoding: 'utf8' } : { encoding: 'utf8', signal })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw e
+    }
+    return parseRecord(keyId, text)
+  }
+
+  /** Write a new key file; fails if one exists. */
+  async create(record: KeyRecord): Promise<void> {
+    await this.#write(record)
+  }
+
+  /**
+   * Read, change and write one key file, serialised with other updates of the same key in this
+   * process. `change` may throw to abort the update. Throws ERR_KEY_NOT_FOUND for a missing key.
+   */
+  async update(keyId: string, change: (current: KeyRecord) => KeyRecord | Promise<KeyRecord>): Promise<KeyRecord> {
+    const prev = this.#locks.get(keyId) ?? Promise.resolve()
+    const next = prev.catch(() => {}).then(async () => {
+      const current = await this.read(keyId)
+      if (current === undefined) throw notFound(keyId)
+      const updated = await change(current)
+      await this.#write(updated)
+      return updated
+    })
+    this.#locks.set(keyId, next)
+    try {
+      return await next
+    } finally {
+      if (this.#locks.get(keyId) === next) this.#locks.delete(keyId)
+    }
+  }
+
+  #path(keyId: string): string {
+    return join(this.dir, `${keyId}.json`)
+  }
+
+  async #write(record: KeyRecord): Promise<void> {
+    /* Precondition: only well-formed key ids become file names. */
+    if (!Keystore.isKeyId(record.keyId)) throw notFound(record.keyId)
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    const target = this.#path(record.keyId)
+    const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`
+    try {
+      const fh = await open(tmp, 'wx', 0o600)
+      try {
+        await fh.chmod(0o600)
+        await fh.writeFile(`${JSON.stringify(record, null, 2)}\n`, 'utf8')
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      await rename(tmp, target)
+    } catch (e) {
+      await rm(tmp, { force: true })
+      throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `cannot write the local keystore file for key ${record.keyId}; check that ${this.dir} is writable`, { cause: e })
+    }
+  }
+}
+
+/** ERR_KEY_NOT_FOUND for a local key id. */
+export function notFound(keyId: string): DomicileError {
+  const shown = Keystore.isKeyId(keyId) ? ` ${keyId}` : ''
+  return new DomicileError('ERR_KEY_NOT_FOUND', `local key${shown} does not exist in this keystore; check the key binding's keyId`)
+}
+
+function parseRecord(keyId: string, text: string): KeyRecord {
+  const corrupt = (): DomicileError =>
+    new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `the local keystore file for key ${keyId} is corrupt; restore it from backup`)
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    throw corrupt()
+  }
+  if (typeof raw !== 'object' || raw === null) throw corrupt()
+  const r = raw as Record<string, unknown>
+  const job = r.importJob as Record<string, unknown> | null | undefined
+  const ok =
+    r.v === 1 && r.keyId === keyId && typeof r.label === 'string' &&
+    (r.origin === 'generate' || r.origin === 'import') && typeof r.state === 'string' && STATES.has(r.state) &&
+    typeof r.createdAt === 'string' && typeof r.updatedAt === 'string' &&
+    (r.material === null || isSealedBox(r.material)) &&
+    (r.fingerprint === null || typeof r.fingerprint === 'string') &&
+    (job === null || (typeof job === 'object' && isSealedBox(job.privateKey) && typeof job.tokenHash === 'string' && typeof job.expiresAt === 'string'))
+  if (!ok) throw corrupt()
+  return r as unknown as KeyRecord
+}

@@ -1,0 +1,169 @@
+/**
+ * The local keystore on a real directory: root key sources and file modes, atomic per-key files,
+ * and that a disable or delete by another provider instance or another process applies at once.
+ */
+
+import { describe, test, after } from 'node:test'
+import { strict as assert } from 'node:assert'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { isDomicileError } from '../../src/errors.js'
+import type { DomicileErrorCode } from '../../src/errors.js'
+import type { WrapContext } from '../../src/keys/key-provider.js'
+import { createLocalKeyProvider, ROOT_KEY_ENV } from '../../src/keys/providers/local/index.js'
+import { RuntimeKeyProvider } from '../../src/keys/runtime-key-provider.js'
+
+const ctx: WrapContext = { tenantId: 'acme', region: 'eu-west-1', dataKeyId: 'dk-1', purpose: 'data' }
+const dirs: string[] = []
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'domicile-keystore-'))
+  dirs.push(d)
+  return d
+}
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true })
+})
+
+function expectCode(fn: () => unknown, code: DomicileErrorCode, check?: (e: Error) => void): void {
+  assert.throws(fn, (e) => {
+    assert.ok(isDomicileError(e), String(e))
+    assert.equal(e.code, code, e.message)
+    check?.(e)
+    return true
+  })
+}
+
+/** Run fn with DOMICILE_ROOT_KEY set (or unset), restoring the previous value. */
+function withEnv<T>(value: string | undefined, fn: () => T): T {
+  const prev = process.env[ROOT_KEY_ENV]
+  if (value === undefined) delete process.env[ROOT_KEY_ENV]
+  else process.env[ROOT_KEY_ENV] = value
+  try {
+    return fn()
+  } finally {
+    if (prev === undefined) delete process.env[ROOT_KEY_ENV]
+    else process.env[ROOT_KEY_ENV] = prev
+  }
+}
+
+describe('local keystore', () => {
+  test('without rootKey or DOMICILE_ROOT_KEY, root.key is generated with mode 0600 and reused', async () => {
+    const dir = await tempDir()
+    const a = withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    const st = await stat(join(dir, 'root.key'))
+    assert.equal(st.mode & 0o777, 0o600)
+    const { keyId } = await a.createKey({ label: 'acme', origin: 'generate' })
+    assert.equal((await stat(join(dir, `${keyId}.json`))).mode & 0o777, 0o600, 'key files are 0600')
+    const dek = new Uint8Array(randomBytes(32))
+    const w = await a.wrapKey({ keyId, plaintextKey: dek, context: ctx })
+    const b = withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    assert.deepEqual(await b.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), dek)
+    const leftovers = (await readdir(dir)).filter((f) => f.endsWith('.tmp'))
+    assert.deepEqual(leftovers, [], 'atomic writes leave no temporary files')
+  })
+
+  test('Precondition: root.key is readable by its owner only.', async () => {
+    const dir = await tempDir()
+    withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    await chmod(join(dir, 'root.key'), 0o644)
+    expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => assert.match(e.message, /chmod 600/))
+  })
+
+  test('Precondition: root.key holds the base64 of exactly 32 bytes.', async () => {
+    const dir = await tempDir()
+    const bad = Buffer.from(randomBytes(16)).toString('base64')
+    await writeFile(join(dir, 'root.key'), bad, { mode: 0o600 })
+    expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => assert.ok(!e.message.includes(bad)))
+  })
+
+  test('Precondition: DOMICILE_ROOT_KEY is the base64 of exactly 32 bytes.', async () => {
+    const dir = await tempDir()
+    for (const bad of [Buffer.from(randomBytes(31)).toString('base64'), Buffer.from(randomBytes(33)).toString('base64'), 'not base64 at all!', '']) {
+      expectCode(() => withEnv(bad, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => {
+        assert.match(e.message, /DOMICILE_ROOT_KEY/)
+        if (bad !== '') assert.ok(!e.message.includes(bad) && !JSON.stringify(e).includes(bad), 'the value is never echoed')
+      })
+    }
+    const good = Buffer.from(randomBytes(32)).toString('base64')
+    const p = withEnv(good, () => createLocalKeyProvider({ dir }))
+    await p.createKey({ label: 'acme', origin: 'generate' })
+    await assert.rejects(stat(join(dir, 'root.key')), 'with DOMICILE_ROOT_KEY set no root.key file is written')
+  })
+
+  test('Precondition: the rootKey option is exactly 32 bytes.', async () => {
+    const dir = await tempDir()
+    expectCode(() => createLocalKeyProvider({ dir, rootKey: new Uint8Array(16) }), 'ERR_CONFIG_INVALID')
+  })
+
+  test('a keystore opened with another root key refuses to use its keys (provider error, not a decrypt oracle)', async () => {
+    const dir = await tempDir()
+    const a = createLocalKeyProvider({ dir, rootKey: new Uint8Array(randomBytes(32)) })
+    const { keyId } = await a.createKey({ label: 'acme', origin: 'generate' })
+    const b = new RuntimeKeyProvider(createLocalKeyProvider({ dir, rootKey: new Uint8Array(randomBytes(32)) }))
+    await assert.rejects(b.wrapKey({ keyId, plaintextKey: new Uint8Array(32), context: ctx }), (e) => isDomicileError(e, 'ERR_KEY_PROVIDER_UNAVAILABLE') && /root key/.test(e.message))
+  })
+
+  test('a corrupt key file is reported as such', async () => {
+    const dir = await tempDir()
+    const a = createLocalKeyProvider({ dir, rootKey: new Uint8Array(randomBytes(32)) })
+    const { keyId } = await a.createKey({ label: 'acme', origin: 'generate' })
+    await writeFile(join(dir, `${keyId}.json`), '{"v":1,', { mode: 0o600 })
+    await assert.rejects(a.keyStatus(keyId), (e) => isDomicileError(e, 'ERR_KEY_PROVIDER_UNAVAILABLE') && /corrupt/.test(e.message))
+  })
+
+  test('a second provider instance on the same directory sees a disable by the first at once', async () => {
+    const dir = await tempDir()
+    const root = new Uint8Array(randomBytes(32))
+    const first = createLocalKeyProvider({ dir, rootKey: root })
+    const second = new RuntimeKeyProvider(createLocalKeyProvider({ dir, rootKey: root }))
+    const { keyId } = await first.createKey({ label: 'acme', origin: 'generate' })
+    const dek = new Uint8Array(randomBytes(32))
+    const w = await second.wrapKey({ keyId, plaintextKey: dek.slice(), context: ctx })
+    assert.deepEqual(await second.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), dek)
+    await first.disableKey(keyId)
+    await assert.rejects(second.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), (e) => isDomicileError(e, 'ERR_KEY_REVOKED'))
+    assert.equal((await second.keyStatus(keyId)).state, 'disabled')
+    await first.enableKey(keyId)
+    assert.deepEqual(await second.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), dek)
+  })
+
+  test('a delete done by another process applies at once', async () => {
+    const dir = await tempDir()
+    const rootB64 = Buffer.from(randomBytes(32)).toString('base64')
+    const here = new RuntimeKeyProvider(withEnv(rootB64, () => createLocalKeyProvider({ dir })))
+    const created = await here.createKey!({ label: 'acme', origin: 'generate' })
+    const keyId = created.keyId
+    const dek = new Uint8Array(randomBytes(32))
+    const w = await here.wrapKey({ keyId, plaintextKey: dek.slice(), context: ctx })
+
+    const moduleUrl = pathToFileURL(resolve('src/keys/providers/local/index.ts')).href
+    const script = join(dir, 'revoke.mts')
+    await writeFile(script, `import { createLocalKeyProvider } from ${JSON.stringify(moduleUrl)}\n` +
+      `const p = createLocalKeyProvider({ dir: process.argv[2]! })\nawait p.deleteKeyMaterial(process.argv[3]!)\nconsole.log('deleted')\n`)
+    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((res, rej) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script, dir, keyId], { env: { ...process.env, [ROOT_KEY_ENV]: rootB64 }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d) => { stdout += String(d) })
+      child.stderr.on('data', (d) => { stderr += String(d) })
+      child.on('error', rej)
+      child.on('close', (code) => res({ code, stdout, stderr }))
+    })
+    assert.equal(out.code, 0, out.stderr)
+    assert.match(out.stdout, /deleted/)
+    await assert.rejects(here.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), (e) => isDomicileError(e, 'ERR_KEY_REVOKED'))
+    assert.equal((await here.keyStatus(keyId)).state, 'deleted')
+  })
+
+  test('closed provider refuses work', async () => {
+    const dir = await tempDir()
+    const p = createLocalKeyProvider({ dir, rootKey: new Uint8Array(randomBytes(32)) })
+    const { keyId } = await p.createKey({ label: 'acme', origin: 'generate' })
+    await p.close()
+    await assert.rejects(p.keyStatus(keyId), (e) => isDomicileError(e, 'ERR_CLOSED'))
+  })
+})
