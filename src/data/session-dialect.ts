@@ -6,7 +6,7 @@
  */
 import {
   CompiledQuery, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler,
-  type DatabaseConnection, type Dialect, type Driver, type QueryResult,
+  type DatabaseConnection, type Dialect, type Driver, type KyselyPlugin, type QueryResult,
 } from 'kysely'
 import { DomicileError } from '../errors.js'
 import type { StoreSession } from '../regions/store-driver.js'
@@ -53,14 +53,14 @@ class SessionDriver implements Driver {
 }
 
 /** A Kysely instance whose every query runs on `session`. */
-export function kyselyForSession<DB>(session: StoreSession): Kysely<DB> {
+export function kyselyForSession<DB>(session: StoreSession, plugins: readonly KyselyPlugin[] = []): Kysely<DB> {
   const dialect: Dialect = {
     createAdapter: () => new PostgresAdapter(),
     createDriver: () => new SessionDriver(session),
     createIntrospector: (db) => new PostgresIntrospector(db),
     createQueryCompiler: () => new PostgresQueryCompiler(),
   }
-  return new Kysely<DB>({ dialect })
+  return new Kysely<DB>({ dialect, plugins: [...plugins] })
 }
 
 export { CompiledQuery }

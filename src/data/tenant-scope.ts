@@ -9,6 +9,7 @@ import type { TenantTransaction } from '../regions/router.js'
 import type { Schema } from '../schema/define-schema.js'
 import type { FieldProtection } from './field-protection.js'
 import { TableRepository, type Repository, type Row } from './repository.js'
+import { sensitiveColumnGuard } from './sensitive-column-guard.js'
 import { kyselyForSession } from './session-dialect.js'
 
 export interface RevealOptions {
@@ -75,7 +76,7 @@ export class Scope implements TenantScope {
   }
 
   get db(): Kysely<any> {
-    this.#db ??= kyselyForSession(this.#tx.session)
+    this.#db ??= kyselyForSession(this.#tx.session, [sensitiveColumnGuard(this.#schema)])
     return this.#db
   }
 
