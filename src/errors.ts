@@ -86,6 +86,9 @@ export function exitCodeFor(e: unknown): number {
     case 'ERR_INPUT_INVALID':
     case 'ERR_SCHEMA_INVALID':
     case 'ERR_TENANT_INVALID':
+    case 'ERR_TABLE_UNKNOWN':
+    case 'ERR_COLUMN_UNKNOWN':
+    case 'ERR_QUERY_UNSUPPORTED':
       return 2
     default:
       return 1

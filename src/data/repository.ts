@@ -45,16 +45,22 @@ function unknownColumn(table: ResolvedTable, name: string): DomicileError {
   return new DomicileError('ERR_COLUMN_UNKNOWN', `Table "${table.name}" has no column "${name}". Columns: ${[...table.columns.keys()].join(', ')}.`, { path: `${table.name}.${name}` })
 }
 
+function required(table: ResolvedTable, col: ResolvedColumn): DomicileError {
+  return new DomicileError('ERR_INPUT_INVALID', `${table.name}.${col.name}: a value is required (declare the column nullable: true to allow null).`, { path: `${table.name}.${col.name}` })
+}
+
 /** Converts a plain value to a query parameter for its column type. */
 function param(col: ResolvedColumn, v: unknown, table: ResolvedTable): unknown {
   if (v === null || v === undefined) {
-    if (!col.nullable && col.name !== table.primaryKey) return null
+    if (!col.nullable) throw required(table, col)
     return null
   }
   switch (col.type) {
     case 'jsonb':
       return JSON.stringify(v)
     case 'integer':
+      // Row keys travel as strings (cursors, CLI), so a digit string is an integer too.
+      if (typeof v === 'string' && /^-?\d{1,10}$/.test(v)) return Number(v)
       if (typeof v !== 'number' || !Number.isInteger(v)) throw badType(table, col, 'an integer')
       return v
     case 'bigint':
@@ -138,6 +144,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       if (v === undefined) continue
       if (col.sensitive) {
         if (v === null) {
+          if (!col.nullable) throw required(this.#t, col)
           out.push([name, null, ''])
           if (col.indexColumn) out.push([col.indexColumn, null, ''])
           continue
@@ -155,6 +162,10 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   async insert(row: R): Promise<R> {
     if (typeof row !== 'object' || row === null) throw new DomicileError('ERR_INPUT_INVALID', `insert into ${this.#t.name}: expected a row object.`)
     const rowKey = rowKeyOf(row[this.#t.primaryKey], this.#t)
+    for (const col of this.#t.columns.values()) {
+      /* Precondition: every non-nullable column has a value on insert. */
+      if (!col.nullable && (row[col.name] === undefined || row[col.name] === null)) throw required(this.#t, col)
+    }
     const cols = await this.#encodeWrite(rowKey, row, false)
     const params: unknown[] = [this.#tx.tenantId]
     const names = ['tenant_id']

@@ -106,9 +106,11 @@ export class FieldEncryptor implements FieldProtection, Revealer {
       const root = await this.#keys.indexRootKey()
       ck = deriveColumnIndexKey(root, { tenantId: this.#tenant.id, table: table.name, column: col.name })
       this.#colKeys.set(`${table.name}.${col.name}`, ck)
+      const dropped = ck
       this.#tx.onRollback(() => {
-        ck!.fill(0)
+        dropped.fill(0)
       })
+      this.#tx.onCommit(() => dropped.fill(0))
     }
     return blindIndex(ck, indexInput(value), { normalize: col.sensitive.normalize, bytes: col.sensitive.indexBytes })
   }

@@ -8,8 +8,9 @@
  * Nonce bound (NIST SP 800-38D, random 96-bit nonces): each data key may seal at most
  * `maxEncryptionsPerKey` (<= 2^32) values. Every process reserves blocks of that budget in the
  * store (a row-locked counter in domicile_data_keys) before using them; a key whose budget is
- * spent is retired and a new data key is created. A block reserved in a transaction that rolls
- * back is forgotten with it, so the counter never under-counts sealed values that persist.
+ * spent is retired and a new data key is created. A block reserved in a transaction is private
+ * to it until it commits, and forgotten if it rolls back, so the counter never under-counts sealed
+ * values that persist.
  */
 import { randomBytes } from 'node:crypto'
 import type { KeyBinding, TenantRecord } from '../control-plane/tenant-directory.js'
@@ -77,6 +78,10 @@ export class TenantKeys {
   readonly #tenant: TenantRecord
   readonly #tx: TenantTransaction
   readonly #ttl: number
+  readonly #budgetKey: string
+  /** Budget reserved in this transaction, not yet committed. */
+  #local: Budget | undefined
+  #hooked = false
 
   constructor(o: KeyringOptions, budgets: Map<string, Budget>, tenant: TenantRecord, tx: TenantTransaction) {
     this.#o = o
@@ -84,6 +89,7 @@ export class TenantKeys {
     this.#tenant = tenant
     this.#tx = tx
     this.#ttl = tenant.cacheTtlMs ?? (tenant.key ? o.cacheTtlMs[tenant.key.custody] : 0)
+    this.#budgetKey = `${tenant.id}|${tx.region}`
   }
 
   #cacheId(purpose: Purpose, n: number, provider: string, keyId: string): string {
@@ -94,18 +100,33 @@ export class TenantKeys {
     return { tenantId: this.#tenant.id, region: this.#tx.region, dataKeyId: String(n), purpose }
   }
 
-  /** The data key to seal one value with now; one encryption of its budget is consumed. */
+  /**
+   * The data key to seal one value with now; one encryption of its budget is consumed.
+   * Budget reserved by this transaction stays private to it until it commits (a concurrent
+   * transaction must not seal under a reservation that may still roll back); after the commit the
+   * rest of the block is shared with later transactions of this process.
+   */
   async encryptionKey(): Promise<{ keyNumber: number; key: Uint8Array }> {
     const binding = assertKeyUsable(this.#tenant)
-    const bkey = `${this.#tenant.id}|${this.#tx.region}`
-    let b = this.#budgets.get(bkey)
+    let b = this.#local
     if (!b || b.next >= b.end) {
-      b = await this.#reserve(binding)
-      this.#budgets.set(bkey, b)
-      const reserved = b
-      this.#tx.onRollback(() => {
-        if (this.#budgets.get(bkey) === reserved) this.#budgets.delete(bkey)
-      })
+      const shared = this.#budgets.get(this.#budgetKey)
+      if (shared && shared.next < shared.end) b = shared
+      else {
+        b = await this.#reserve(binding)
+        this.#local = b
+        if (!this.#hooked) {
+          this.#hooked = true
+          this.#tx.onCommit(() => {
+            const mine = this.#local
+            const cur = this.#budgets.get(this.#budgetKey)
+            if (mine && mine.next < mine.end && (!cur || cur.next >= cur.end)) this.#budgets.set(this.#budgetKey, mine)
+          })
+          this.#tx.onRollback(() => {
+            this.#local = undefined
+          })
+        }
+      }
     }
     b.next++
     return { keyNumber: b.keyNumber, key: await this.dataKey(b.keyNumber) }

@@ -78,7 +78,12 @@ export class ProviderRegistry {
     let p = this.#made.get(name)
     if (!p) {
       const cfg = this.config(name)
-      p = instantiate(name, cfg).then((raw) => ({ raw, config: cfg, runtime: new RuntimeKeyProvider(raw, this.#audit ? { audit: this.#audit } : {}) }))
+      const timeoutMs = cfg.kind === 'xks' ? cfg.timeoutMs : undefined
+      p = instantiate(name, cfg).then((raw) => ({
+        raw,
+        config: cfg,
+        runtime: new RuntimeKeyProvider(raw, { ...(this.#audit ? { audit: this.#audit } : {}), ...(timeoutMs ? { timeoutMs } : {}) }),
+      }))
       p.catch(() => this.#made.delete(name))
       this.#made.set(name, p)
     }

@@ -21,6 +21,8 @@ export interface TenantTransaction {
    * forget in-memory state tied to it, or to re-record what must survive (reveal audit records).
    */
   onRollback(cb: (session: StoreSession) => void | Promise<void>): void
+  /** Runs after the transaction committed (e.g. to share what it reserved, or zero what it held). */
+  onCommit(cb: () => void): void
 }
 
 interface RegionState {
@@ -109,12 +111,14 @@ export class RegionRouter {
         throw mismatch({ kind: 'region', region }, { kind: (stamp?.kind as 'region') ?? 'region', region: String(stamp?.region ?? '(none)') })
       }
       const rollbacks: Array<(s: StoreSession) => void | Promise<void>> = []
-      const tx: TenantTransaction = { tenantId, region, session, onRollback: (cb) => rollbacks.push(cb) }
+      const commits: Array<() => void> = []
+      const tx: TenantTransaction = { tenantId, region, session, onRollback: (cb) => rollbacks.push(cb), onCommit: (cb) => commits.push(cb) }
       let result: T
       try {
         result = await this.#inScope.run(tenantId, () => fn(tx))
         await session.exec('COMMIT')
       } catch (e) {
+        commits.length = 0
         await session.exec('ROLLBACK').catch(() => undefined)
         for (const cb of rollbacks) {
           try {
@@ -125,6 +129,7 @@ export class RegionRouter {
         }
         throw e
       }
+      for (const cb of commits) cb()
       return result
     })
   }

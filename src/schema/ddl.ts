@@ -41,7 +41,9 @@ export function tableDdl(t: ResolvedTable, target: 'region' | 'control-plane'): 
   if (t.scope === 'tenant') cols.push('tenant_id text NOT NULL')
   for (const c of t.columns.values()) {
     const type = c.sensitive ? 'bytea' : SQL_TYPES[c.type]
-    cols.push(`${q(c.name)} ${type}${c.name === t.primaryKey ? ' NOT NULL' : ''}`)
+    // NOT NULL is set when a table is created; a column added later to an existing table is
+    // checked by the repository only (existing rows would not satisfy the constraint).
+    cols.push(`${q(c.name)} ${type}${c.nullable ? '' : ' NOT NULL'}`)
     if (c.indexColumn) cols.push(`${q(c.indexColumn)} bytea`)
   }
   const pk = t.scope === 'tenant' ? `PRIMARY KEY (tenant_id, ${q(t.primaryKey)})` : `PRIMARY KEY (${q(t.primaryKey)})`

@@ -36,6 +36,7 @@ export const suiteSchema = defineSchema({
     },
     indexes: ['plan'],
   },
+  events: { scope: 'tenant', primaryKey: 'seq', columns: { seq: { type: 'integer' }, kind: { type: 'text' } } },
   plans: { scope: 'global', primaryKey: 'id', columns: { id: { type: 'text' }, price_cents: { type: 'integer' } } },
 })
 
@@ -122,6 +123,24 @@ export function runStoreDriverSuite(opts: { name: string; setup: () => Promise<S
       })
       await rejects(d.withTenant('acme', (s) => s.table('customers').list({ cursor: 'garbage' })), 'ERR_INPUT_INVALID')
       await rejects(d.withTenant('acme', (s) => s.table('customers').list({ limit: 0 })), 'ERR_INPUT_INVALID')
+    })
+
+    test('integer primary keys and required columns', async () => {
+      await d.withTenant('globex', async (s) => {
+        const ev = s.table('events')
+        for (const seq of [3, 1, 2]) await ev.insert({ seq, kind: `k${seq}` })
+        assert.deepEqual(await ev.get(2), { seq: 2, kind: 'k2' })
+        assert.deepEqual(await ev.get('3'), { seq: 3, kind: 'k3' })
+        const first = await ev.list({ limit: 2 })
+        assert.deepEqual(first.rows.map((r) => r.seq), [1, 2])
+        const second = await ev.list({ limit: 2, cursor: first.nextCursor! })
+        assert.deepEqual(second.rows.map((r) => r.seq), [3])
+        assert.equal((await ev.update(1, { kind: 'x' }))?.kind, 'x')
+        assert.equal(await ev.delete(1), true)
+      })
+      await rejects(d.withTenant('globex', (s) => s.table('events').insert({ seq: 9 })), 'ERR_INPUT_INVALID')
+      await rejects(d.withTenant('globex', (s) => s.table('events').update(2, { kind: null })), 'ERR_INPUT_INVALID')
+      await rejects(d.withTenant('globex', (s) => s.table('customers').insert({ id: 'n1', name: null })), 'ERR_INPUT_INVALID')
     })
 
     test('RLS: raw SQL in a scope sees and changes only its own tenant\'s rows', async () => {

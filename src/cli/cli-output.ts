@@ -1,0 +1,99 @@
+/**
+ * Output of the `domicile` command: JSON for scripts (--json), aligned text for people.
+ * Sealed values print as "[sealed]" in both (their own toJSON / toString); byte strings print as
+ * \x-hex and bigints as strings, so every result is valid JSON.
+ */
+import type { TenantRecord } from '../control-plane/tenant-directory.js'
+
+/** JSON.stringify that also handles bigint and byte arrays. */
+export function toJson(v: unknown, indent?: number): string {
+  return JSON.stringify(v, (_k, x: unknown) => {
+    if (typeof x === 'bigint') return x.toString()
+    if (x instanceof Uint8Array) return `\\x${Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('hex')}`
+    return x
+  }, indent)
+}
+
+export function println(line = ''): void {
+  process.stdout.write(line + '\n')
+}
+
+export function printJson(v: unknown): void {
+  println(toJson(v))
+}
+
+/** One value as a person reads it: strings raw, dates ISO, everything else JSON. */
+export function plain(v: unknown): string {
+  if (v === null || v === undefined) return 'null'
+  if (typeof v === 'string') return v
+  if (v instanceof Date) return v.toISOString()
+  if (typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') return String((v as { toJSON(): unknown }).toJSON())
+  return toJson(v) ?? String(v)
+}
+
+/**
+ * An aligned text table. Columns of numbers ("-" for none) are right-aligned.
+ *
+ * @example
+ * formatTable(['TENANT', 'ROWS'], [['acme', '3']]) // 'TENANT  ROWS\nacme       3'
+ */
+export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[], indent = ''): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const isNumber = (c: string | undefined): boolean => /^-?\d+(\.\d+)?$/.test(c ?? '')
+  const numeric = headers.map((_h, i) => rows.some((r) => isNumber(r[i])) && rows.every((r) => isNumber(r[i]) || r[i] === '-'))
+  const line = (cells: readonly string[]): string =>
+    indent + cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()
+  return [line(headers), ...rows.map(line)].join('\n')
+}
+
+/** Key/value lines, keys aligned. */
+export function formatFields(entries: ReadonlyArray<readonly [string, unknown]>, indent = ''): string {
+  const w = Math.max(0, ...entries.map(([k]) => k.length))
+  return entries.map(([k, v]) => `${indent}${k.padEnd(w)}  ${plain(v)}`).join('\n')
+}
+
+/** The stable JSON shape of a tenant (`tenant show --json`, `tenant list --json`). */
+export interface TenantJson {
+  readonly id: string
+  readonly region: string
+  readonly status: string
+  readonly custody: string | null
+  readonly provider: string | null
+  readonly keyId: string | null
+  readonly keyState: string
+  readonly version: number
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+export function tenantJson(t: TenantRecord): TenantJson {
+  return {
+    id: t.id,
+    region: t.region,
+    status: t.status,
+    custody: t.key?.custody ?? null,
+    provider: t.key?.provider ?? null,
+    keyId: t.key?.keyId ?? null,
+    keyState: t.keyState,
+    version: t.version,
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+  }
+}
+
+/** A tenant as key/value lines. */
+export function formatTenant(t: TenantRecord): string {
+  const j = tenantJson(t)
+  return formatFields([
+    ['id', j.id], ['region', j.region], ['status', j.status], ['custody', j.custody ?? 'none'],
+    ['provider', j.provider ?? '-'], ['key id', j.keyId ?? '-'], ['key state', j.keyState],
+    ['version', j.version], ['created', j.createdAt], ['updated', j.updatedAt],
+  ])
+}
+
+/** Tenants as a table. */
+export function formatTenantTable(ts: readonly TenantRecord[]): string {
+  if (ts.length === 0) return '(no tenants; add one with "domicile tenant add ID --region R")'
+  return formatTable(['TENANT', 'REGION', 'STATUS', 'CUSTODY', 'PROVIDER', 'KEY STATE'],
+    ts.map((t) => [t.id, t.region, t.status, t.key?.custody ?? 'none', t.key?.provider ?? '-', t.keyState]))
+}

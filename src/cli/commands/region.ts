@@ -1,0 +1,25 @@
+/**
+ * `domicile region list`: each configured region, its driver, jurisdiction and whether its store
+ * answers with the right region stamp.
+ */
+import { runGroup, type Command } from '../cli-args.js'
+import { formatTable, printJson, println } from '../cli-output.js'
+import { withDomicile } from '../open-domicile.js'
+
+const list: Command = {
+  spec: { synopsis: 'region list', summary: 'list configured regions: name, driver, jurisdiction, reachable' },
+  async run(p) {
+    const regions = await withDomicile(p, (d) => d.listRegions())
+    if (p.json) {
+      printJson(regions)
+      return 0
+    }
+    println(formatTable(['REGION', 'DRIVER', 'JURISDICTION', 'REACHABLE'],
+      regions.map((r) => [r.name, r.driver, r.jurisdiction ?? '-', r.reachable ? 'yes' : `no (${r.code ?? 'error'})`])))
+    return 0
+  },
+}
+
+export function runRegionCommand(argv: readonly string[]): Promise<number> {
+  return runGroup('region', { list }, argv)
+}

@@ -1,0 +1,65 @@
+/**
+ * The `domicile` command-line entry point: parses the command word and dispatches.
+ * Wiring of defaults (config file, providers) happens here and in src/index.ts only.
+ *
+ * Errors: a DomicileError prints `domicile: CODE: message` on stderr (with --json also
+ * `{"error":{"code","message"}}` on stdout) and exits with exitCodeFor(code): 2 for bad usage,
+ * config or input, 1 otherwise. No stack traces for DomicileErrors.
+ */
+import { exitCodeFor, isDomicileError } from '../errors.js'
+import { UsageError, runCommand } from './cli-args.js'
+import { USAGE } from './usage.js'
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  const json = argv.includes('--json')
+  try {
+    switch (cmd) {
+      case 'keyproxy': {
+        const { runKeyproxyCommand } = await import('../keyproxy/keyproxy-cli.js')
+        return await runKeyproxyCommand(rest)
+      }
+      case 'help':
+      case '--help':
+      case '-h':
+        return await help(rest)
+      case 'init':
+        return await runCommand((await import('./commands/init.js')).initCommand, rest)
+      case 'migrate':
+        return await runCommand((await import('./commands/migrate.js')).migrateCommand, rest)
+      case 'demo':
+        return await runCommand((await import('./commands/demo.js')).demoCommand, rest)
+      case 'region':
+        return await (await import('./commands/region.js')).runRegionCommand(rest)
+      case 'tenant':
+        return await (await import('./commands/tenant.js')).runTenantCommand(rest)
+      case 'rows':
+        return await (await import('./commands/rows.js')).runRowsCommand(rest)
+      case 'key':
+        return await (await import('./commands/key.js')).runKeyCommand(rest)
+      case undefined:
+        throw new UsageError('missing command', USAGE)
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(cmd)}`, USAGE)
+    }
+  } catch (e) {
+    if (isDomicileError(e)) {
+      process.stderr.write(`domicile: ${e.code}: ${e.message}\n`)
+      if (e instanceof UsageError && e.usage !== undefined) process.stderr.write(`\n${e.usage}`)
+      if (json) process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message } }) + '\n')
+      return exitCodeFor(e)
+    }
+    process.stderr.write(`domicile: unexpected error: ${(e as Error)?.message ?? String(e)}\n`)
+    if (process.env.DOMICILE_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`)
+    if (json) process.stdout.write(JSON.stringify({ error: { code: 'ERR_UNEXPECTED', message: (e as Error)?.message ?? String(e) } }) + '\n')
+    return 1
+  }
+}
+
+/** `domicile help [COMMAND]`: the overview, or one command group's usage. */
+async function help(rest: readonly string[]): Promise<number> {
+  const topic = rest.find((a) => !a.startsWith('-'))
+  if (topic !== undefined && topic !== 'help') return main([topic, '--help'])
+  process.stdout.write(USAGE)
+  return 0
+}

@@ -1,0 +1,49 @@
+/**
+ * Help text of the `domicile` command. Each command's own synopsis lives in its spec
+ * (src/cli/commands/*); this is the overview printed by `domicile help`.
+ */
+
+export const COMMON_OPTIONS_HELP = `Options for every command:
+  --config PATH   config file (default: $DOMICILE_CONFIG, else ./domicile.config.json)
+  --json          machine-readable output on stdout (errors too: {"error":{"code","message"}})
+  -h, --help      print this help
+`
+
+export const USAGE = `Usage: domicile <command> [options]
+
+Domicile keeps each tenant's rows in its home region and its sensitive fields under its own key.
+
+Setup
+  init [--dir DIR] [--force]            write domicile.config.json and domicile.schema.mjs
+  migrate                               create or upgrade tables, row-level security and stamps
+  region list                           the configured regions and whether they answer
+  demo [--keep]                         residency and key custody demo in a temp directory
+
+Tenants
+  tenant add ID --region R [--custody kms|byok|hyok] [--provider P] [--key-id K] [--cache-ttl-ms N]
+  tenant show ID
+  tenant list
+  tenant suspend ID
+  tenant resume ID
+
+Rows (through the tenant's home region, like any application call)
+  rows insert TENANT TABLE --data JSON
+  rows get TENANT TABLE ID
+  rows find TENANT TABLE --where JSON [--limit N]
+  rows list TENANT TABLE [--limit N] [--cursor C]
+  rows reveal TENANT TABLE ID COLUMN --purpose TEXT [--actor A]
+
+Keys
+  key import-job TENANT --out DIR       BYOK: write the wrapping public key and the import token
+  key import TENANT --material FILE --token FILE
+  key revoke TENANT [--actor A]         kill switch: the tenant's sealed fields become unreadable
+  key restore TENANT [--actor A]
+  key status TENANT
+
+Reference HYOK key proxy
+  keyproxy <command> ...                see "domicile keyproxy --help"
+
+${COMMON_OPTIONS_HELP}
+Exit status: 0 ok; 1 operational error (unknown tenant, region down, key revoked, ...);
+2 bad usage, config or input.
+`

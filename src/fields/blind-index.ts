@@ -1,0 +1,192 @@
+/**
+ * Blind indexes: equality search over sealed columns without decrypting.
+ *
+ * Each tenant has one index root key (wrapped by the tenant's KEK, like data keys). Each indexed
+ * column gets its own key, derived with HKDF-SHA-256, so equal values in different tenants, tables
+ * or columns give unrelated indexes:
+ *
+ *   columnKey = HKDF-SHA-256(ikm = indexRootKey, salt = "domicile/blind-index/v1",
+ *                            info = lp("column") || lp(tenantId) || lp(table) || lp(column), L = 32)
+ *   index     = first `bytes` bytes of HMAC-SHA-256(columnKey, typeTag || value bytes)
+ *
+ * with typeTag 0x01 for (normalised) UTF-8 text and 0x02 for raw bytes; lp(x) is a uint32 BE length
+ * then x. A blind index reveals which rows hold equal values; its length is a trade-off between
+ * false positives per lookup and how much it reveals (see `assessIndexLength`).
+ */
+
+import { createHmac } from 'node:crypto'
+import { DomicileError } from '../errors.js'
+import { hkdfSha256 } from '../crypto/hkdf.js'
+import { encodeLengthPrefixed } from '../crypto/length-prefix.js'
+
+export const BLIND_INDEX_SALT = 'domicile/blind-index/v1'
+export const BLIND_INDEX_MIN_BYTES = 4
+export const BLIND_INDEX_MAX_BYTES = 32
+const COLUMN_KEY_BYTES = 32
+const TYPE_TEXT = 0x01
+const TYPE_BYTES = 0x02
+const SALT_BYTES = Buffer.from(BLIND_INDEX_SALT, 'utf8')
+
+export type IndexNormalization = 'trim' | 'lower' | 'nfkc'
+
+export interface BlindIndexOptions {
+  /** Normalisations for text values, applied in the fixed order nfkc, lower, trim (whatever the array order). */
+  readonly normalize?: readonly IndexNormalization[]
+  /** Output length in bytes, 4..32. */
+  readonly bytes: number
+}
+
+export interface IndexColumnRef {
+  readonly tenantId: string
+  readonly table: string
+  readonly column: string
+}
+
+const LONE_SURROGATE = /\p{Surrogate}/u
+function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s)
+}
+
+const NORMALIZATIONS: readonly IndexNormalization[] = ['nfkc', 'lower', 'trim']
+
+/**
+ * Derives the 32-byte HMAC key of one indexed column from the tenant's index root key.
+ * The result is key material: keep it private and `fill(0)` it when dropped.
+ *
+ * @example
+ * const k = deriveColumnIndexKey(indexRootKey, { tenantId: 'acme', table: 'customers', column: 'email' })
+ */
+export function deriveColumnIndexKey(indexRootKey: Uint8Array, ref: IndexColumnRef): Uint8Array {
+  /* Precondition: the index root key is 32 bytes. */
+  if (!(indexRootKey instanceof Uint8Array) || indexRootKey.byteLength !== 32) {
+    throw new DomicileError('ERR_KEY_INVALID', 'The blind-index root key must be 32 bytes.')
+  }
+  for (const what of ['tenantId', 'table', 'column'] as const) {
+    /* Precondition: tenant id, table and column are non-empty strings. */
+    if (typeof ref?.[what] !== 'string' || ref[what].length === 0) {
+      throw new DomicileError('ERR_INPUT_INVALID', `The index column's ${what} must be a non-empty string.`, { path: what })
+    }
+  }
+  const info = encodeLengthPrefixed(['column', ref.tenantId, ref.table, ref.column])
+  return hkdfSha256(indexRootKey, SALT_BYTES, info, COLUMN_KEY_BYTES)
+}
+
+/**
+ * Applies the chosen normalisations in the fixed order: NFKC, then lower case (locale-independent
+ * `toLowerCase`), then trimming of leading/trailing white space.
+ *
+ * @example
+ * normalizeForIndex('  Ａda@Example.COM ', ['trim', 'lower', 'nfkc']) // 'ada@example.com'
+ */
+export function normalizeForIndex(value: string, normalize: readonly IndexNormalization[] = []): string {
+  /* Precondition: value is a string. */
+  if (typeof value !== 'string') throw new DomicileError('ERR_INPUT_INVALID', 'Only text values can be normalised for a blind index.')
+  for (const n of normalize) {
+    /* Precondition: every normalisation is one of trim, lower, nfkc. */
+    if (!NORMALIZATIONS.includes(n)) {
+      throw new DomicileError('ERR_INPUT_INVALID', 'Unknown blind-index normalisation. Use "trim", "lower" or "nfkc".', { path: 'normalize' })
+    }
+  }
+  let v = value
+  if (normalize.includes('nfkc')) v = v.normalize('NFKC')
+  if (normalize.includes('lower')) v = v.toLowerCase()
+  if (normalize.includes('trim')) v = v.trim()
+  return v
+}
+
+/**
+ * The blind index of `value` under a column key: HMAC-SHA-256 truncated to `bytes` bytes.
+ *
+ * @example
+ * const idx = blindIndex(columnKey, 'Ada@Example.com', { normalize: ['trim', 'lower'], bytes: 8 })
+ */
+export function blindIndex(columnKey: Uint8Array, value: string | Uint8Array, options: BlindIndexOptions): Buffer {
+  /* Precondition: the column key is 32 bytes. */
+  if (!(columnKey instanceof Uint8Array) || columnKey.byteLength !== COLUMN_KEY_BYTES) {
+    throw new DomicileError('ERR_KEY_INVALID', 'The blind-index column key must be 32 bytes (from deriveColumnIndexKey).')
+  }
+  const bytes = options?.bytes
+  /* Precondition: the index length is an integer from 4 to 32 bytes. */
+  if (!Number.isInteger(bytes) || bytes < BLIND_INDEX_MIN_BYTES || bytes > BLIND_INDEX_MAX_BYTES) {
+    throw new DomicileError('ERR_INPUT_INVALID', 'The blind-index length (bytes) must be an integer from 4 to 32.', { path: 'bytes' })
+  }
+  const h = createHmac('sha256', columnKey)
+  if (typeof value === 'string') {
+    /* Precondition: text is well-formed UTF-16 (no lone surrogates), so distinct texts never share bytes. */
+    if (!isWellFormed(value)) throw new DomicileError('ERR_INPUT_INVALID', 'The text contains a lone surrogate. Pass well-formed text, or bytes.')
+    h.update(Uint8Array.of(TYPE_TEXT))
+    h.update(normalizeForIndex(value, options.normalize), 'utf8')
+  } else if (value instanceof Uint8Array) {
+    /* Precondition: normalisation applies to text only. */
+    if (options.normalize !== undefined && options.normalize.length > 0) {
+      throw new DomicileError('ERR_INPUT_INVALID', 'Normalisation applies to text only; remove it for a bytes column.', { path: 'normalize' })
+    }
+    h.update(Uint8Array.of(TYPE_BYTES))
+    h.update(value)
+  } else {
+    throw new DomicileError('ERR_INPUT_INVALID', 'A blind index is computed over a string or a Uint8Array.')
+  }
+  return h.digest().subarray(0, bytes)
+}
+
+export type IndexLengthWarningCode = 'BLIND_INDEX_TOO_SHORT' | 'BLIND_INDEX_EFFECTIVELY_UNIQUE'
+
+export interface IndexLengthWarning {
+  readonly code: IndexLengthWarningCode
+  readonly message: string
+  /** Expected rows matching a lookup by coincidence: expectedRows / 2^(8*bytes). */
+  readonly falsePositivesPerLookup: number
+  /** Smallest length in 4..32 keeping false positives per lookup at or below 1. */
+  readonly suggestedBytes: number
+}
+
+/**
+ * Checks a blind-index length against the expected number of rows in the column.
+ *
+ * The rule:
+ * - False positives: a lookup matches, by coincidence, about N / 2^(8*bytes) rows that hold other
+ *   values (N = expectedRows). Above 1 the index stops narrowing lookups well:
+ *   `BLIND_INDEX_TOO_SHORT`.
+ * - Effectively unique: by the birthday bound, N distinct values fall into 2^(8*bytes) buckets
+ *   without any collision with probability about 1/2 or more when N < 2^(4*bytes). Then the index
+ *   is a one-to-one pseudonym of the values: it reveals exactly which rows are equal (like
+ *   deterministic encryption), and truncation gives no cover. We warn
+ *   `BLIND_INDEX_EFFECTIVELY_UNIQUE` when that holds AND a shorter allowed length would still
+ *   keep false positives at or below 1, i.e. when the warning is actionable. At the 4-byte minimum
+ *   there is nothing shorter, so no warning.
+ *
+ * @example
+ * assessIndexLength({ bytes: 16, expectedRows: 10_000 }) // [{ code: 'BLIND_INDEX_EFFECTIVELY_UNIQUE', suggestedBytes: 4, ... }]
+ */
+export function assessIndexLength(input: { bytes: number; expectedRows: number }): IndexLengthWarning[] {
+  const { bytes, expectedRows } = input ?? {}
+  /* Precondition: the index length is an integer from 4 to 32 bytes. */
+  if (!Number.isInteger(bytes) || bytes < BLIND_INDEX_MIN_BYTES || bytes > BLIND_INDEX_MAX_BYTES) {
+    throw new DomicileError('ERR_INPUT_INVALID', 'The blind-index length (bytes) must be an integer from 4 to 32.', { path: 'bytes' })
+  }
+  /* Precondition: expectedRows is a non-negative finite number. */
+  if (typeof expectedRows !== 'number' || !Number.isFinite(expectedRows) || expectedRows < 0) {
+    throw new DomicileError('ERR_INPUT_INVALID', 'expectedRows must be a non-negative finite number.', { path: 'expectedRows' })
+  }
+  const fp = expectedRows / 2 ** (8 * bytes)
+  let suggested = BLIND_INDEX_MIN_BYTES
+  while (suggested < BLIND_INDEX_MAX_BYTES && expectedRows / 2 ** (8 * suggested) > 1) suggested++
+  const warnings: IndexLengthWarning[] = []
+  if (fp > 1) {
+    warnings.push({
+      code: 'BLIND_INDEX_TOO_SHORT',
+      message: `A ${bytes}-byte blind index over about ${expectedRows} rows matches about ${fp.toPrecision(3)} unrelated rows per lookup. Use at least ${suggested} bytes.`,
+      falsePositivesPerLookup: fp,
+      suggestedBytes: suggested,
+    })
+  }
+  if (expectedRows < 2 ** (4 * bytes) && suggested < bytes) {
+    warnings.push({
+      code: 'BLIND_INDEX_EFFECTIVELY_UNIQUE',
+      message: `A ${bytes}-byte blind index over about ${expectedRows} rows is effectively unique: it reveals exactly which rows hold equal values. ${suggested} bytes keep false positives at or below about one per lookup and make coincidental collisions likelier, which gives equal-looking rows some cover.`,
+      falsePositivesPerLookup: fp,
+      suggestedBytes: suggested,
+    })
+  }
+  return warnings
+}
