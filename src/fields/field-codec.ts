@@ -41,6 +41,15 @@ export const FIELD_TYPE_STRING = 0x01
 export const FIELD_TYPE_BYTES = 0x02
 export const FIELD_TYPE_JSON = 0x03
 
+// Hot-path copies of imported constants (module-local bindings are the cheapest to read).
+const ALGORITHM = AES_GCM_ALGORITHM
+const KEY_BYTES = AES_KEY_BYTES
+const DEFAULT_NONCES: NonceSource = defaultNonceSource
+const typedFill = Uint8Array.prototype.fill // skips Buffer#fill's argument parsing
+/** Zeroes a buffer that held plaintext. */
+const wipe = (b: Uint8Array): void => {
+  typedFill.call(b, 0)
+}
 const HEADER_BYTES = 5
 const NONCE_OFFSET = 5
 const BODY_OFFSET = 17
@@ -117,7 +126,7 @@ function assertKeyNumber(keyNumber: number): void {
 }
 
 function checkKey(key: AeadKey): void {
-  if (!(key instanceof Uint8Array) || key.byteLength !== AES_KEY_BYTES) assertAesKey(key)
+  if (!(key instanceof Uint8Array) || key.byteLength !== KEY_BYTES) assertAesKey(key)
 }
 
 function invalidValue(): DomicileError {
@@ -180,7 +189,7 @@ function decodePlain(pt: Buffer): FieldPlain {
   } catch {
     // authenticated but undecodable: written by a broken writer; same opaque failure
   } finally {
-    pt.fill(0)
+    wipe(pt)
   }
   throw new DecryptionFailedError()
 }
@@ -245,15 +254,15 @@ export class PreparedColumn implements ColumnRef {
       out[3] = (keyNumber >>> 8) & 0xff
       out[4] = keyNumber & 0xff
       if (fixedNonce !== undefined) out.set(fixedNonce, NONCE_OFFSET)
-      else (options?.nonces ?? defaultNonceSource).nextInto(out, NONCE_OFFSET)
-      const cipher = createCipheriv(AES_GCM_ALGORITHM, key, out.subarray(NONCE_OFFSET, BODY_OFFSET))
+      else (options?.nonces ?? DEFAULT_NONCES).nextInto(out, NONCE_OFFSET)
+      const cipher = createCipheriv(ALGORITHM, key, out.subarray(NONCE_OFFSET, BODY_OFFSET))
       cipher.setAAD(this.#aadFor(out, rk))
       out.set(cipher.update(pt), BODY_OFFSET)
       cipher.final()
       out.set(cipher.getAuthTag(), BODY_OFFSET + ptLen)
       return out
     } finally {
-      pt.fill(0)
+      wipe(pt)
     }
   }
 
@@ -272,13 +281,13 @@ export class PreparedColumn implements ColumnRef {
     const aad = this.#aadFor(sealed, rk)
     let pt: Buffer | undefined
     try {
-      const decipher = createDecipheriv(AES_GCM_ALGORITHM, key, sealed.subarray(NONCE_OFFSET, BODY_OFFSET), { authTagLength: TAG_BYTES })
+      const decipher = createDecipheriv(ALGORITHM, key, sealed.subarray(NONCE_OFFSET, BODY_OFFSET), { authTagLength: TAG_BYTES })
       decipher.setAuthTag(sealed.subarray(len - TAG_BYTES))
       decipher.setAAD(aad)
       pt = decipher.update(sealed.subarray(BODY_OFFSET, len - TAG_BYTES))
       decipher.final()
     } catch {
-      pt?.fill(0) // unauthenticated plaintext never leaves
+      if (pt !== undefined) wipe(pt) // unauthenticated plaintext never leaves
       throw new DecryptionFailedError()
     }
     return decodePlain(pt)
@@ -324,8 +333,18 @@ export function prepareColumn(ref: ColumnRef): PreparedColumn {
 const MEMO_LIMIT = 1024
 const memo = new Map<string, Map<string, Map<string, PreparedColumn>>>()
 let memoSize = 0
+/** The column used last: bulk work on one column skips the map lookups. */
+let lastColumn: PreparedColumn | undefined
 
 function memoized(ctx: ColumnRef): PreparedColumn {
+  const last = lastColumn
+  if (last !== undefined && last.column === ctx.column && last.table === ctx.table && last.tenantId === ctx.tenantId) return last
+  const col = lookupOrPrepare(ctx)
+  lastColumn = col
+  return col
+}
+
+function lookupOrPrepare(ctx: ColumnRef): PreparedColumn {
   const byTable = memo.get(ctx.tenantId)
   const byColumn = byTable?.get(ctx.table)
   const hit = byColumn?.get(ctx.column)
