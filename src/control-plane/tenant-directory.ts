@@ -83,21 +83,43 @@ export class TenantDirectory {
   #unlisten: (() => Promise<void>) | undefined
   #started: Promise<void> | undefined
   #polling = false
+  /**
+   * Sequence numbers below the high-water mark not seen yet: log entries of transactions still in
+   * flight (bigserial numbers at insert, not at commit) or rolled back. Re-read on every poll until
+   * they appear or expire, so a change that commits late is never skipped.
+   */
+  readonly #gaps = new Map<number, number>()
+  /** When the change feed was last read successfully (ms). */
+  #lastSync = 0
+  readonly #maxStaleMs: number
   /** Bumped on every invalidation, so a lookup racing a change never caches the stale row. */
   #epoch = 0
 
-  constructor(store: StoreDriver, opts: { pollMs: number }) {
+  /**
+   * @param opts.pollMs change-log polling interval (the fallback behind push)
+   * @param opts.maxStaleMs cached entries are not trusted when the change feed has not been read
+   *   for this long (control plane unreachable): lookups go to the control plane and fail closed.
+   *   Default max(5000, 10 * pollMs).
+   */
+  constructor(store: StoreDriver, opts: { pollMs: number; maxStaleMs?: number }) {
     this.#store = store
     this.#pollMs = opts.pollMs
+    this.#maxStaleMs = opts.maxStaleMs ?? Math.max(5000, 10 * opts.pollMs)
   }
 
   /** Starts change delivery (push + poll). Called on first use. */
   start(): Promise<void> {
     this.#started ??= (async () => {
-      const seq = await this.#store.withSession((s) => s.query<{ seq: string | null }>('SELECT max(seq)::text AS seq FROM domicile_directory_log'))
-      this.#lastSeq = Number(seq.rows[0]?.seq ?? 0)
+      // Entries still in flight when we start hold numbers below max(seq): track recent gaps.
+      const recent = await this.#store.withSession((s) => s.query<{ seq: string }>('SELECT seq::text AS seq FROM domicile_directory_log ORDER BY seq DESC LIMIT 1000'))
+      const seen = recent.rows.map((r) => Number(r.seq))
+      this.#lastSeq = seen[0] ?? 0
+      const now = Date.now()
+      const have = new Set(seen)
+      for (let n = this.#lastSeq - 1; n > Math.max(0, this.#lastSeq - 1000); n--) if (!have.has(n)) this.#gaps.set(n, now)
+      this.#lastSync = now
       try {
-        this.#unlisten = await this.#store.listen(DIRECTORY_CHANNEL, (id) => this.#changed(id))
+        this.#unlisten = await this.#store.listen(DIRECTORY_CHANNEL, (id) => this.#changed(id), { onReconnect: () => void this.poll() })
       } catch {
         // Push is an accelerator; polling below is the guarantee.
       }
@@ -115,12 +137,21 @@ export class TenantDirectory {
     if (this.#polling) return
     this.#polling = true
     try {
+      const started = Date.now()
+      const gaps = [...this.#gaps.keys()]
       const r = await this.#store.withSession((s) =>
-        s.query<{ seq: string; tenant_id: string }>('SELECT seq::text AS seq, tenant_id FROM domicile_directory_log WHERE seq > $1 ORDER BY seq', [this.#lastSeq]))
+        s.query<{ seq: string; tenant_id: string }>(
+          'SELECT seq::text AS seq, tenant_id FROM domicile_directory_log WHERE seq > $1 OR seq = ANY($2::bigint[]) ORDER BY seq', [this.#lastSeq, gaps]))
       for (const row of r.rows) {
-        this.#lastSeq = Math.max(this.#lastSeq, Number(row.seq))
+        const seq = Number(row.seq)
+        this.#gaps.delete(seq)
+        for (let n = this.#lastSeq + 1; n < seq; n++) this.#gaps.set(n, started)
+        this.#lastSeq = Math.max(this.#lastSeq, seq)
         this.#changed(row.tenant_id)
       }
+      // A gap older than a minute belongs to a transaction that rolled back (or is pathological).
+      for (const [n, since] of this.#gaps) if (started - since > 60_000) this.#gaps.delete(n)
+      this.#lastSync = started
     } catch {
       // Control plane unreachable: cached entries stay until their next change is seen.
     } finally {
@@ -148,7 +179,7 @@ export class TenantDirectory {
   /** The tenant's entry; ERR_TENANT_UNKNOWN if there is none. */
   async get(id: string): Promise<TenantRecord> {
     const hit = this.#cache.get(id)
-    if (hit) return hit
+    if (hit && Date.now() - this.#lastSync <= this.#maxStaleMs) return hit
     assertTenantId(id)
     await this.start()
     const epoch = this.#epoch

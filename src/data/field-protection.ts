@@ -5,13 +5,16 @@
  */
 import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
 
+/** Hit paths answer synchronously (no promise per value); misses return a promise. */
+export type MaybePromise<T> = T | Promise<T>
+
 export interface FieldProtection {
-  seal(table: ResolvedTable, column: ResolvedColumn, rowKey: string, value: unknown): Promise<Uint8Array>
-  index(table: ResolvedTable, column: ResolvedColumn, value: unknown): Promise<Uint8Array>
+  seal(table: ResolvedTable, column: ResolvedColumn, rowKey: string, value: unknown): MaybePromise<Uint8Array>
+  index(table: ResolvedTable, column: ResolvedColumn, value: unknown): MaybePromise<Uint8Array>
   wrap(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown
   /**
    * Whether a stored value equals `value` (after the column's normalisation). Opens it inside the
    * data layer only, to drop blind-index false positives; the plaintext never reaches the caller.
    */
-  matches(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): Promise<boolean>
+  matches(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): MaybePromise<boolean>
 }

@@ -110,12 +110,15 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   readonly #tx: TenantTransaction
   readonly #fields: FieldProtection | undefined
   readonly #selectList: string
+  /** Insert returns only plain columns: the sealed bytes are already in hand. */
+  readonly #plainList: string
 
   constructor(table: ResolvedTable, tx: TenantTransaction, fields: FieldProtection | undefined) {
     this.#t = table
     this.#tx = tx
     this.#fields = fields
     this.#selectList = [...table.columns.keys()].map(q).join(', ')
+    this.#plainList = [...table.columns.values()].filter((c) => !c.sensitive).map((c) => q(c.name)).join(', ')
   }
 
   #needFields(): FieldProtection {
@@ -150,8 +153,12 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
           continue
         }
         const fields = this.#needFields()
-        out.push([name, await fields.seal(this.#t, col, rowKey, v), ''])
-        if (col.indexColumn) out.push([col.indexColumn, await fields.index(this.#t, col, v), ''])
+        const sealed = fields.seal(this.#t, col, rowKey, v)
+        out.push([name, sealed instanceof Promise ? await sealed : sealed, ''])
+        if (col.indexColumn) {
+          const ix = fields.index(this.#t, col, v)
+          out.push([col.indexColumn, ix instanceof Promise ? await ix : ix, ''])
+        }
       } else {
         out.push([name, param(col, v, this.#t), castFor(col)])
       }
@@ -176,8 +183,10 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       values.push(`$${params.length}${cast}`)
     }
     const r = await this.#tx.session.query<Row>(
-      `INSERT INTO ${q(this.#t.name)} (${names.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${this.#selectList}`, params)
-    return this.#toPublic(r.rows[0]!)
+      `INSERT INTO ${q(this.#t.name)} (${names.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${this.#plainList}`, params)
+    const back = r.rows[0]!
+    for (const [name, v] of cols) if (this.#t.columns.get(name)?.sensitive) back[name] = v
+    return this.#toPublic(back)
   }
 
   async get(id: string | number): Promise<R | undefined> {
@@ -206,7 +215,8 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
         if (typeof v === 'object' && !(v instanceof Uint8Array)) {
           throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${this.#t.name}.${name} is sensitive: only equality with a plain value is supported (no ranges, LIKE or operators).`, { path: `${this.#t.name}.${name}` })
         }
-        params.push(await this.#needFields().index(this.#t, col, v))
+        const ix = this.#needFields().index(this.#t, col, v)
+        params.push(ix instanceof Promise ? await ix : ix)
         clauses.push(`${q(col.indexColumn)} = $${params.length}`)
         blind.push([col, v])
         continue
@@ -241,7 +251,8 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       for (const row of rows) {
         let ok = true
         for (const [col, v] of blind) {
-          if (!(await fields.matches(this.#t, col, String(row[this.#t.primaryKey]), row[col.name] as Uint8Array, v))) ok = false
+          const m = fields.matches(this.#t, col, String(row[this.#t.primaryKey]), row[col.name] as Uint8Array, v)
+          if (!(m instanceof Promise ? await m : m)) ok = false
         }
         if (ok) keep.push(row)
       }

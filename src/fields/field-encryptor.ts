@@ -23,17 +23,20 @@ import type { ScopeFieldsFactory } from './scope-fields-factory.js'
 import { SealedValue, isSealedValue, sealedBytes, sealedLocation } from './sealed-value.js'
 
 const MAX_PURPOSE = 200
-const PREPARED_MAX = 10_000
-/** Prepared AAD prefixes per tenant/table/column (no key material), shared across transactions. */
-const prepared = new Map<string, PreparedColumn>()
+/** Prepared AAD prefixes (no key material) per schema column and tenant, shared across transactions. */
+const prepared = new WeakMap<ResolvedColumn, Map<string, PreparedColumn>>()
 
-function preparedFor(tenantId: string, table: string, column: string): PreparedColumn {
-  const id = `${tenantId}\u0000${table}\u0000${column}`
-  let p = prepared.get(id)
+function preparedFor(tenantId: string, table: ResolvedTable, col: ResolvedColumn): PreparedColumn {
+  let byTenant = prepared.get(col)
+  if (!byTenant) {
+    byTenant = new Map()
+    prepared.set(col, byTenant)
+  }
+  let p = byTenant.get(tenantId)
   if (!p) {
-    if (prepared.size >= PREPARED_MAX) prepared.clear()
-    p = prepareColumn({ tenantId, table, column })
-    prepared.set(id, p)
+    if (byTenant.size >= 10_000) byTenant.clear()
+    p = prepareColumn({ tenantId, table: table.name, column: col.name })
+    byTenant.set(tenantId, p)
   }
   return p
 }
@@ -84,7 +87,6 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   readonly #tenant: TenantRecord
   readonly #tx: TenantTransaction
   readonly #keys: TenantKeys
-  readonly #colKeys = new Map<string, Uint8Array>()
   #pendingAudit: AuditRow[] | undefined
 
   constructor(tenant: TenantRecord, tx: TenantTransaction, keys: TenantKeys) {
@@ -93,26 +95,21 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     this.#keys = keys
   }
 
-  async seal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, value: unknown): Promise<Uint8Array> {
+  seal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, value: unknown): Uint8Array | Promise<Uint8Array> {
     const plain = checkPlain(table, col, value)
-    const { keyNumber, key } = await this.#keys.encryptionKey()
-    return preparedFor(this.#tenant.id, table.name, col.name).seal(key, keyNumber, rowKey, plain)
+    const prep = preparedFor(this.#tenant.id, table, col)
+    const hot = this.#keys.tryEncryptionKey()
+    if (hot) return prep.seal(hot.key, hot.keyNumber, rowKey, plain)
+    return this.#keys.encryptionKey().then(({ keyNumber, key }) => prep.seal(key, keyNumber, rowKey, plain))
   }
 
-  async index(table: ResolvedTable, col: ResolvedColumn, value: unknown): Promise<Uint8Array> {
-    if (!col.sensitive || !col.sensitive.searchable) throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${table.name}.${col.name} is not searchable.`)
-    let ck = this.#colKeys.get(`${table.name}.${col.name}`)
-    if (!ck) {
-      const root = await this.#keys.indexRootKey()
-      ck = deriveColumnIndexKey(root, { tenantId: this.#tenant.id, table: table.name, column: col.name })
-      this.#colKeys.set(`${table.name}.${col.name}`, ck)
-      const dropped = ck
-      this.#tx.onRollback(() => {
-        dropped.fill(0)
-      })
-      this.#tx.onCommit(() => dropped.fill(0))
-    }
-    return blindIndex(ck, indexInput(value), { normalize: col.sensitive.normalize, bytes: col.sensitive.indexBytes })
+  index(table: ResolvedTable, col: ResolvedColumn, value: unknown): Uint8Array | Promise<Uint8Array> {
+    const s = col.sensitive
+    if (!s || !s.searchable) throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${table.name}.${col.name} is not searchable.`)
+    const input = indexInput(value)
+    const ck = this.#keys.columnIndexKey(table.name, col.name, (root) => deriveColumnIndexKey(root, { tenantId: this.#tenant.id, table: table.name, column: col.name }))
+    const opts = { normalize: s.normalize, bytes: s.indexBytes }
+    return ck instanceof Uint8Array ? blindIndex(ck, input, opts) : ck.then((k) => blindIndex(k, input, opts))
   }
 
   wrap(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown {
@@ -120,15 +117,20 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   }
 
   /** Opens a stored value without revealing it to the caller (blind-index false-positive filter). */
-  async matches(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): Promise<boolean> {
+  matches(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean | Promise<boolean> {
     const n = readKeyNumber(stored)
-    const key = await this.#keys.dataKey(n)
-    const plain = preparedFor(this.#tenant.id, table.name, col.name).open(key, rowKey, stored)
-    const norm = col.sensitive ? col.sensitive.normalize : []
-    const a = indexInput(plain)
-    const b = indexInput(value)
-    if (typeof a === 'string' && typeof b === 'string') return normalizeForIndex(a, norm) === normalizeForIndex(b, norm)
-    return Buffer.from(a).equals(Buffer.from(b))
+    const compare = (key: Uint8Array): boolean => {
+      const plain = preparedFor(this.#tenant.id, table, col).open(key, rowKey, stored)
+      const a = indexInput(plain)
+      const b = indexInput(value)
+      if (typeof a === 'string' && typeof b === 'string') {
+        const norm = col.sensitive ? col.sensitive.normalize : []
+        return normalizeForIndex(a, norm) === normalizeForIndex(b, norm)
+      }
+      return Buffer.from(a).equals(Buffer.from(b))
+    }
+    const hot = this.#keys.peekDataKey(n)
+    return hot ? compare(hot) : this.#keys.dataKey(n).then(compare)
   }
 
   async reveal(value: unknown, opts: RevealOptions): Promise<unknown> {
@@ -175,8 +177,9 @@ export class FieldEncryptor implements FieldProtection, Revealer {
         const detail = { table: loc.table, column: loc.column, rowKey: String(loc.rowKey), purpose: opts.purpose }
         try {
           const bytes = sealedBytes(v)
-          const key = await this.#keys.dataKey(readKeyNumber(bytes))
-          out.push(preparedFor(loc.tenantId, loc.table, loc.column).open(key, loc.rowKey, bytes))
+          const n = readKeyNumber(bytes)
+          const key = this.#keys.peekDataKey(n) ?? (await this.#keys.dataKey(n))
+          out.push(prepareColumnFor(loc).open(key, loc.rowKey, bytes))
           audit.push({ type: 'field.reveal', outcome: 'ok', actor: opts.actor ?? null, detail })
         } catch (e) {
           audit.push({ type: 'field.reveal', outcome: 'denied', actor: opts.actor ?? null, code: isDomicileError(e) ? e.code : 'ERR_UNKNOWN', detail })
@@ -219,6 +222,19 @@ async function insertAudit(s: StoreSession, tenantId: string, rows: readonly Aud
     return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::jsonb)`
   })
   await s.query(`INSERT INTO domicile_audit (tenant_id, type, outcome, actor, detail) VALUES ${values.join(', ')}`, params)
+}
+
+/** Reveal works from a sealed value's location (table and column names), not schema objects. */
+const byLocation = new Map<string, PreparedColumn>()
+function prepareColumnFor(loc: { tenantId: string; table: string; column: string }): PreparedColumn {
+  const id = `${loc.tenantId}\u0000${loc.table}\u0000${loc.column}`
+  let p = byLocation.get(id)
+  if (!p) {
+    if (byLocation.size >= 10_000) byLocation.clear()
+    p = prepareColumn(loc)
+    byLocation.set(id, p)
+  }
+  return p
 }
 
 /** Builds a FieldEncryptor per tenant transaction, for tenants with a key binding. */

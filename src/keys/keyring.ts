@@ -96,6 +96,59 @@ export class TenantKeys {
     return `${this.#tenant.id}|${this.#tx.region}|${purpose}|${n}|${provider}|${keyId}`
   }
 
+  /** Cache ids under the current binding, memoised per directory entry (hot path: no string building). */
+  #boundId(purpose: Purpose | 'column', n: number | string): string {
+    let memo = idMemo.get(this.#tenant)
+    if (!memo) {
+      memo = new Map()
+      idMemo.set(this.#tenant, memo)
+    }
+    const k = purpose === 'data' ? n : `${purpose}:${n}`
+    let id = memo.get(k)
+    if (id === undefined) {
+      const b = this.#tenant.key!
+      id = purpose === 'column' ? `${this.#tenant.id}|${this.#tx.region}|column|${n}|${b.provider}|${b.keyId}` : this.#cacheId(purpose, Number(n), b.provider, b.keyId)
+      memo.set(k, id)
+    }
+    return id
+  }
+
+  /** Synchronous hit path: the data key if it is cached under the current binding. */
+  peekDataKey(keyNumber: number): Uint8Array | undefined {
+    assertKeyUsable(this.#tenant)
+    return this.#o.cache.peek(this.#boundId('data', keyNumber))
+  }
+
+  /**
+   * Synchronous hit path for sealing: consumes one encryption of an already reserved budget when
+   * its key is cached; undefined when a reservation or an unwrap is needed (use encryptionKey()).
+   */
+  tryEncryptionKey(): { keyNumber: number; key: Uint8Array } | undefined {
+    assertKeyUsable(this.#tenant)
+    let b = this.#local
+    if (!b || b.next >= b.end) {
+      const shared = this.#budgets.get(this.#budgetKey)
+      if (!shared || shared.next >= shared.end) return undefined
+      b = shared
+    }
+    const key = this.#o.cache.peek(this.#boundId('data', b.keyNumber))
+    if (!key) return undefined
+    b.next++
+    return { keyNumber: b.keyNumber, key }
+  }
+
+  /**
+   * The HMAC key of one searchable column, derived from the index root key and kept in the
+   * data-key cache with the tenant's other keys (zeroed and revoked with them).
+   */
+  columnIndexKey(table: string, column: string, derive: (root: Uint8Array) => Uint8Array): Uint8Array | Promise<Uint8Array> {
+    assertKeyUsable(this.#tenant)
+    const id = this.#boundId('column', `${table}.${column}`)
+    const hit = this.#o.cache.peek(id)
+    if (hit) return hit
+    return this.#o.cache.load(id, this.#tenant.id, this.#ttl, async () => derive(await this.indexRootKey()))
+  }
+
   #context(purpose: Purpose, n: number) {
     return { tenantId: this.#tenant.id, region: this.#tx.region, dataKeyId: String(n), purpose }
   }
@@ -199,9 +252,9 @@ export class TenantKeys {
   }
 
   async #key(purpose: Purpose, n: number): Promise<Uint8Array> {
-    const binding = assertKeyUsable(this.#tenant)
+    assertKeyUsable(this.#tenant)
     // Fast path: the key this tenant's current binding wrapped.
-    const hot = this.#o.cache.peek(this.#cacheId(purpose, n, binding.provider, binding.keyId))
+    const hot = this.#o.cache.peek(this.#boundId(purpose, n))
     if (hot) return hot
     const r = await this.#tx.session.query<{ wrapped: Uint8Array; provider: string; key_id: string }>(
       'SELECT wrapped, provider, key_id FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = $2 AND key_number = $3', [this.#tenant.id, purpose, n])
@@ -219,3 +272,6 @@ export class TenantKeys {
 }
 
 class NoSuchKey extends Error {}
+
+/** Per directory entry (a new entry object on every change): cache ids by purpose and number. */
+const idMemo = new WeakMap<TenantRecord, Map<string | number, string>>()

@@ -30,8 +30,11 @@ export interface StoreDriver {
   init(): Promise<void>
   /** Runs fn on an exclusive session. Connection loss maps to ERR_REGION_UNAVAILABLE. */
   withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T>
-  /** Subscribes to NOTIFY on a channel. Returns an unsubscribe function. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
+  /**
+   * Subscribes to NOTIFY on a channel. Returns an unsubscribe function. Drivers that can lose the
+   * subscription re-establish it and then call `onReconnect`.
+   */
+  listen(channel: string, onPayload: (payload: string) => void, opts?: { onReconnect?: () => void }): Promise<() => Promise<void>>
   close(): Promise<void>
 }
 

@@ -11,7 +11,8 @@ import { isConnectionLoss, mapStoreError, regionUnavailable } from './store-erro
 interface PgClientLike {
   query(sql: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>
   on(event: 'notification', cb: (msg: { channel: string; payload?: string }) => void): void
-  on(event: 'error', cb: (e: Error) => void): void
+  on(event: 'error' | 'end', cb: (e?: Error) => void): void
+  off(event: 'error', cb: (e?: Error) => void): void
   connect(): Promise<void>
   end(): Promise<void>
 }
@@ -110,9 +111,10 @@ class PostgresDriver implements StoreDriver {
       throw regionUnavailable(this.#name, this.description)
     }
     let broken = false
-    client.on('error', () => {
+    const onError = () => {
       broken = true
-    })
+    }
+    client.on('error', onError)
     const session: StoreSession = {
       query: async <R>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>> => {
         try {
@@ -137,30 +139,78 @@ class PostgresDriver implements StoreDriver {
     try {
       return await fn(session)
     } finally {
+      client.off('error', onError)
       client.release(broken ? true : undefined)
     }
   }
 
-  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+  /**
+   * LISTENs on a dedicated connection. A lost connection is re-established with backoff (up to
+   * 5 s between tries) until unsubscribed; `onReconnect` runs after each re-LISTEN so the caller can
+   * catch up on what it may have missed meanwhile.
+   */
+  async listen(channel: string, onPayload: (payload: string) => void, opts: { onReconnect?: () => void } = {}): Promise<() => Promise<void>> {
     if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new DomicileError('ERR_INPUT_INVALID', 'Channel names are lower-case identifiers.')
     const pg = await this.#module()
-    const client = new pg.Client({ connectionString: this.#opts.url, connectionTimeoutMillis: this.#opts.connectTimeoutMs ?? 2000 })
-    client.on('error', () => {
-      this.#listeners.delete(client)
-    })
+    let stopped = false
+    let current: PgClientLike | undefined
+    let timer: NodeJS.Timeout | undefined
+    const connect = async (): Promise<void> => {
+      const client = new pg.Client({ connectionString: this.#opts.url, connectionTimeoutMillis: this.#opts.connectTimeoutMs ?? 2000 })
+      let lost = false
+      const onLost = () => {
+        if (lost) return
+        lost = true
+        this.#listeners.delete(client)
+        void client.end().catch(() => undefined)
+        if (!stopped && !this.#closed) schedule(250)
+      }
+      client.on('error', onLost)
+      client.on('end', onLost)
+      client.on('notification', (msg) => {
+        if (msg.channel === channel) onPayload(msg.payload ?? '')
+      })
+      try {
+        await client.connect()
+        await client.query(`LISTEN ${channel}`)
+      } catch (e) {
+        lost = true
+        await client.end().catch(() => undefined)
+        throw e
+      }
+      current = client
+      this.#listeners.add(client)
+    }
+    let delay = 250
+    const schedule = (first: number) => {
+      delay = first
+      const attempt = () => {
+        timer = undefined
+        if (stopped || this.#closed) return
+        connect().then(() => {
+          delay = 250
+          opts.onReconnect?.()
+        }, () => {
+          delay = Math.min(delay * 2, 5000)
+          timer = setTimeout(attempt, delay)
+          timer.unref()
+        })
+      }
+      timer = setTimeout(attempt, delay)
+      timer.unref()
+    }
     try {
-      await client.connect()
+      await connect()
     } catch {
       throw regionUnavailable(this.#name, this.description)
     }
-    client.on('notification', (msg) => {
-      if (msg.channel === channel) onPayload(msg.payload ?? '')
-    })
-    await client.query(`LISTEN ${channel}`)
-    this.#listeners.add(client)
     return async () => {
-      this.#listeners.delete(client)
-      await client.end().catch(() => undefined)
+      stopped = true
+      if (timer) clearTimeout(timer)
+      if (current) {
+        this.#listeners.delete(current)
+        await current.end().catch(() => undefined)
+      }
     }
   }
 
