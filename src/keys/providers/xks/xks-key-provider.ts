@@ -308,13 +308,23 @@ class XksKeyProviderImpl implements XksKeyProvider {
 
     let status: number
     let text: string
+    const send = () => fetch(this.#origin + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: signed.authorization, 'x-amz-date': signed.amzDate },
+      body: payload,
+      signal,
+    })
     try {
-      const res = await fetch(this.#origin + path, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: signed.authorization, 'x-amz-date': signed.amzDate },
-        body: payload,
-        signal,
-      })
+      let res: Response
+      try {
+        res = await send()
+      } catch (e) {
+        // A pooled keep-alive socket the proxy already closed fails before any response: every XKS
+        // operation is safe to repeat, so retry once on a fresh connection within the same deadline.
+        const code = (e as { cause?: { code?: unknown } })?.cause?.code
+        if (signal.aborted || (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET' && code !== 'EPIPE')) throw e
+        res = await send()
+      }
       status = res.status
       text = await res.text()
     } catch (e) {
