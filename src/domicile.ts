@@ -75,7 +75,7 @@ export class Domicile {
    */
   async withTenant<T>(tenantId: string, fn: (scope: TenantScope) => Promise<T>): Promise<T> {
     this.#assertOpen()
-    const tenant = await this.#p.directory.get(tenantId)
+    const tenant = this.#p.directory.cached(tenantId) ?? (await this.#p.directory.get(tenantId))
     /* Precondition: only active tenants are served. */
     if (tenant.status !== 'active') {
       throw new DomicileError('ERR_TENANT_SUSPENDED', `Tenant "${tenantId}" is ${tenant.status}; requests are refused until it is active again.`)

@@ -176,6 +176,12 @@ export class TenantDirectory {
     return this.#cache.get(id)
   }
 
+  /** The cached entry when the cache is fresh enough to trust (no I/O, no promise). */
+  cached(id: string): TenantRecord | undefined {
+    const hit = this.#cache.get(id)
+    return hit && Date.now() - this.#lastSync <= this.#maxStaleMs ? hit : undefined
+  }
+
   /** The tenant's entry; ERR_TENANT_UNKNOWN if there is none. */
   async get(id: string): Promise<TenantRecord> {
     const hit = this.#cache.get(id)

@@ -105,6 +105,30 @@ function fromDb(col: ResolvedColumn, v: unknown): unknown {
   }
 }
 
+interface Statements {
+  readonly selectList: string
+  readonly plainList: string
+  readonly get: string
+}
+
+/** SQL texts that depend only on the table definition, built once per schema table. */
+const statements = new WeakMap<ResolvedTable, Statements>()
+
+function statementsFor(t: ResolvedTable): Statements {
+  let st = statements.get(t)
+  if (!st) {
+    const selectList = [...t.columns.keys()].map(q).join(', ')
+    const pk = t.columns.get(t.primaryKey)!
+    st = {
+      selectList,
+      plainList: [...t.columns.values()].filter((c) => !c.sensitive).map((c) => q(c.name)).join(', '),
+      get: `SELECT ${selectList} FROM ${q(t.name)} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)}`,
+    }
+    statements.set(t, st)
+  }
+  return st
+}
+
 export class TableRepository<R extends Row = Row> implements Repository<R> {
   readonly #t: ResolvedTable
   readonly #tx: TenantTransaction
@@ -112,13 +136,16 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   readonly #selectList: string
   /** Insert returns only plain columns: the sealed bytes are already in hand. */
   readonly #plainList: string
+  readonly #getSql: string
 
   constructor(table: ResolvedTable, tx: TenantTransaction, fields: FieldProtection | undefined) {
     this.#t = table
     this.#tx = tx
     this.#fields = fields
-    this.#selectList = [...table.columns.keys()].map(q).join(', ')
-    this.#plainList = [...table.columns.values()].filter((c) => !c.sensitive).map((c) => q(c.name)).join(', ')
+    const st = statementsFor(table)
+    this.#selectList = st.selectList
+    this.#plainList = st.plainList
+    this.#getSql = st.get
   }
 
   #needFields(): FieldProtection {
@@ -192,8 +219,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   async get(id: string | number): Promise<R | undefined> {
     const key = rowKeyOf(id, this.#t)
     const pk = this.#t.columns.get(this.#t.primaryKey)!
-    const r = await this.#tx.session.query<Row>(
-      `SELECT ${this.#selectList} FROM ${q(this.#t.name)} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)}`, [this.#tx.tenantId, param(pk, key, this.#t)])
+    const r = await this.#tx.session.query<Row>(this.#getSql, [this.#tx.tenantId, param(pk, key, this.#t)])
     return r.rows[0] ? this.#toPublic(r.rows[0]) : undefined
   }
 

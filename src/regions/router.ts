@@ -4,7 +4,6 @@
  * the tenant context set and row-level security on. It fails closed: an unknown or unserved
  * region, a store that cannot be reached or whose stamp is wrong is an error, never a fallback.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { DomicileError, isDomicileError } from '../errors.js'
 import { APP_ROLE, TENANT_SETTING } from '../schema/ddl.js'
 import { ensureStamp, mismatch } from './region-stamp.js'
@@ -28,6 +27,33 @@ export interface TenantTransaction {
 interface RegionState {
   readonly driver: StoreDriver
   verified?: Promise<void>
+  /** Connected and stamp-checked: the hot path skips the await. */
+  ok?: boolean
+}
+
+/** A tenant transaction; hook lists are allocated only when something registers. */
+class Tx implements TenantTransaction {
+  #rollbacks: Array<(s: StoreSession) => void | Promise<void>> | undefined
+  #commits: Array<() => void> | undefined
+  constructor(readonly tenantId: string, readonly region: string, readonly session: StoreSession) {}
+  onRollback(cb: (session: StoreSession) => void | Promise<void>): void {
+    ;(this.#rollbacks ??= []).push(cb)
+  }
+  onCommit(cb: () => void): void {
+    ;(this.#commits ??= []).push(cb)
+  }
+  async rolledBack(): Promise<void> {
+    for (const cb of this.#rollbacks ?? []) {
+      try {
+        await cb(this.session)
+      } catch {
+        // A rollback hook must not mask the original error.
+      }
+    }
+  }
+  committed(): void {
+    for (const cb of this.#commits ?? []) cb()
+  }
 }
 
 /** Tenant ids are validated slugs, but quote defensively anyway. */
@@ -45,7 +71,6 @@ export class RegionRouter {
   readonly #names: readonly string[]
   readonly #supplier: RegionSupplier
   readonly #states = new Map<string, RegionState>()
-  readonly #inScope = new AsyncLocalStorage<string>()
   #closed = false
 
   /**
@@ -85,8 +110,10 @@ export class RegionRouter {
     })()
     try {
       await st.verified
+      st.ok = true
     } catch (e) {
       st.verified = undefined
+      st.ok = false
       throw e
     }
     return st.driver
@@ -94,42 +121,34 @@ export class RegionRouter {
 
   /**
    * Runs `fn` in a transaction on the tenant's home region, as the RLS-bound role with the tenant
-   * context set. The stamp is checked again inside the transaction (same round trip).
+   * context set. The stamp is checked again inside the transaction (same round trip). Each call is
+   * its own transaction on its own session, so scopes are isolated even when one is opened inside
+   * another (the embedded driver, which has a single session, refuses that instead).
    */
   async withTenantTransaction<T>(tenantId: string, region: string, fn: (tx: TenantTransaction) => Promise<T>): Promise<T> {
-    /* Precondition: tenant scopes do not nest (one tenant context per transaction). */
-    if (this.#inScope.getStore() !== undefined) {
-      throw new DomicileError('ERR_INPUT_INVALID', 'withTenant cannot be nested: finish one tenant scope before opening another.')
-    }
-    const driver = await this.#ready(region)
+    const st = this.#states.get(region)
+    const driver = st?.ok ? st.driver : await this.#ready(region)
     return driver.withSession(async (session) => {
       const rows = await session.exec(tenantTransactionPrelude(tenantId))
       const stamp = rows[0] as { kind?: string; region?: string } | undefined
       if (!stamp || stamp.kind !== 'region' || stamp.region !== region) {
         await session.exec('ROLLBACK').catch(() => undefined)
-        this.#states.get(region)!.verified = undefined
+        const s = this.#states.get(region)!
+        s.ok = false
+        s.verified = undefined
         throw mismatch({ kind: 'region', region }, { kind: (stamp?.kind as 'region') ?? 'region', region: String(stamp?.region ?? '(none)') })
       }
-      const rollbacks: Array<(s: StoreSession) => void | Promise<void>> = []
-      const commits: Array<() => void> = []
-      const tx: TenantTransaction = { tenantId, region, session, onRollback: (cb) => rollbacks.push(cb), onCommit: (cb) => commits.push(cb) }
+      const tx = new Tx(tenantId, region, session)
       let result: T
       try {
-        result = await this.#inScope.run(tenantId, () => fn(tx))
+        result = await fn(tx)
         await session.exec('COMMIT')
       } catch (e) {
-        commits.length = 0
         await session.exec('ROLLBACK').catch(() => undefined)
-        for (const cb of rollbacks) {
-          try {
-            await cb(session)
-          } catch {
-            // A rollback hook must not mask the original error.
-          }
-        }
+        await tx.rolledBack()
         throw e
       }
-      for (const cb of commits) cb()
+      tx.committed()
       return result
     })
   }

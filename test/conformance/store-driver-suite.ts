@@ -172,7 +172,7 @@ export function runStoreDriverSuite(opts: { name: string; setup: () => Promise<S
       assert.equal(Number(r[0]!.n), 0)
     })
 
-    test('fail closed: unknown tenant, invalid id, suspended tenant, nested scope, global table repository', async () => {
+    test('fail closed: unknown tenant, invalid id, suspended tenant, nested scopes isolated or refused, global table repository', async () => {
       await rejects(d.withTenant('nobody', async () => 1), 'ERR_TENANT_UNKNOWN')
       await rejects(d.withTenant('Not A Slug', async () => 1), 'ERR_TENANT_INVALID')
       await rejects(d.addTenant('acme', { region: 'eu-west-1' }), 'ERR_TENANT_EXISTS')
@@ -182,7 +182,18 @@ export function runStoreDriverSuite(opts: { name: string; setup: () => Promise<S
       await rejects(d.withTenant('paused', async () => 1), 'ERR_TENANT_SUSPENDED')
       await d.setTenantStatus('paused', 'active')
       assert.equal(await d.withTenant('paused', async () => 1), 1)
-      await rejects(d.withTenant('acme', () => d.withTenant('bistro', async () => 1)), 'ERR_INPUT_INVALID')
+      if (fx.exclusive) {
+        // One embedded session: a scope inside a scope is refused rather than sharing a transaction.
+        await rejects(d.withTenant('acme', () => d.withTenant('bistro', async () => 1)), 'ERR_INPUT_INVALID')
+      } else {
+        // Separate sessions: the inner scope is its own transaction with its own tenant context.
+        const seen = await d.withTenant('acme', async (outer) => {
+          const inner = await d.withTenant('bistro', (s) => s.sql<{ tenant_id: string }>('SELECT DISTINCT tenant_id FROM customers'))
+          const mine = await outer.sql<{ tenant_id: string }>('SELECT DISTINCT tenant_id FROM customers')
+          return { inner: inner.map((r) => r.tenant_id), outer: mine.map((r) => r.tenant_id) }
+        })
+        assert.deepEqual(seen, { inner: ['bistro'], outer: ['acme'] })
+      }
       await rejects(d.withTenant('acme', async (s) => s.table('plans').list()), 'ERR_QUERY_UNSUPPORTED')
     })
 

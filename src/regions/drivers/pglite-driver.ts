@@ -1,8 +1,8 @@
 /**
  * Embedded store on PGlite (PostgreSQL compiled to WASM): the zero-setup default.
  * `@electric-sql/pglite` is imported lazily; only the subset used here is described.
- * PGlite has one connection, so sessions are serialised by a queue; a session opened while the
- * same async context already holds one reuses it (no self-deadlock).
+ * PGlite has one connection, so sessions are serialised by a queue; a session requested while the
+ * same async context already holds one is refused (it would wait forever, or share a transaction).
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { mkdirSync } from 'node:fs'
@@ -74,8 +74,10 @@ class PGliteDriver implements StoreDriver {
   }
 
   async withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T> {
-    const held = this.#held.getStore()
-    if (held) return fn(held)
+    /* Precondition: no session is opened while this async context holds one (one connection: it would wait forever, or mix two tenants in one transaction). */
+    if (this.#held.getStore()) {
+      throw new DomicileError('ERR_INPUT_INVALID', 'The embedded store has a single session: finish one tenant scope before opening another inside it.')
+    }
     const db = await this.#open()
     const name = this.#opts.name ?? 'embedded'
     const session: StoreSession = {

@@ -12,7 +12,6 @@ interface PgClientLike {
   query(sql: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>
   on(event: 'notification', cb: (msg: { channel: string; payload?: string }) => void): void
   on(event: 'error' | 'end', cb: (e?: Error) => void): void
-  off(event: 'error', cb: (e?: Error) => void): void
   connect(): Promise<void>
   end(): Promise<void>
 }
@@ -53,6 +52,42 @@ export function describePostgresUrl(url: string): string {
   }
 }
 
+class PgSession implements StoreSession {
+  broken = false
+  readonly #client: PgClientLike
+  readonly #name: string
+  readonly #description: string
+  constructor(client: PgClientLike, name: string, description: string) {
+    this.#client = client
+    this.#name = name
+    this.#description = description
+  }
+
+  async query<R>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>> {
+    try {
+      const r = await this.#client.query(sql, params as unknown[] | undefined)
+      return { rows: r.rows as R[], rowCount: r.rowCount ?? r.rows.length }
+    } catch (e) {
+      throw this.#fail(e)
+    }
+  }
+
+  async exec(sql: string): Promise<Record<string, unknown>[]> {
+    try {
+      const r = (await this.#client.query(sql)) as unknown
+      const last = Array.isArray(r) ? r.at(-1) : r
+      return ((last as { rows?: Record<string, unknown>[] } | undefined)?.rows) ?? []
+    } catch (e) {
+      throw this.#fail(e)
+    }
+  }
+
+  #fail(e: unknown): unknown {
+    if (isConnectionLoss(e)) this.broken = true
+    return mapStoreError(e, this.#name, this.#description)
+  }
+}
+
 class PostgresDriver implements StoreDriver {
   readonly kind = 'postgres' as const
   readonly description: string
@@ -61,6 +96,7 @@ class PostgresDriver implements StoreDriver {
   #pool: PgPoolLike | undefined
   #closed = false
   readonly #listeners = new Set<PgClientLike>()
+  readonly #sessions = new WeakMap<PgPoolClientLike, PgSession>()
 
   constructor(opts: PostgresStoreOptions) {
     this.#opts = opts
@@ -103,44 +139,28 @@ class PostgresDriver implements StoreDriver {
   }
 
   async withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T> {
-    const pool = await this.#getPool()
+    const pool = this.#pool ?? (await this.#getPool())
     let client: PgPoolClientLike
     try {
       client = await pool.connect()
     } catch {
       throw regionUnavailable(this.#name, this.description)
     }
-    let broken = false
-    const onError = () => {
-      broken = true
-    }
-    client.on('error', onError)
-    const session: StoreSession = {
-      query: async <R>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>> => {
-        try {
-          const r = await client.query(sql, params as unknown[] | undefined)
-          return { rows: r.rows as R[], rowCount: r.rowCount ?? r.rows.length }
-        } catch (e) {
-          if (isConnectionLoss(e)) broken = true
-          throw mapStoreError(e, this.#name, this.description)
-        }
-      },
-      exec: async (sql: string): Promise<Record<string, unknown>[]> => {
-        try {
-          const r = (await client.query(sql)) as unknown
-          const last = Array.isArray(r) ? r.at(-1) : r
-          return ((last as { rows?: Record<string, unknown>[] } | undefined)?.rows) ?? []
-        } catch (e) {
-          if (isConnectionLoss(e)) broken = true
-          throw mapStoreError(e, this.#name, this.description)
-        }
-      },
+    // One session object per pooled client, made on its first checkout (no per-call closures).
+    let session = this.#sessions.get(client)
+    if (!session) {
+      const made = new PgSession(client, this.#name, this.description)
+      client.on('error', () => {
+        made.broken = true
+      })
+      this.#sessions.set(client, made)
+      session = made
     }
     try {
       return await fn(session)
     } finally {
-      client.off('error', onError)
-      client.release(broken ? true : undefined)
+      // A client whose connection broke is destroyed, never handed out again.
+      client.release(session.broken ? true : undefined)
     }
   }
 
