@@ -5,6 +5,7 @@
  */
 import { DomicileError } from '../../errors.js'
 import type { StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
+import { ClientPool } from './client-pool.js'
 import { isConnectionLoss, mapStoreError, regionUnavailable } from './store-errors.js'
 
 /** The subset of `pg` used here. */
@@ -15,16 +16,7 @@ interface PgClientLike {
   connect(): Promise<void>
   end(): Promise<void>
 }
-interface PgPoolClientLike extends PgClientLike {
-  release(destroy?: boolean | Error): void
-}
-interface PgPoolLike {
-  connect(): Promise<PgPoolClientLike>
-  end(): Promise<void>
-  on(event: 'error', cb: (e: Error) => void): void
-}
 interface PgModuleLike {
-  Pool: new (cfg: Record<string, unknown>) => PgPoolLike
   Client: new (cfg: Record<string, unknown>) => PgClientLike
 }
 
@@ -93,10 +85,10 @@ class PostgresDriver implements StoreDriver {
   readonly description: string
   readonly #opts: PostgresStoreOptions
   #pg: PgModuleLike | undefined
-  #pool: PgPoolLike | undefined
+  #pool: ClientPool<PgClientLike> | undefined
   #closed = false
   readonly #listeners = new Set<PgClientLike>()
-  readonly #sessions = new WeakMap<PgPoolClientLike, PgSession>()
+  readonly #sessions = new WeakMap<PgClientLike, PgSession>()
 
   constructor(opts: PostgresStoreOptions) {
     this.#opts = opts
@@ -115,19 +107,15 @@ class PostgresDriver implements StoreDriver {
     return this.#pg
   }
 
-  async #getPool(): Promise<PgPoolLike> {
+  async #getPool(): Promise<ClientPool<PgClientLike>> {
     if (this.#closed) throw new DomicileError('ERR_CLOSED', 'This store was closed. Create a new Domicile instance.')
     if (!this.#pool) {
       const pg = await this.#module()
-      const pool = new pg.Pool({
-        connectionString: this.#opts.url,
-        connectionTimeoutMillis: this.#opts.connectTimeoutMs ?? 2000,
+      const timeout = this.#opts.connectTimeoutMs ?? 2000
+      this.#pool = new ClientPool(() => new pg.Client({ connectionString: this.#opts.url, connectionTimeoutMillis: timeout }), {
         max: this.#opts.poolSize ?? 10,
-        idleTimeoutMillis: 30_000,
+        connectTimeoutMs: timeout,
       })
-      // An idle client losing its server must not crash the process; the next use fails closed.
-      pool.on('error', () => {})
-      this.#pool = pool
     }
     return this.#pool
   }
@@ -140,11 +128,13 @@ class PostgresDriver implements StoreDriver {
 
   async withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T> {
     const pool = this.#pool ?? (await this.#getPool())
-    let client: PgPoolClientLike
-    try {
-      client = await pool.connect()
-    } catch {
-      throw regionUnavailable(this.#name, this.description)
+    let client = pool.tryAcquire()
+    if (!client) {
+      try {
+        client = await pool.acquire()
+      } catch {
+        throw regionUnavailable(this.#name, this.description)
+      }
     }
     // One session object per pooled client, made on its first checkout (no per-call closures).
     let session = this.#sessions.get(client)
@@ -160,7 +150,7 @@ class PostgresDriver implements StoreDriver {
       return await fn(session)
     } finally {
       // A client whose connection broke is destroyed, never handed out again.
-      client.release(session.broken ? true : undefined)
+      pool.release(client, session.broken)
     }
   }
 
