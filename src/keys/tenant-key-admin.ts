@@ -28,7 +28,7 @@ export class TenantKeyAdmin implements KeyAdmin {
     if (!name) {
       throw new DomicileError('ERR_KEY_PROVIDER_UNKNOWN', `No provider is configured for custody "${req.custody}". Add one to keys.providers (an "xks" provider for hyok) or pass --provider.`)
     }
-    const { runtime, raw, config } = await this.#providers.get(name)
+    const { runtime, config } = await this.#providers.get(name)
     /* Precondition: HYOK keys live behind the customer's key service, never in our environment. */
     if (req.custody === 'hyok' && config.kind !== 'xks') {
       throw new DomicileError('ERR_INPUT_INVALID', `custody "hyok" needs an external key service ("xks" provider); "${name}" is a ${config.kind} provider, which keeps the key in our environment.`)
@@ -51,7 +51,6 @@ export class TenantKeyAdmin implements KeyAdmin {
       if (st.state === 'pending-import') keyState = 'pending-import'
       else if (st.state !== 'enabled') throw new DomicileError('ERR_KEY_REVOKED', `Key "${keyId}" at provider "${name}" is ${st.state}; enable it at the key holder first.`)
     }
-    void raw
     return { key: Object.freeze({ custody: req.custody, provider: name, keyId }), keyState }
   }
 
