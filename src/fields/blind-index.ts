@@ -25,6 +25,8 @@ export const BLIND_INDEX_MAX_BYTES = 32
 const COLUMN_KEY_BYTES = 32
 const TYPE_TEXT = 0x01
 const TYPE_BYTES = 0x02
+const TEXT_TAG = Uint8Array.of(TYPE_TEXT)
+const BYTES_TAG = Uint8Array.of(TYPE_BYTES)
 const SALT_BYTES = Buffer.from(BLIND_INDEX_SALT, 'utf8')
 
 export type IndexNormalization = 'trim' | 'lower' | 'nfkc'
@@ -114,14 +116,14 @@ export function blindIndex(columnKey: Uint8Array, value: string | Uint8Array, op
   if (typeof value === 'string') {
     /* Precondition: text is well-formed UTF-16 (no lone surrogates), so distinct texts never share bytes. */
     if (!isWellFormed(value)) throw new DomicileError('ERR_INPUT_INVALID', 'The text contains a lone surrogate. Pass well-formed text, or bytes.')
-    h.update(Uint8Array.of(TYPE_TEXT))
+    h.update(TEXT_TAG)
     h.update(normalizeForIndex(value, options.normalize), 'utf8')
   } else if (value instanceof Uint8Array) {
     /* Precondition: normalisation applies to text only. */
     if (options.normalize !== undefined && options.normalize.length > 0) {
       throw new DomicileError('ERR_INPUT_INVALID', 'Normalisation applies to text only; remove it for a bytes column.', { path: 'normalize' })
     }
-    h.update(Uint8Array.of(TYPE_BYTES))
+    h.update(BYTES_TAG)
     h.update(value)
   } else {
     throw new DomicileError('ERR_INPUT_INVALID', 'A blind index is computed over a string or a Uint8Array.')

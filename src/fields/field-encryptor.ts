@@ -15,7 +15,7 @@ import type { TenantKeys } from '../keys/keyring.js'
 import type { Keyring } from '../keys/keyring.js'
 import type { TenantTransaction } from '../regions/router.js'
 import type { StoreSession } from '../regions/store-driver.js'
-import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
+import type { Normalization, ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
 import { tenantTransactionPrelude } from '../regions/router.js'
 import { blindIndex, deriveColumnIndexKey, normalizeForIndex } from './blind-index.js'
 import { prepareColumn, readKeyNumber, type FieldPlain, type PreparedColumn } from './field-codec.js'
@@ -40,6 +40,32 @@ function preparedFor(tenantId: string, table: ResolvedTable, col: ResolvedColumn
   }
   return p
 }
+
+/** Per schema column and tenant: the names, the blind-index options and the HKDF input, made once. */
+interface ColumnRef {
+  readonly tenantId: string
+  readonly table: string
+  readonly column: string
+  readonly options: { readonly normalize: readonly Normalization[]; readonly bytes: number }
+}
+const columnRefs = new WeakMap<ResolvedColumn, Map<string, ColumnRef>>()
+function columnRef(tenantId: string, table: ResolvedTable, col: ResolvedColumn): ColumnRef {
+  let byTenant = columnRefs.get(col)
+  if (!byTenant) {
+    byTenant = new Map()
+    columnRefs.set(col, byTenant)
+  }
+  let ref = byTenant.get(tenantId)
+  if (!ref) {
+    const s = col.sensitive
+    ref = Object.freeze({ tenantId, table: table.name, column: col.name, options: Object.freeze({ normalize: s ? s.normalize : [], bytes: s ? s.indexBytes : 4 }) })
+    if (byTenant.size >= 10_000) byTenant.clear()
+    byTenant.set(tenantId, ref)
+  }
+  return ref
+}
+const deriveForRef = (root: Uint8Array, ref: { table: string; column: string }): Uint8Array =>
+  deriveColumnIndexKey(root, { tenantId: (ref as ColumnRef).tenantId, table: ref.table, column: ref.column })
 
 function checkPlain(table: ResolvedTable, col: ResolvedColumn, v: unknown): FieldPlain {
   const bad = (expected: string) => new DomicileError('ERR_INPUT_INVALID', `${table.name}.${col.name}: expected ${expected}.`, { path: `${table.name}.${col.name}` })
@@ -107,9 +133,9 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     const s = col.sensitive
     if (!s || !s.searchable) throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${table.name}.${col.name} is not searchable.`)
     const input = indexInput(value)
-    const ck = this.#keys.columnIndexKey(table.name, col.name, (root) => deriveColumnIndexKey(root, { tenantId: this.#tenant.id, table: table.name, column: col.name }))
-    const opts = { normalize: s.normalize, bytes: s.indexBytes }
-    return ck instanceof Uint8Array ? blindIndex(ck, input, opts) : ck.then((k) => blindIndex(k, input, opts))
+    const ref = columnRef(this.#tenant.id, table, col)
+    const ck = this.#keys.columnIndexKey(ref, deriveForRef)
+    return ck instanceof Uint8Array ? blindIndex(ck, input, ref.options) : ck.then((k) => blindIndex(k, input, ref.options))
   }
 
   wrap(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown {
@@ -119,18 +145,19 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   /** Opens a stored value without revealing it to the caller (blind-index false-positive filter). */
   matches(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean | Promise<boolean> {
     const n = readKeyNumber(stored)
-    const compare = (key: Uint8Array): boolean => {
-      const plain = preparedFor(this.#tenant.id, table, col).open(key, rowKey, stored)
-      const a = indexInput(plain)
-      const b = indexInput(value)
-      if (typeof a === 'string' && typeof b === 'string') {
-        const norm = col.sensitive ? col.sensitive.normalize : []
-        return normalizeForIndex(a, norm) === normalizeForIndex(b, norm)
-      }
-      return Buffer.from(a).equals(Buffer.from(b))
-    }
     const hot = this.#keys.peekDataKey(n)
-    return hot ? compare(hot) : this.#keys.dataKey(n).then(compare)
+    if (hot) return this.#equal(table, col, rowKey, stored, value, hot)
+    return this.#keys.dataKey(n).then((key) => this.#equal(table, col, rowKey, stored, value, key))
+  }
+
+  #equal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown, key: Uint8Array): boolean {
+    const a = indexInput(preparedFor(this.#tenant.id, table, col).open(key, rowKey, stored))
+    const b = indexInput(value)
+    if (typeof a === 'string' && typeof b === 'string') {
+      const norm = col.sensitive ? col.sensitive.normalize : []
+      return normalizeForIndex(a, norm) === normalizeForIndex(b, norm)
+    }
+    return Buffer.from(a).equals(Buffer.from(b))
   }
 
   async reveal(value: unknown, opts: RevealOptions): Promise<unknown> {

@@ -97,17 +97,24 @@ export class TenantKeys {
   }
 
   /** Cache ids under the current binding, memoised per directory entry (hot path: no string building). */
-  #boundId(purpose: Purpose | 'column', n: number | string): string {
+  #boundId(purpose: Purpose, n: number): string {
+    // Memo keys: the key number for data keys, a constant for the index root key (built strings
+    // would be hashed afresh on every call).
+    return this.#memo(purpose === 'data' ? n : INDEX_MEMO, () => {
+      const b = this.#tenant.key!
+      return this.#cacheId(purpose, n, b.provider, b.keyId)
+    })
+  }
+
+  #memo(k: number | string | object, make: () => string): string {
     let memo = idMemo.get(this.#tenant)
     if (!memo) {
       memo = new Map()
       idMemo.set(this.#tenant, memo)
     }
-    const k = purpose === 'data' ? n : `${purpose}:${n}`
     let id = memo.get(k)
     if (id === undefined) {
-      const b = this.#tenant.key!
-      id = purpose === 'column' ? `${this.#tenant.id}|${this.#tx.region}|column|${n}|${b.provider}|${b.keyId}` : this.#cacheId(purpose, Number(n), b.provider, b.keyId)
+      id = make()
       memo.set(k, id)
     }
     return id
@@ -141,12 +148,15 @@ export class TenantKeys {
    * The HMAC key of one searchable column, derived from the index root key and kept in the
    * data-key cache with the tenant's other keys (zeroed and revoked with them).
    */
-  columnIndexKey(table: string, column: string, derive: (root: Uint8Array) => Uint8Array): Uint8Array | Promise<Uint8Array> {
+  columnIndexKey(ref: ColumnKeyRef, derive: (root: Uint8Array, ref: ColumnKeyRef) => Uint8Array): Uint8Array | Promise<Uint8Array> {
     assertKeyUsable(this.#tenant)
-    const id = this.#boundId('column', `${table}.${column}`)
+    const id = this.#memo(ref, () => {
+      const b = this.#tenant.key!
+      return `${this.#tenant.id}|${this.#tx.region}|column|${ref.table}.${ref.column}|${b.provider}|${b.keyId}`
+    })
     const hit = this.#o.cache.peek(id)
     if (hit) return hit
-    return this.#o.cache.load(id, this.#tenant.id, this.#ttl, async () => derive(await this.indexRootKey()))
+    return this.#o.cache.load(id, this.#tenant.id, this.#ttl, async () => derive(await this.indexRootKey(), ref))
   }
 
   #context(purpose: Purpose, n: number) {
@@ -274,4 +284,11 @@ export class TenantKeys {
 class NoSuchKey extends Error {}
 
 /** Per directory entry (a new entry object on every change): cache ids by purpose and number. */
-const idMemo = new WeakMap<TenantRecord, Map<string | number, string>>()
+const idMemo = new WeakMap<TenantRecord, Map<string | number | object, string>>()
+const INDEX_MEMO = 'index'
+
+/** A searchable column, as a stable object (the schema's) naming its table and column. */
+export interface ColumnKeyRef {
+  readonly table: string
+  readonly column: string
+}
