@@ -50,6 +50,7 @@ import { tenantTransactionPrelude } from '../src/regions/router.js'
 import { postgresUnavailable, startPgCluster, type PgCluster } from '../test/support/pg-cluster.js'
 import { machineInfo, printTable, writeResults } from './lib/report.js'
 import { bootstrapOverheadCi, median, prng, round, summarize, type Summary } from './lib/stats.js'
+import { cleanupAll, onCleanup } from './lib/cleanup.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const RESULTS = join(HERE, 'results', 'field-storage.json')
@@ -98,26 +99,6 @@ type Table = 'sealed_customers' | 'plain_customers'
 const emailOf = (id: string) => `${id}.customer@example.com`
 const taxIdOf = (id: string) => `DE${String(100_000_000 + ((id.length * 7919 + id.charCodeAt(id.length - 1) * 31) % 899_999_999))}`
 const rowFor = (id: string): Row => ({ id, name: `Customer ${id}`, email: emailOf(id), tax_id: taxIdOf(id) })
-
-// ---------------------------------------------------------------------------------------------
-// Clean-up of everything this run starts, also on errors and Ctrl-C.
-
-const cleanups: Array<() => Promise<unknown> | unknown> = []
-async function cleanupAll(): Promise<void> {
-  while (cleanups.length > 0) {
-    const c = cleanups.pop()!
-    try {
-      await c()
-    } catch (e) {
-      console.error(`cleanup failed: ${(e as Error).message}`)
-    }
-  }
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    void cleanupAll().finally(() => process.exit(130))
-  })
-}
 
 // ---------------------------------------------------------------------------------------------
 // The subset of `pg` used here (imported lazily, as vendor modules are).
@@ -333,13 +314,13 @@ async function main(): Promise<void> {
   }
   log(`plan: ${JSON.stringify(PLAN)}, lookup rows ${LOOKUP_ROWS}`)
   const tmp = mkdtempSync(join(tmpdir(), 'domicile-bench-fields-'))
-  cleanups.push(() => rmSync(tmp, { recursive: true, force: true }))
+  onCleanup(() => rmSync(tmp, { recursive: true, force: true }))
   log('starting PostgreSQL clusters (control plane + region) ...')
   const clusters: PgCluster[] = []
   for (const name of ['cp', 'eu']) {
     const c = await startPgCluster(name)
     clusters.push(c)
-    cleanups.push(() => c.destroy())
+    onCleanup(() => c.destroy())
   }
   const [cp, eu] = clusters as [PgCluster, PgCluster]
   const regionUrl = eu.database('region_eu')
@@ -354,7 +335,7 @@ async function main(): Promise<void> {
     directoryPollMs: 60_000,
   }, tmp)
   const d = await createDomicile({ config })
-  cleanups.push(() => d.close())
+  onCleanup(() => d.close())
   const res = await d.migrate()
   const failed = res.filter((r) => !r.ok)
   if (failed.length) throw new Error(`migrate failed: ${JSON.stringify(failed)}`)
@@ -380,7 +361,7 @@ async function main(): Promise<void> {
   const pg = await loadPg()
   const raw = new pg.Client({ connectionString: regionUrl })
   await raw.connect()
-  cleanups.push(() => raw.end())
+  onCleanup(() => raw.end())
   const rawPid = Number((await raw.query('SELECT pg_backend_pid() AS pid')).rows[0]?.pid)
   const prelude = tenantTransactionPrelude(TENANT)
   const rawTx = async (text: string, values: unknown[]): Promise<PgResult> => {

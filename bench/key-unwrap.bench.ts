@@ -51,6 +51,7 @@ import { createKeyViaCli, initKeyProxyDir, startKeyProxyProcess } from '../test/
 import { createSoftHsmToken, softHsmAvailable } from '../test/support/softhsm.js'
 import { machineInfo, printTable, writeResults } from './lib/report.js'
 import { median, quantileSorted, round, summarize, type Summary } from './lib/stats.js'
+import { cleanupAll, onCleanup } from './lib/cleanup.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const RESULTS = join(HERE, 'results', 'key-unwrap.json')
@@ -75,26 +76,6 @@ const nowNs = (): bigint => process.hrtime.bigint()
 const usSince = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1000
 
 // ---------------------------------------------------------------------------------------------
-// Clean-up of everything this run starts, also on errors and Ctrl-C.
-
-const cleanups: Array<() => Promise<unknown> | unknown> = []
-async function cleanupAll(): Promise<void> {
-  while (cleanups.length > 0) {
-    const c = cleanups.pop()!
-    try {
-      await c()
-    } catch (e) {
-      console.error(`cleanup failed: ${(e as Error).message}`)
-    }
-  }
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    void cleanupAll().finally(() => process.exit(130))
-  })
-}
-
-// ---------------------------------------------------------------------------------------------
 // Providers
 
 interface Subject {
@@ -108,7 +89,7 @@ interface Subject {
 
 async function makeSubject(name: string, inner: KeyProvider, keyId: string, runtimeOpts: { timeoutMs?: number } = {}): Promise<Subject> {
   const runtime = new RuntimeKeyProvider(inner, runtimeOpts)
-  cleanups.push(() => runtime.close())
+  onCleanup(() => runtime.close())
   const wrapped: Uint8Array[] = []
   const plain: Buffer[] = []
   for (let n = 1; n <= PLAN.keys; n++) {
@@ -122,7 +103,7 @@ async function makeSubject(name: string, inner: KeyProvider, keyId: string, runt
 
 async function setupLocal(): Promise<Subject> {
   const dir = mkdtempSync(join(tmpdir(), 'domicile-bench-local-'))
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }))
   const local = createLocalKeyProvider({ name: 'local', dir })
   const { keyId } = await local.createKey({ label: 'bench', origin: 'generate' })
   return makeSubject('local', local, keyId)
@@ -133,7 +114,7 @@ async function setupPkcs11(): Promise<Subject | string> {
   if (!a.ok) return a.reason
   const pin = randomBytes(6).toString('hex')
   const token = await createSoftHsmToken({ label: `bench-${randomUUID().slice(0, 8)}`, pin, soPin: randomBytes(6).toString('hex') })
-  cleanups.push(() => token.cleanup())
+  onCleanup(() => token.cleanup())
   const hsm = createPkcs11KeyProvider({ name: 'hsm', library: token.library, tokenLabel: token.label, pin })
   const { keyId } = await hsm.createKey({ label: 'bench', origin: 'generate' })
   return makeSubject('pkcs11', hsm, keyId)
@@ -141,16 +122,16 @@ async function setupPkcs11(): Promise<Subject | string> {
 
 async function setupXks(): Promise<{ subject: Subject; raw: XksKeyProvider }> {
   const dir = await initKeyProxyDir()
-  cleanups.push(() => dir.cleanup())
+  onCleanup(() => dir.cleanup())
   const proxy = await startKeyProxyProcess({ dir: dir.dir, uriPrefix: '/xks' })
-  cleanups.push(async () => {
+  onCleanup(async () => {
     const code = await proxy.stop()
     if (code !== 0) console.error(`keyproxy exited with ${code}: ${proxy.stderrTail().slice(-500)}`)
   })
   const keyId = await createKeyViaCli(dir.dir)
   const opts = { endpoint: proxy.url, uriPrefix: proxy.uriPrefix, credentials: proxy.credentials, timeoutMs: 2000 }
   const raw = createXksKeyProvider({ name: 'xks-raw', ...opts })
-  cleanups.push(() => raw.close())
+  onCleanup(() => raw.close())
   const subject = await makeSubject('xks', createXksKeyProvider({ name: 'xks', ...opts }), keyId, { timeoutMs: 2000 })
   return { subject, raw }
 }

@@ -8,31 +8,17 @@ import { after, before, describe, test } from 'node:test'
 import { strict as assert } from 'node:assert'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { createRequire } from 'node:module'
-import { DecryptionFailedError, isDomicileError, type DomicileError } from '../../src/errors.js'
-import type { WrapContext } from '../../src/keys/key-provider.js'
+import { DecryptionFailedError, isDomicileError } from '../../src/errors.js'
 import { createPkcs11KeyProvider, Pkcs11Session, type Pkcs11KeyProvider } from '../../src/keys/providers/pkcs11/index.js'
 import { createSoftHsmToken, softHsmSkip, type SoftHsmToken } from '../support/softhsm.js'
+import { rejection, wrapContext } from '../support/provider-test-helpers.js'
 
 const skip = softHsmSkip()
 const PIN = `user-${randomBytes(4).toString('hex')}`
 const WRONG_PIN = `wrong-${randomBytes(4).toString('hex')}`
 const SO_PIN = `so-${randomBytes(4).toString('hex')}`
 
-const ctx = (over: Partial<WrapContext> = {}): WrapContext => ({
-  tenantId: 'acme', region: 'eu-west-1', dataKeyId: 'dk-1', purpose: 'data', ...over,
-})
-
-async function rejection(p: Promise<unknown>): Promise<DomicileError> {
-  let caught: unknown
-  try {
-    await p
-  } catch (e) {
-    caught = e
-  }
-  assert.ok(caught !== undefined, 'expected the call to fail')
-  assert.ok(isDomicileError(caught), `expected a DomicileError, got ${String(caught)}`)
-  return caught
-}
+const ctx = wrapContext
 
 /** Everything an error exposes: message, stack, JSON and its cause chain. */
 function errorText(e: unknown): string {

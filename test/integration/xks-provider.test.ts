@@ -8,8 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { strict as assert } from 'node:assert'
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server, type Socket } from 'node:net'
-import { DecryptionFailedError, isDomicileError, type DomicileError } from '../../src/errors.js'
-import type { WrapContext } from '../../src/keys/key-provider.js'
+import { DecryptionFailedError } from '../../src/errors.js'
 import { createXksKeyProvider, type XksKeyProvider } from '../../src/keys/providers/xks/xks-key-provider.js'
 import {
   createKeyViaCli,
@@ -20,22 +19,9 @@ import {
   type KeyProxyDir,
   type KeyProxyProcess,
 } from '../support/keyproxy-process.js'
+import { rejection, wrapContext } from '../support/provider-test-helpers.js'
 
-const ctx = (over: Partial<WrapContext> = {}): WrapContext => ({
-  tenantId: 'acme', region: 'eu-west-1', dataKeyId: 'dk-1', purpose: 'data', ...over,
-})
-
-async function rejection(p: Promise<unknown>): Promise<DomicileError> {
-  let caught: unknown
-  try {
-    await p
-  } catch (e) {
-    caught = e
-  }
-  assert.ok(caught !== undefined, 'expected the call to fail')
-  assert.ok(isDomicileError(caught), `expected a DomicileError, got ${String(caught)}`)
-  return caught
-}
+const ctx = wrapContext
 
 function allText(e: unknown): string {
   const parts: string[] = []
