@@ -49,6 +49,11 @@ export function machineInfo(): MachineInfo {
 
 /** Writes `data` as pretty JSON, creating the directory. */
 export function writeResults(path: string, data: unknown): void {
+  // A smoke run (BENCH_QUICK=1) must not overwrite the recorded figures.
+  if (process.env.BENCH_QUICK === '1') {
+    console.log(`BENCH_QUICK=1: smoke run, ${path} not written`)
+    return
+  }
   mkdirSync(dirname(path), { recursive: true })
   writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`)
 }
