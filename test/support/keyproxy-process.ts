@@ -12,11 +12,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { DOMICILE_BIN, REPO_ROOT, runCli, type CliResult } from './cli.js'
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const DOMICILE_BIN = join(REPO_ROOT, 'bin', 'domicile.mjs')
+export { DOMICILE_BIN, REPO_ROOT, type CliResult }
 
 export interface ProxyCredentials {
   readonly accessKeyId: string
@@ -30,31 +29,9 @@ export interface KeyProxyDir {
   cleanup(): Promise<void>
 }
 
-export interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs `domicile keyproxy <args>` as a child process and collects its output. */
+/** Runs `domicile keyproxy <args>` as a child process (through the shared CLI runner) and collects its output. */
 export function runKeyproxyCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [DOMICILE_BIN, 'keyproxy', ...args], {
-      cwd: REPO_ROOT,
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`domicile keyproxy ${args[0] ?? ''} did not finish within ${opts.timeoutMs ?? 30_000} ms`))
-    }, opts.timeoutMs ?? 30_000)
-    child.on('error', (e) => { clearTimeout(timer); reject(e) })
-    child.on('close', (code) => { clearTimeout(timer); resolvePromise({ code, stdout, stderr }) })
-  })
+  return runCli(['keyproxy', ...args], { cwd: REPO_ROOT, ...(opts.env ? { env: opts.env } : {}), timeoutMs: opts.timeoutMs ?? 30_000 })
 }
 
 /** Like runKeyproxyCli, but throws (with stderr) unless the exit status is 0. */
