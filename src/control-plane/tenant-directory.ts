@@ -184,8 +184,8 @@ export class TenantDirectory {
 
   /** The tenant's entry; ERR_TENANT_UNKNOWN if there is none. */
   async get(id: string): Promise<TenantRecord> {
-    const hit = this.#cache.get(id)
-    if (hit && Date.now() - this.#lastSync <= this.#maxStaleMs) return hit
+    const hit = this.cached(id)
+    if (hit) return hit
     assertTenantId(id)
     await this.start()
     const epoch = this.#epoch

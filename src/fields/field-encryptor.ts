@@ -23,29 +23,15 @@ import type { ScopeFieldsFactory } from './scope-fields-factory.js'
 import { SealedValue, isSealedValue, sealedBytes, sealedLocation } from './sealed-value.js'
 
 const MAX_PURPOSE = 200
-/** Prepared AAD prefixes (no key material) per schema column and tenant, shared across transactions. */
-const prepared = new WeakMap<ResolvedColumn, Map<string, PreparedColumn>>()
-
-function preparedFor(tenantId: string, table: ResolvedTable, col: ResolvedColumn): PreparedColumn {
-  let byTenant = prepared.get(col)
-  if (!byTenant) {
-    byTenant = new Map()
-    prepared.set(col, byTenant)
-  }
-  let p = byTenant.get(tenantId)
-  if (!p) {
-    if (byTenant.size >= 10_000) byTenant.clear()
-    p = prepareColumn({ tenantId, table: table.name, column: col.name })
-    byTenant.set(tenantId, p)
-  }
-  return p
-}
-
-/** Per schema column and tenant: the names, the blind-index options and the HKDF input, made once. */
+/**
+ * Per schema column and tenant, made once and shared across transactions (no key material): the
+ * prepared AAD prefix for sealing and opening, the names, and the blind-index options.
+ */
 interface ColumnRef {
   readonly tenantId: string
   readonly table: string
   readonly column: string
+  readonly prepared: PreparedColumn
   readonly options: { readonly normalize: readonly Normalization[]; readonly bytes: number }
 }
 const columnRefs = new WeakMap<ResolvedColumn, Map<string, ColumnRef>>()
@@ -58,7 +44,11 @@ function columnRef(tenantId: string, table: ResolvedTable, col: ResolvedColumn):
   let ref = byTenant.get(tenantId)
   if (!ref) {
     const s = col.sensitive
-    ref = Object.freeze({ tenantId, table: table.name, column: col.name, options: Object.freeze({ normalize: s ? s.normalize : [], bytes: s ? s.indexBytes : 4 }) })
+    ref = Object.freeze({
+      tenantId, table: table.name, column: col.name,
+      prepared: prepareColumn({ tenantId, table: table.name, column: col.name }),
+      options: Object.freeze({ normalize: s ? s.normalize : [], bytes: s ? s.indexBytes : 4 }),
+    })
     if (byTenant.size >= 10_000) byTenant.clear()
     byTenant.set(tenantId, ref)
   }
@@ -123,7 +113,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
 
   seal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, value: unknown): Uint8Array | Promise<Uint8Array> {
     const plain = checkPlain(table, col, value)
-    const prep = preparedFor(this.#tenant.id, table, col)
+    const prep = columnRef(this.#tenant.id, table, col).prepared
     const hot = this.#keys.tryEncryptionKey()
     if (hot) return prep.seal(hot.key, hot.keyNumber, rowKey, plain)
     return this.#keys.encryptionKey().then(({ keyNumber, key }) => prep.seal(key, keyNumber, rowKey, plain))
@@ -151,7 +141,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   }
 
   #equal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown, key: Uint8Array): boolean {
-    const a = indexInput(preparedFor(this.#tenant.id, table, col).open(key, rowKey, stored))
+    const a = indexInput(columnRef(this.#tenant.id, table, col).prepared.open(key, rowKey, stored))
     const b = indexInput(value)
     if (typeof a === 'string' && typeof b === 'string') {
       const norm = col.sensitive ? col.sensitive.normalize : []

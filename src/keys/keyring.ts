@@ -36,6 +36,8 @@ interface Budget {
 
 type Purpose = 'data' | 'index'
 
+const hasRoom = (b: Budget): boolean => b.next < b.end
+
 /** Refuses use of a tenant's key on our side of the kill switch, before any provider call. */
 export function assertKeyUsable(tenant: TenantRecord): KeyBinding {
   /* Precondition: tenant must have a key binding. */
@@ -132,12 +134,8 @@ export class TenantKeys {
    */
   tryEncryptionKey(): { keyNumber: number; key: Uint8Array } | undefined {
     assertKeyUsable(this.#tenant)
-    let b = this.#local
-    if (!b || b.next >= b.end) {
-      const shared = this.#budgets.get(this.#budgetKey)
-      if (!shared || shared.next >= shared.end) return undefined
-      b = shared
-    }
+    const b = this.#usableBudget()
+    if (!b) return undefined
     const key = this.#o.cache.peek(this.#boundId('data', b.keyNumber))
     if (!key) return undefined
     b.next++
@@ -171,28 +169,32 @@ export class TenantKeys {
    */
   async encryptionKey(): Promise<{ keyNumber: number; key: Uint8Array }> {
     const binding = assertKeyUsable(this.#tenant)
-    let b = this.#local
-    if (!b || b.next >= b.end) {
-      const shared = this.#budgets.get(this.#budgetKey)
-      if (shared && shared.next < shared.end) b = shared
-      else {
-        b = await this.#reserve(binding)
-        this.#local = b
-        if (!this.#hooked) {
-          this.#hooked = true
-          this.#tx.onCommit(() => {
-            const mine = this.#local
-            const cur = this.#budgets.get(this.#budgetKey)
-            if (mine && mine.next < mine.end && (!cur || cur.next >= cur.end)) this.#budgets.set(this.#budgetKey, mine)
-          })
-          this.#tx.onRollback(() => {
-            this.#local = undefined
-          })
-        }
+    let b = this.#usableBudget()
+    if (!b) {
+      b = await this.#reserve(binding)
+      this.#local = b
+      if (!this.#hooked) {
+        this.#hooked = true
+        this.#tx.onCommit(() => {
+          const mine = this.#local
+          const cur = this.#budgets.get(this.#budgetKey)
+          if (mine && hasRoom(mine) && !(cur && hasRoom(cur))) this.#budgets.set(this.#budgetKey, mine)
+        })
+        this.#tx.onRollback(() => {
+          this.#local = undefined
+        })
       }
     }
     b.next++
     return { keyNumber: b.keyNumber, key: await this.dataKey(b.keyNumber) }
+  }
+
+  /** This transaction's own reservation if it has room, else the process's committed one, if any. */
+  #usableBudget(): Budget | undefined {
+    const local = this.#local
+    if (local && hasRoom(local)) return local
+    const shared = this.#budgets.get(this.#budgetKey)
+    return shared && hasRoom(shared) ? shared : undefined
   }
 
   /** Reserves a block of the active data key's budget; creates the next data key when spent. */
