@@ -15,6 +15,7 @@
  */
 
 import { createHmac } from 'node:crypto'
+import { takeHmac } from '../crypto/context-reserve.js'
 import { DomicileError } from '../errors.js'
 import { hkdfSha256 } from '../crypto/hkdf.js'
 import { encodeLengthPrefixed } from '../crypto/length-prefix.js'
@@ -112,7 +113,7 @@ export function blindIndex(columnKey: Uint8Array, value: string | Uint8Array, op
   if (!Number.isInteger(bytes) || bytes < BLIND_INDEX_MIN_BYTES || bytes > BLIND_INDEX_MAX_BYTES) {
     throw new DomicileError('ERR_INPUT_INVALID', 'The blind-index length (bytes) must be an integer from 4 to 32.', { path: 'bytes' })
   }
-  const h = createHmac('sha256', columnKey)
+  const h = takeHmac(columnKey) ?? createHmac('sha256', columnKey)
   if (typeof value === 'string') {
     /* Precondition: text is well-formed UTF-16 (no lone surrogates), so distinct texts never share bytes. */
     if (!isWellFormed(value)) throw new DomicileError('ERR_INPUT_INVALID', 'The text contains a lone surrogate. Pass well-formed text, or bytes.')

@@ -22,7 +22,8 @@
  * bounded memo of prepared columns, so they are nearly as fast.
  */
 
-import { createCipheriv, createDecipheriv } from 'node:crypto'
+import { createCipheriv, createDecipheriv, KeyObject, type CipherGCM } from 'node:crypto'
+import { takeGcm } from '../crypto/context-reserve.js'
 import { DecryptionFailedError, DomicileError } from '../errors.js'
 import { AES_GCM_ALGORITHM, AES_KEY_BYTES, assertAesKey, type AeadKey } from '../crypto/aead.js'
 import { encodeLengthPrefixed } from '../crypto/length-prefix.js'
@@ -54,6 +55,8 @@ const HEADER_BYTES = 5
 const NONCE_OFFSET = 5
 const BODY_OFFSET = 17
 const TAG_BYTES = 16
+/** One options object for every cipher (read, never changed, by node:crypto). */
+const GCM_OPTIONS = Object.freeze({ authTagLength: TAG_BYTES })
 const MAX_KEY_NUMBER = 0xffff_ffff
 /** Longest tenant id / table / column name, in UTF-8 bytes. */
 const MAX_NAME_BYTES = 1024
@@ -253,9 +256,17 @@ export class PreparedColumn implements ColumnRef {
       out[2] = (keyNumber >>> 16) & 0xff
       out[3] = (keyNumber >>> 8) & 0xff
       out[4] = keyNumber & 0xff
-      if (fixedNonce !== undefined) out.set(fixedNonce, NONCE_OFFSET)
-      else (options?.nonces ?? DEFAULT_NONCES).nextInto(out, NONCE_OFFSET)
-      const cipher = createCipheriv(ALGORITHM, key, out.subarray(NONCE_OFFSET, BODY_OFFSET))
+      // A cipher prepared ahead (managed cache keys, default nonces), else one made now.
+      const ready = fixedNonce === undefined && options?.nonces === undefined && !(key instanceof KeyObject) ? takeGcm(key) : undefined
+      let cipher: CipherGCM
+      if (ready !== undefined) {
+        out.set(ready.nonce, NONCE_OFFSET)
+        cipher = ready.cipher
+      } else {
+        if (fixedNonce !== undefined) out.set(fixedNonce, NONCE_OFFSET)
+        else (options?.nonces ?? DEFAULT_NONCES).nextInto(out, NONCE_OFFSET)
+        cipher = createCipheriv(ALGORITHM, key, out.subarray(NONCE_OFFSET, BODY_OFFSET), GCM_OPTIONS)
+      }
       cipher.setAAD(this.#aadFor(out, rk))
       out.set(cipher.update(pt), BODY_OFFSET)
       cipher.final()
@@ -281,7 +292,7 @@ export class PreparedColumn implements ColumnRef {
     const aad = this.#aadFor(sealed, rk)
     let pt: Buffer | undefined
     try {
-      const decipher = createDecipheriv(ALGORITHM, key, sealed.subarray(NONCE_OFFSET, BODY_OFFSET), { authTagLength: TAG_BYTES })
+      const decipher = createDecipheriv(ALGORITHM, key, sealed.subarray(NONCE_OFFSET, BODY_OFFSET), GCM_OPTIONS)
       decipher.setAuthTag(sealed.subarray(len - TAG_BYTES))
       decipher.setAAD(aad)
       pt = decipher.update(sealed.subarray(BODY_OFFSET, len - TAG_BYTES))

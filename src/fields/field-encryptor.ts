@@ -20,7 +20,7 @@ import { tenantTransactionPrelude } from '../regions/router.js'
 import { blindIndex, deriveColumnIndexKey, normalizeForIndex } from './blind-index.js'
 import { prepareColumn, readKeyNumber, type FieldPlain, type PreparedColumn } from './field-codec.js'
 import type { ScopeFieldsFactory } from './scope-fields-factory.js'
-import { SealedValue, isSealedValue, sealedBytes, sealedLocation } from './sealed-value.js'
+import { adoptSealed, isSealedValue, sealedBytes, sealedLocation } from './sealed-value.js'
 
 const MAX_PURPOSE = 200
 /**
@@ -57,27 +57,30 @@ function columnRef(tenantId: string, table: ResolvedTable, col: ResolvedColumn):
 const deriveForRef = (root: Uint8Array, ref: { table: string; column: string }): Uint8Array =>
   deriveColumnIndexKey(root, { tenantId: (ref as ColumnRef).tenantId, table: ref.table, column: ref.column })
 
+function badPlain(table: ResolvedTable, col: ResolvedColumn, expected: string): DomicileError {
+  return new DomicileError('ERR_INPUT_INVALID', `${table.name}.${col.name}: expected ${expected}.`, { path: `${table.name}.${col.name}` })
+}
+
 function checkPlain(table: ResolvedTable, col: ResolvedColumn, v: unknown): FieldPlain {
-  const bad = (expected: string) => new DomicileError('ERR_INPUT_INVALID', `${table.name}.${col.name}: expected ${expected}.`, { path: `${table.name}.${col.name}` })
   switch (col.type) {
     case 'text':
     case 'uuid':
-      if (typeof v !== 'string') throw bad('a string')
+      if (typeof v !== 'string') throw badPlain(table, col, 'a string')
       return v
     case 'bytea':
-      if (!(v instanceof Uint8Array)) throw bad('a Uint8Array')
+      if (!(v instanceof Uint8Array)) throw badPlain(table, col, 'a Uint8Array')
       return v
     case 'integer':
     case 'bigint':
     case 'numeric':
-      if (typeof v !== 'number' && typeof v !== 'string') throw bad('a number or digit string')
+      if (typeof v !== 'number' && typeof v !== 'string') throw badPlain(table, col, 'a number or digit string')
       return v
     case 'boolean':
-      if (typeof v !== 'boolean') throw bad('a boolean')
+      if (typeof v !== 'boolean') throw badPlain(table, col, 'a boolean')
       return v
     case 'timestamptz':
       if (v instanceof Date) return v.toISOString()
-      if (typeof v !== 'string') throw bad('a Date or ISO string')
+      if (typeof v !== 'string') throw badPlain(table, col, 'a Date or ISO string')
       return v
     default:
       return v as FieldPlain
@@ -104,6 +107,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   readonly #tx: TenantTransaction
   readonly #keys: TenantKeys
   #pendingAudit: AuditRow[] | undefined
+  #lastProbe: { ref: ColumnRef; value: unknown; probe: string | Uint8Array } | undefined
 
   constructor(tenant: TenantRecord, tx: TenantTransaction, keys: TenantKeys) {
     this.#tenant = tenant
@@ -129,7 +133,8 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   }
 
   wrap(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown {
-    return new SealedValue(stored, { tenantId: this.#tenant.id, table: table.name, column: col.name, rowKey })
+    // The data layer owns `stored` (a fresh driver buffer, or the output of seal): no copy.
+    return adoptSealed(stored, columnRef(this.#tenant.id, table, col), rowKey)
   }
 
   /** Opens a stored value without revealing it to the caller (blind-index false-positive filter). */
@@ -141,13 +146,23 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   }
 
   #equal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown, key: Uint8Array): boolean {
-    const a = indexInput(columnRef(this.#tenant.id, table, col).prepared.open(key, rowKey, stored))
-    const b = indexInput(value)
-    if (typeof a === 'string' && typeof b === 'string') {
-      const norm = col.sensitive ? col.sensitive.normalize : []
-      return normalizeForIndex(a, norm) === normalizeForIndex(b, norm)
+    const ref = columnRef(this.#tenant.id, table, col)
+    const opened = indexInput(ref.prepared.open(key, rowKey, stored))
+    const probe = this.#probeFor(ref, value)
+    if (typeof opened === 'string') {
+      return typeof probe === 'string' && (ref.options.normalize.length > 0 ? normalizeForIndex(opened, ref.options.normalize) : opened) === probe
     }
-    return Buffer.from(a).equals(Buffer.from(b))
+    return probe instanceof Uint8Array && Buffer.from(opened.buffer, opened.byteOffset, opened.byteLength).equals(probe)
+  }
+
+  /** The searched value as compared (normalised text, or bytes), kept for the candidates of one find. */
+  #probeFor(ref: ColumnRef, value: unknown): string | Uint8Array {
+    const last = this.#lastProbe
+    if (last !== undefined && last.ref === ref && last.value === value) return last.probe
+    const input = indexInput(value)
+    const probe = typeof input === 'string' && ref.options.normalize.length > 0 ? normalizeForIndex(input, ref.options.normalize) : input
+    this.#lastProbe = { ref, value, probe }
+    return probe
   }
 
   async reveal(value: unknown, opts: RevealOptions): Promise<unknown> {

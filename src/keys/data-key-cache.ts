@@ -16,6 +16,13 @@
  */
 
 import { DomicileError } from '../errors.js'
+import { manageKey, retireKey } from '../crypto/context-reserve.js'
+
+/** Zeroes a key the cache is letting go of, after dropping contexts prepared from it. */
+function discard(key: Uint8Array): void {
+  retireKey(key)
+  key.fill(0)
+}
 
 export interface DataKeyCacheOptions {
   /** Maximum number of cached keys; beyond it the least recently used (CLOCK) is evicted and zeroed. Default 10_000. */
@@ -80,7 +87,7 @@ export class DataKeyCache {
     if (e === undefined) return undefined
     if (this.#now() >= e.expiresAt) {
       this.#entries.delete(id)
-      e.key.fill(0)
+      discard(e.key)
       return undefined
     }
     e.referenced = true
@@ -118,7 +125,7 @@ export class DataKeyCache {
         throw new DomicileError('ERR_KEY_INVALID', 'data key loader must resolve to a Uint8Array')
       }
       if (ttlMs > 0 && !flight.cancelled) this.#insert(id, { key, tenantId: flight.tenantId, expiresAt: this.#now() + ttlMs, referenced: false })
-      else setImmediate(() => key.fill(0))
+      else setImmediate(() => discard(key))
       return key
     } finally {
       if (this.#flights.get(id) === flight) this.#flights.delete(id)
@@ -136,7 +143,7 @@ export class DataKeyCache {
     const e = this.#entries.get(id)
     if (e !== undefined) {
       this.#entries.delete(id)
-      e.key.fill(0)
+      discard(e.key)
     }
     const f = this.#flights.get(id)
     if (f !== undefined) f.cancelled = true
@@ -147,7 +154,7 @@ export class DataKeyCache {
     for (const [id, e] of this.#entries) {
       if (e.tenantId === tenantId) {
         this.#entries.delete(id)
-        e.key.fill(0)
+        discard(e.key)
       }
     }
     for (const f of this.#flights.values()) if (f.tenantId === tenantId) f.cancelled = true
@@ -155,7 +162,7 @@ export class DataKeyCache {
 
   /** Drop (and zero) everything. */
   clear(): void {
-    for (const e of this.#entries.values()) e.key.fill(0)
+    for (const e of this.#entries.values()) discard(e.key)
     this.#entries.clear()
     for (const f of this.#flights.values()) f.cancelled = true
   }
@@ -167,7 +174,7 @@ export class DataKeyCache {
     for (const [id, e] of this.#entries) {
       if (now >= e.expiresAt) {
         this.#entries.delete(id)
-        e.key.fill(0)
+        discard(e.key)
       }
     }
   }
@@ -176,7 +183,7 @@ export class DataKeyCache {
     const old = this.#entries.get(id)
     if (old !== undefined) {
       this.#entries.delete(id)
-      if (old.key !== entry.key) old.key.fill(0)
+      if (old.key !== entry.key) discard(old.key)
     }
     if (this.#now() - this.#lastSweep >= this.#sweepIntervalMs) this.sweep()
     // Make room first, CLOCK style (second chance): the oldest entry goes unless it was hit since
@@ -191,9 +198,10 @@ export class DataKeyCache {
         victim.referenced = false
         this.#entries.set(victimId, victim)
       } else {
-        victim.key.fill(0)
+        discard(victim.key)
       }
     }
+    manageKey(entry.key)
     this.#entries.set(id, entry)
   }
 }

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { inspect, format } from 'node:util'
-import { isSealedValue, SealedValue, sealedBytes, sealedLocation } from '../../../src/fields/sealed-value.js'
+import { adoptSealed, isSealedValue, SealedValue, sealedBytes, sealedLocation } from '../../../src/fields/sealed-value.js'
 import { isDomicileError } from '../../../src/errors.js'
 
 const loc = { tenantId: 'acme', table: 'customers', column: 'email', rowKey: 'cust-42' }
@@ -47,6 +47,20 @@ describe('SealedValue', () => {
     assert.ok(Object.isFrozen(sealedLocation(v)))
   })
 
+  test('adoptSealed (the data layer, for bytes it owns) wraps without copying and behaves the same', () => {
+    const owned = Buffer.from(bytes)
+    const column = Object.freeze({ tenantId: 'acme', table: 'customers', column: 'email' })
+    const v = adoptSealed(owned, column, 'cust-42')
+    assert.equal(sealedBytes(v), owned)
+    assert.deepEqual(sealedLocation(v), loc)
+    assert.ok(Object.isFrozen(sealedLocation(v)) && Object.isFrozen(v))
+    assert.equal(String(v), '[sealed]')
+    assert.deepEqual(Object.getOwnPropertyNames(v), [])
+    // The next public construction copies again (the adopt path does not leak into it).
+    const w = new SealedValue(owned, loc)
+    assert.notEqual(sealedBytes(w), owned)
+  })
+
   test('isSealedValue checks the Symbol.for brand (works across package copies)', () => {
     const v = new SealedValue(bytes, loc)
     assert.equal(isSealedValue(v), true)
@@ -61,6 +75,8 @@ describe('SealedValue', () => {
     const foreign = Object.defineProperty({}, Symbol.for('domicile.sealed-value'), { value: true })
     assert.throws(() => sealedBytes(foreign as SealedValue), (e) => isDomicileError(e, 'ERR_INPUT_INVALID'))
     assert.throws(() => sealedLocation({} as SealedValue), (e) => isDomicileError(e, 'ERR_INPUT_INVALID'))
+    const hollow = Object.create(SealedValue.prototype) as SealedValue // passes instanceof, has no contents
+    assert.throws(() => sealedBytes(hollow), (e) => isDomicileError(e, 'ERR_INPUT_INVALID'))
   })
 
   test('Precondition: sealed bytes are a Uint8Array.', () => {
