@@ -259,8 +259,7 @@ interface CachedResult {
 /** A transaction stub for the keyring hit path: only `region` may be read; the store must not be touched. */
 function hitOnlyTransaction(): TenantTransaction {
   const refuse = (): never => { throw new Error('keyring hit path touched the store: the cache missed') }
-  // Not a literal: stays assignable whether or not TenantTransaction has onCommit.
-  const tx = { tenantId: TENANT, region: REGION, session: { query: refuse, exec: refuse }, onRollback: refuse, onCommit: refuse }
+  const tx = { tenantId: TENANT, region: REGION, session: { query: refuse, exec: refuse }, onRollback: refuse, onCommit: refuse, whileCommitInFlight: refuse }
   return tx
 }
 

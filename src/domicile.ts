@@ -6,8 +6,11 @@
 import type { AuditSink } from './audit/audit-sink.js'
 import { DomicileError } from './errors.js'
 import { assertTenantId, type KeyBinding, type TenantDirectory, type TenantRecord } from './control-plane/tenant-directory.js'
-import { Scope, type TenantScope } from './data/tenant-scope.js'
-import type { RegionRouter } from './regions/router.js'
+import { Scope, tenantTable, type Revealer, type TenantScope } from './data/tenant-scope.js'
+import { OneShotRepository, type TenantTransactionRunner } from './data/one-shot-repository.js'
+import type { FieldProtection } from './data/field-protection.js'
+import type { Repository, Row } from './data/repository.js'
+import type { RegionRouter, TenantTransaction } from './regions/router.js'
 import type { StoreDriver } from './regions/store-driver.js'
 import { migrateAll, type MigrateResult } from './schema/migrate.js'
 import type { Schema } from './schema/define-schema.js'
@@ -26,6 +29,13 @@ export interface DomicileParts {
   readonly audit?: AuditSink
   /** Region metadata for listings and reports. */
   readonly regionInfo?: Readonly<Record<string, { driver: string; jurisdiction?: string }>>
+}
+
+/** A tenant's tables, one transaction per repository call (see `Domicile.tenant`). */
+export interface TenantTables {
+  readonly tenantId: string
+  /** The repository of a tenant-scoped table; every call is its own transaction. */
+  table<R extends Row = Row>(name: string): Repository<R>
 }
 
 export interface AddTenantOptions {
@@ -74,16 +84,37 @@ export class Domicile {
    * ```
    */
   async withTenant<T>(tenantId: string, fn: (scope: TenantScope) => Promise<T>): Promise<T> {
+    return this.#inTenant(tenantId, async (tx, fields) => fn(new Scope(tx, this.#p.schema, fields)))
+  }
+
+  /**
+   * A tenant's tables with one transaction per call, for single-statement reads and writes. Same
+   * guarantees as `withTenant`; a `find` also filters and wraps its rows while the COMMIT is in
+   * flight. Use `withTenant` for several statements in one transaction.
+   *
+   * @example
+   * ```ts
+   * const [c] = await domicile.tenant('acme').table('customers').find({ email: 'ada@example.com' })
+   * ```
+   */
+  tenant(tenantId: string): TenantTables {
+    this.#assertOpen()
+    const run: TenantTransactionRunner = (fn) => this.#inTenant(tenantId, fn)
+    const schema = this.#p.schema
+    return {
+      tenantId,
+      table: <R extends Row = Row>(name: string): Repository<R> => new OneShotRepository<R>(tenantTable(schema, name), run),
+    }
+  }
+
+  async #inTenant<T>(tenantId: string, fn: (tx: TenantTransaction, fields: (FieldProtection & Revealer) | undefined) => Promise<T>): Promise<T> {
     this.#assertOpen()
     const tenant = this.#p.directory.cached(tenantId) ?? (await this.#p.directory.get(tenantId))
     /* Precondition: only active tenants are served. */
     if (tenant.status !== 'active') {
       throw new DomicileError('ERR_TENANT_SUSPENDED', `Tenant "${tenantId}" is ${tenant.status}; requests are refused until it is active again.`)
     }
-    return this.#p.router.withTenantTransaction(tenant.id, tenant.region, async (tx) => {
-      const fields = this.#p.fields?.forTransaction(tenant, tx)
-      return fn(new Scope(tx, this.#p.schema, fields))
-    })
+    return this.#p.router.withTenantTransaction(tenant.id, tenant.region, (tx) => fn(tx, this.#p.fields?.forTransaction(tenant, tx)))
   }
 
   /** Adds a tenant to the directory, pinned to a configured region. */

@@ -27,7 +27,7 @@ import { defineSchema, isSchema, type Schema, type TableDef } from './schema/def
 import { wireKeys } from './keys/wire-keys.js'
 
 export { Domicile } from './domicile.js'
-export type { AddTenantOptions, DomicileParts } from './domicile.js'
+export type { AddTenantOptions, DomicileParts, TenantTables } from './domicile.js'
 export { DomicileError, DecryptionFailedError, isDomicileError } from './errors.js'
 export type { DomicileErrorCode } from './errors.js'
 export { defineSchema, isSchema } from './schema/define-schema.js'

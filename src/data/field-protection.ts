@@ -17,4 +17,12 @@ export interface FieldProtection {
    * data layer only, to drop blind-index false positives; the plaintext never reaches the caller.
    */
   matches(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): MaybePromise<boolean>
+  /**
+   * For a filter that runs after the transaction's statements (while its COMMIT is in flight):
+   * fetches now, inside the transaction, the data key `stored` was sealed under and keeps a
+   * private copy, so `matches` on it answers synchronously without the session. Copies are zeroed
+   * by `releaseHeldKeys()`.
+   */
+  holdKeyFor(stored: Uint8Array): MaybePromise<void>
+  releaseHeldKeys(): void
 }

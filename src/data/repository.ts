@@ -261,6 +261,78 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   }
 
   async find(where: Partial<R>, opts: { limit?: number } = {}): Promise<R[]> {
+    const { rows, blind } = await this.#select(where, opts)
+    if (blind.length > 0) {
+      // Blind indexes are short on purpose, so unequal values can collide: drop those candidates.
+      const fields = this.#needFields()
+      const keep: Row[] = []
+      for (const row of rows) {
+        const rowKey = String(row[this.#t.primaryKey])
+        let ok = true
+        for (const [col, v] of blind) {
+          const m = fields.matches(this.#t, col, rowKey, row[col.name] as Uint8Array, v)
+          if (!(m instanceof Promise ? await m : m)) ok = false
+        }
+        if (ok) keep.push(row)
+      }
+      return keep.map((row) => this.#toPublic(row))
+    }
+    return rows.map((row) => this.#toPublic(row))
+  }
+
+  /**
+   * `find` for a transaction that does nothing else (one-shot reads): runs the statement now and
+   * returns the rest of the work (dropping blind-index false positives, wrapping sealed values) as
+   * a synchronous function, to run while the COMMIT is in flight. The data keys it needs are
+   * fetched and held here, inside the transaction; the function releases them.
+   */
+  async findLater(where: Partial<R>, opts: { limit?: number } = {}): Promise<() => R[]> {
+    const { rows, blind } = await this.#select(where, opts)
+    if (blind.length === 0) return () => rows.map((row) => this.#toPublic(row))
+    const fields = this.#needFields()
+    try {
+      for (const row of rows) {
+        for (const [col] of blind) {
+          const stored = row[col.name]
+          if (!(stored instanceof Uint8Array)) continue
+          const h = fields.holdKeyFor(stored)
+          if (h instanceof Promise) await h
+        }
+      }
+    } catch (e) {
+      fields.releaseHeldKeys()
+      throw e
+    }
+    return () => {
+      try {
+        const out: R[] = []
+        for (const row of rows) {
+          const rowKey = String(row[this.#t.primaryKey])
+          let ok = true
+          for (const [col, v] of blind) {
+            const stored = row[col.name]
+            // A NULL never equals a searched value; held keys make every other check synchronous.
+            if (!(stored instanceof Uint8Array)) {
+              ok = false
+              continue
+            }
+            const m = fields.matches(this.#t, col, rowKey, stored, v)
+            if (m instanceof Promise) {
+              m.catch(() => undefined)
+              throw new DomicileError('ERR_KEY_NOT_FOUND', `${this.#t.name}.${col.name}: a data key needed to check a search result was not held. Retry the lookup.`)
+            }
+            if (!m) ok = false
+          }
+          if (ok) out.push(this.#toPublic(row))
+        }
+        return out
+      } finally {
+        fields.releaseHeldKeys()
+      }
+    }
+  }
+
+  async #select(where: Partial<R>, opts: { limit?: number }): Promise<{ rows: Row[]; blind: Array<[ResolvedColumn, unknown]> }> {
     if (typeof where !== 'object' || where === null) throw new DomicileError('ERR_INPUT_INVALID', `find on ${this.#t.name}: expected an object of column -> value.`)
     const limit = clampLimit(opts.limit ?? 1000)
     const params: unknown[] = [this.#tx.tenantId]
@@ -269,22 +341,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     params.push(limit)
     const r = await this.#tx.session.query<Row>(
       `SELECT ${this.#selectList} FROM ${q(this.#t.name)} WHERE ${clauses.join(' AND ')} ORDER BY ${q(this.#t.primaryKey)} LIMIT $${params.length}`, params)
-    let rows = r.rows
-    if (blind.length > 0) {
-      // Blind indexes are short on purpose, so unequal values can collide: drop those candidates.
-      const fields = this.#needFields()
-      const keep: Row[] = []
-      for (const row of rows) {
-        let ok = true
-        for (const [col, v] of blind) {
-          const m = fields.matches(this.#t, col, String(row[this.#t.primaryKey]), row[col.name] as Uint8Array, v)
-          if (!(m instanceof Promise ? await m : m)) ok = false
-        }
-        if (ok) keep.push(row)
-      }
-      rows = keep
-    }
-    return rows.map((row) => this.#toPublic(row))
+    return { rows: r.rows, blind }
   }
 
   async update(id: string | number, patch: Partial<R>): Promise<R | undefined> {

@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely'
 import { DomicileError } from '../errors.js'
 import type { TenantTransaction } from '../regions/router.js'
-import type { Schema } from '../schema/define-schema.js'
+import type { ResolvedTable, Schema } from '../schema/define-schema.js'
 import type { FieldProtection } from './field-protection.js'
 import { TableRepository, type Repository, type Row } from './repository.js'
 import { sensitiveColumnGuard } from './sensitive-column-guard.js'
@@ -40,6 +40,16 @@ export interface TenantScope {
   revealRows<R extends Row>(rows: readonly R[], opts: RevealOptions & { columns?: readonly string[] }): Promise<R[]>
 }
 
+/** The definition of a tenant-scoped table, for a repository. */
+export function tenantTable(schema: Schema, name: string): ResolvedTable {
+  const t = schema.table(name)
+  /* Precondition: repositories exist only for tenant-scoped tables. */
+  if (t.scope !== 'tenant') {
+    throw new DomicileError('ERR_QUERY_UNSUPPORTED', `"${name}" is a global table (replicated reference data); read it with scope.sql or scope.db, and write it through the control plane.`)
+  }
+  return t
+}
+
 export class Scope implements TenantScope {
   readonly tenantId: string
   readonly region: string
@@ -60,12 +70,7 @@ export class Scope implements TenantScope {
   table<R extends Row = Row>(name: string): Repository<R> {
     let repo = this.#repos.get(name)
     if (!repo) {
-      const t = this.#schema.table(name)
-      /* Precondition: repositories exist only for tenant-scoped tables. */
-      if (t.scope !== 'tenant') {
-        throw new DomicileError('ERR_QUERY_UNSUPPORTED', `"${name}" is a global table (replicated reference data); read it with scope.sql or scope.db, and write it through the control plane.`)
-      }
-      repo = new TableRepository(t, this.#tx, this.#fields)
+      repo = new TableRepository(tenantTable(this.#schema, name), this.#tx, this.#fields)
       this.#repos.set(name, repo)
     }
     return repo as Repository<R>

@@ -108,6 +108,8 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   readonly #keys: TenantKeys
   #pendingAudit: AuditRow[] | undefined
   #lastProbe: { ref: ColumnRef; value: unknown; probe: string | Uint8Array } | undefined
+  /** Data keys copied by holdKeyFor, by key number; zeroed by releaseHeldKeys. */
+  #held: Map<number, Uint8Array> | undefined
 
   constructor(tenant: TenantRecord, tx: TenantTransaction, keys: TenantKeys) {
     this.#tenant = tenant
@@ -140,9 +142,26 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   /** Opens a stored value without revealing it to the caller (blind-index false-positive filter). */
   matches(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean | Promise<boolean> {
     const n = readKeyNumber(stored)
-    const hot = this.#keys.peekDataKey(n)
+    const hot = this.#held?.get(n) ?? this.#keys.peekDataKey(n)
     if (hot) return this.#equal(table, col, rowKey, stored, value, hot)
     return this.#keys.dataKey(n).then((key) => this.#equal(table, col, rowKey, stored, value, key))
+  }
+
+  holdKeyFor(stored: Uint8Array): void | Promise<void> {
+    const n = readKeyNumber(stored)
+    if (this.#held?.has(n)) return
+    const hold = (key: Uint8Array): void => {
+      ;(this.#held ??= new Map()).set(n, Uint8Array.from(key)) // a copy: the cache may zero its own
+    }
+    const hot = this.#keys.peekDataKey(n)
+    if (hot) return hold(hot)
+    return this.#keys.dataKey(n).then(hold)
+  }
+
+  releaseHeldKeys(): void {
+    if (!this.#held) return
+    for (const k of this.#held.values()) k.fill(0)
+    this.#held = undefined
   }
 
   #equal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown, key: Uint8Array): boolean {

@@ -22,6 +22,12 @@ export interface TenantTransaction {
   onRollback(cb: (session: StoreSession) => void | Promise<void>): void
   /** Runs after the transaction committed (e.g. to share what it reserved, or zero what it held). */
   onCommit(cb: () => void): void
+  /**
+   * Runs synchronously right after COMMIT has been sent, while it is in flight: client-side work
+   * on rows already read (it must not use the session). Only when the callback of the
+   * transaction succeeded; an error it throws reaches the caller after the COMMIT completed.
+   */
+  whileCommitInFlight(cb: () => void): void
 }
 
 interface RegionState {
@@ -35,12 +41,28 @@ interface RegionState {
 class Tx implements TenantTransaction {
   #rollbacks: Array<(s: StoreSession) => void | Promise<void>> | undefined
   #commits: Array<() => void> | undefined
+  #inFlight: Array<() => void> | undefined
   constructor(readonly tenantId: string, readonly region: string, readonly session: StoreSession) {}
   onRollback(cb: (session: StoreSession) => void | Promise<void>): void {
     ;(this.#rollbacks ??= []).push(cb)
   }
   onCommit(cb: () => void): void {
     ;(this.#commits ??= []).push(cb)
+  }
+  whileCommitInFlight(cb: () => void): void {
+    ;(this.#inFlight ??= []).push(cb)
+  }
+  /** Runs the in-flight callbacks; returns the first error (the COMMIT is awaited regardless). */
+  runWhileCommitInFlight(): { error: unknown } | undefined {
+    let failed: { error: unknown } | undefined
+    for (const cb of this.#inFlight ?? []) {
+      try {
+        cb()
+      } catch (error) {
+        failed ??= { error }
+      }
+    }
+    return failed
   }
   async rolledBack(): Promise<void> {
     for (const cb of this.#rollbacks ?? []) {
@@ -140,15 +162,19 @@ export class RegionRouter {
       }
       const tx = new Tx(tenantId, region, session)
       let result: T
+      let inFlight: { error: unknown } | undefined
       try {
         result = await fn(tx)
-        await session.exec('COMMIT')
+        const commit = session.exec('COMMIT') // sent now; the work below overlaps its round trip
+        inFlight = tx.runWhileCommitInFlight()
+        await commit
       } catch (e) {
         await session.exec('ROLLBACK').catch(() => undefined)
         await tx.rolledBack()
         throw e
       }
       tx.committed()
+      if (inFlight) throw inFlight.error
       return result
     })
   }

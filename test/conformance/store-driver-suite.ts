@@ -125,6 +125,20 @@ export function runStoreDriverSuite(opts: { name: string; setup: () => Promise<S
       await rejects(d.withTenant('acme', (s) => s.table('customers').list({ limit: 0 })), 'ERR_INPUT_INVALID')
     })
 
+    test('one transaction per call (domicile.tenant(id).table(name)): the same results, the same errors, the same isolation', async () => {
+      const c = d.tenant('bistro').table('customers')
+      const row = await c.insert({ id: 'o1', name: 'Oona', plan: 'team', seats: 2, meta: { a: 1 } })
+      assert.deepEqual(await c.get('o1'), row)
+      assert.deepEqual((await c.find({ plan: 'team' })).map((r) => r.id), ['o1'])
+      assert.equal((await c.update('o1', { seats: 3 }))?.seats, 3)
+      await rejects(c.insert({ id: 'o1', name: 'dup' }), 'ERR_CONFLICT')
+      await rejects(c.find({ nope: 1 } as never), 'ERR_COLUMN_UNKNOWN')
+      assert.deepEqual(await d.withTenant('bistro', async (s) => (await s.table('customers').get('o1'))?.seats), 3)
+      assert.equal(await d.tenant('acme').table('customers').get('o1'), undefined, "another tenant's rows stay invisible")
+      assert.equal(await c.delete('o1'), true)
+      await rejects(d.tenant('nobody').table('customers').find({ plan: 'team' }), 'ERR_TENANT_UNKNOWN')
+    })
+
     test('integer primary keys and required columns', async () => {
       await d.withTenant('globex', async (s) => {
         const ev = s.table('events')

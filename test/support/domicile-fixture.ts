@@ -19,7 +19,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { strict as assert } from 'node:assert'
-import { createDomicile, parseConfig, type Domicile, type DomicileConfig, type StoreSession, type TenantRecord } from '../../src/index.js'
+import { createDomicile, parseConfig, type Domicile, type DomicileConfig, type RegionSupplier, type StoreSession, type TenantRecord } from '../../src/index.js'
 import { EXAMPLE_SCHEMA, exampleConfig } from '../../src/cli/templates.js'
 import { isDomicileError, type DomicileError, type DomicileErrorCode } from '../../src/errors.js'
 import type { Custody } from '../../src/keys/key-provider.js'
@@ -40,6 +40,8 @@ export interface DomicileFixtureOptions {
    * Each region is one more PGlite start-up (seconds on a loaded machine), so name only those used.
    */
   readonly regions?: readonly string[]
+  /** Decorates the region supplier (as createDomicile's option), e.g. to observe a store's sessions. */
+  readonly regionPolicy?: (supplier: RegionSupplier) => RegionSupplier
 }
 
 export interface FixtureTenantOptions {
@@ -94,7 +96,7 @@ export async function createDomicileFixture(opts: DomicileFixtureOptions = {}): 
     raw.keys = { ...(opts.keys ?? {}), dir: keysDir, providers: { ...(opts.providers ?? {}) } }
     if (opts.directoryPollMs !== undefined) raw.directoryPollMs = opts.directoryPollMs
     const config = parseConfig(raw, dir)
-    domicile = await createDomicile({ config })
+    domicile = await createDomicile({ config, ...(opts.regionPolicy ? { regionPolicy: opts.regionPolicy } : {}) })
     await domicile.migrate()
     const d = domicile
     let keystore: LocalKeyProvider | undefined

@@ -1,0 +1,68 @@
+/**
+ * One transaction per call: the repository API of a tenant table without a `withTenant`
+ * callback, for single-statement reads and writes.
+ *
+ *   const [c] = await domicile.tenant('acme').table('customers').find({ email: 'ada@example.com' })
+ *
+ * Each call runs exactly as `withTenant(id, (s) => s.table(name).<call>(...))` would: region stamp
+ * checked before any statement, row-level security bound to the tenant, sensitive fields sealed
+ * on the way in and returned as sealed values. A `find` also moves its client-side work off the
+ * round trips: it holds the data keys its candidates need (inside the transaction), sends COMMIT,
+ * and drops blind-index false positives and wraps sealed values while the COMMIT is in flight.
+ * The transaction only read, so committing before that filter changes nothing in the store;
+ * no row reaches the caller unchecked.
+ */
+import type { TenantTransaction } from '../regions/router.js'
+import type { ResolvedTable } from '../schema/define-schema.js'
+import type { FieldProtection } from './field-protection.js'
+import { TableRepository, type ListOptions, type Page, type Repository, type Row } from './repository.js'
+
+/** Runs `fn` in one tenant transaction (Domicile supplies it, with the tenant's field protection). */
+export type TenantTransactionRunner = <T>(fn: (tx: TenantTransaction, fields: FieldProtection | undefined) => Promise<T>) => Promise<T>
+
+export class OneShotRepository<R extends Row = Row> implements Repository<R> {
+  readonly #table: ResolvedTable
+  readonly #run: TenantTransactionRunner
+
+  constructor(table: ResolvedTable, run: TenantTransactionRunner) {
+    this.#table = table
+    this.#run = run
+  }
+
+  #in<T>(fn: (repo: TableRepository<R>, tx: TenantTransaction) => Promise<T>): Promise<T> {
+    return this.#run((tx, fields) => fn(new TableRepository<R>(this.#table, tx, fields), tx))
+  }
+
+  insert(row: R): Promise<R> {
+    return this.#in((repo) => repo.insert(row))
+  }
+
+  get(id: string | number): Promise<R | undefined> {
+    return this.#in((repo) => repo.get(id))
+  }
+
+  async find(where: Partial<R>, opts: { limit?: number } = {}): Promise<R[]> {
+    let out: R[] | undefined
+    await this.#in(async (repo, tx) => {
+      const finish = await repo.findLater(where, opts)
+      tx.whileCommitInFlight(() => {
+        out = finish()
+      })
+    })
+    /* Postcondition: the filter ran (the router runs in-flight work before the COMMIT resolves). */
+    if (out === undefined) throw new Error('find: the result filter did not run')
+    return out
+  }
+
+  update(id: string | number, patch: Partial<R>): Promise<R | undefined> {
+    return this.#in((repo) => repo.update(id, patch))
+  }
+
+  delete(id: string | number): Promise<boolean> {
+    return this.#in((repo) => repo.delete(id))
+  }
+
+  list(opts: ListOptions = {}): Promise<Page<R>> {
+    return this.#in((repo) => repo.list(opts))
+  }
+}
