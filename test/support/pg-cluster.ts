@@ -6,7 +6,7 @@
  * When the binaries are missing: in CI (CI=true) the suite fails; locally it is skipped by name.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +15,10 @@ export interface PgCluster {
   readonly name: string
   readonly port: number
   readonly url: string
+  /** The cluster's data directory. */
+  readonly dataDir: string
+  /** The postmaster's pid while running (from postmaster.pid). */
+  postmasterPid(): number | undefined
   /** URL of another database on the same cluster (created on demand). */
   database(db: string): string
   /** Fast stop (immediate): the region "goes down". */
@@ -82,6 +86,15 @@ export async function startPgCluster(name: string): Promise<PgCluster> {
     name,
     port,
     url: `${base}/postgres`,
+    dataDir: data,
+    postmasterPid(): number | undefined {
+      try {
+        const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+        return Number.isInteger(pid) && pid > 0 ? pid : undefined
+      } catch {
+        return undefined
+      }
+    },
     database(db: string): string {
       if (!/^[a-z_][a-z0-9_]*$/.test(db)) throw new Error('bad database name')
       if (!created.has(db)) {
