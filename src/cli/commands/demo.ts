@@ -310,8 +310,8 @@ async function encryptionSteps(d: Domicile, say: Narrator, t: DemoTenant): Promi
   say.line(`  -> ${String(revealed)}   (audited with its purpose)`)
   say.check('reveal with a purpose returns the original value', 'the original email', revealed === c.email ? 'the original email' : 'a different value')
   const probe = `  ${c.email.toUpperCase()} `
-  const hits = await d.withTenant(t.id, (s) => s.table('customers').find({ email: probe }))
-  say.check(`find({ email: ${JSON.stringify(probe)} }) via the blind index (trim, lower)`, c.id, hits.map((h) => String(h.id)).join(',') || 'no rows')
+  const hits = await d.tenant(t.id).table('customers').find({ email: probe })
+  say.check(`tenant(${JSON.stringify(t.id)}).table('customers').find({ email: ${JSON.stringify(probe)} }) via the blind index (trim, lower)`, c.id, hits.map((h) => String(h.id)).join(',') || 'no rows')
   return { tenant: t.id, row: c.id, column: 'email', storedBytes: bytes.length, hexPrefix, plaintextInStore }
 }
 

@@ -45,7 +45,7 @@ const insert: Command = {
   async run(p) {
     const data = jsonObjectOption(p.values, 'data')
     const [tenant, table] = p.args as [string, string]
-    printRow(p, await withDomicile(p, (d) => d.withTenant(tenant, (s) => s.table(table).insert(data))))
+    printRow(p, await withDomicile(p, (d) => d.tenant(tenant).table(table).insert(data)))
     return 0
   },
 }
@@ -54,7 +54,7 @@ const get: Command = {
   spec: { synopsis: 'rows get TENANT TABLE ID', summary: 'print one row by primary key', positionals: ['TENANT', 'TABLE', 'ID'] },
   async run(p) {
     const [tenant, table, id] = p.args as [string, string, string]
-    const row = await withDomicile(p, (d) => d.withTenant(tenant, (s) => s.table(table).get(rowId(d, table, id))))
+    const row = await withDomicile(p, (d) => d.tenant(tenant).table(table).get(rowId(d, table, id)))
     if (!row) throw notFound(tenant, table)
     printRow(p, row)
     return 0
@@ -73,7 +73,7 @@ const find: Command = {
     const where = jsonObjectOption(p.values, 'where')
     const limit = intOption(p.values, 'limit', 1, 1000)
     const [tenant, table] = p.args as [string, string]
-    const rows = await withDomicile(p, (d) => d.withTenant(tenant, (s) => s.table(table).find(where, limit === undefined ? {} : { limit })))
+    const rows = await withDomicile(p, (d) => d.tenant(tenant).table(table).find(where, limit === undefined ? {} : { limit }))
     if (p.json) printJson(rows)
     else printRows(rows)
     return 0
@@ -91,10 +91,10 @@ const list: Command = {
     const limit = intOption(p.values, 'limit', 1, 1000)
     const cursor = stringOption(p.values, 'cursor')
     const [tenant, table] = p.args as [string, string]
-    const page = await withDomicile(p, (d) => d.withTenant(tenant, (s) => s.table(table).list({
+    const page = await withDomicile(p, (d) => d.tenant(tenant).table(table).list({
       ...(limit !== undefined ? { limit } : {}),
       ...(cursor !== undefined ? { cursor } : {}),
-    })))
+    }))
     if (p.json) {
       printJson(page.nextCursor === undefined ? { rows: page.rows } : { rows: page.rows, nextCursor: page.nextCursor })
       return 0
