@@ -18,8 +18,11 @@
  * which it does before zeroing the key. Retiring empties the key's reserves at once, so no
  * prepared context outlives its key in our caches. Any other key (a caller's own buffer, which
  * could be rewritten with other key bytes) gets `undefined` and the caller creates a context as
- * usual. Taking a context for a retired key is a bug in the caller (it kept a key past its
- * lifetime) and throws ERR_KEY_REVOKED instead of encrypting under zeroed bytes.
+ * usual. Taking a context for a retired key (one the cache let go of between fetch and use)
+ * throws ERR_CONFLICT (retry) instead of encrypting under zeroed bytes. Retiring ends the key's
+ * unused contexts with final()/digest(), so OpenSSL frees and cleanses their key schedules at
+ * once rather than at garbage collection. Reserves follow demand down as well as up, and the
+ * process keeps at most RESERVE_MAX_TOTAL contexts ready.
  */
 
 import { createCipheriv, createHmac, type CipherGCM, type Hmac } from 'node:crypto'
@@ -34,16 +37,18 @@ export interface ReadyGcm {
 
 /** Most contexts kept ready per key and kind. */
 export const RESERVE_MAX_DEPTH = 32
+/** Most contexts kept ready in the process (about 1.6 KB of native memory each). */
+export const RESERVE_MAX_TOTAL = 2048
 const MIN_DEPTH = 2
 const KEY_BYTES = 32
 
 class Reserve<T> {
   readonly items: T[] = []
-  /** How many to keep ready: the most taken between two refills, within MIN..MAX. */
+  /** How many to keep ready: follows the number taken between two refills, within MIN..MAX. */
   depth = MIN_DEPTH
   taken = 0
   retired = false
-  constructor(readonly make: () => T) {}
+  constructor(readonly make: () => T, readonly dispose: (item: T) => void) {}
 }
 
 const managed = new WeakSet<Uint8Array>()
@@ -51,11 +56,26 @@ const retired = new WeakSet<Uint8Array>()
 const gcmReserves = new WeakMap<Uint8Array, Reserve<ReadyGcm>>()
 const hmacReserves = new WeakMap<Uint8Array, Reserve<Hmac>>()
 /** Reserves with contexts taken since the last refill (strong references until it runs). */
-const toRefill = new Set<Reserve<unknown>>()
+const toRefill = new Set<Reserve<never>>()
 let refillScheduled = false
+/** Contexts ready in all reserves. */
+let readyTotal = 0
 
 function retiredKey(): DomicileError {
-  return new DomicileError('ERR_KEY_REVOKED', 'This key was discarded (expired, evicted or revoked) while still in use. Fetch the key again and retry.')
+  // Not a revocation: the cache let go of this key object (expiry, eviction) between fetch and use.
+  return new DomicileError('ERR_CONFLICT', 'The data key was released by the key cache while in use. Retry the operation.')
+}
+
+/** Ends a context without using it: OpenSSL frees and cleanses its key schedule now, not at GC. */
+function drain<T>(r: Reserve<T>): void {
+  for (const item of r.items.splice(0)) {
+    readyTotal--
+    try {
+      r.dispose(item)
+    } catch {
+      // already ended
+    }
+  }
 }
 
 /**
@@ -66,29 +86,34 @@ export function manageKey(key: Uint8Array): void {
   if (key instanceof Uint8Array && key.byteLength === KEY_BYTES && !retired.has(key)) managed.add(key)
 }
 
-/** The owner is about to zero `key`: drop its prepared contexts now; later takes throw. */
+/** The owner is about to zero `key`: end its prepared contexts now; later takes throw. */
 export function retireKey(key: Uint8Array): void {
   if (!managed.has(key)) return
   managed.delete(key)
   retired.add(key)
   for (const map of [gcmReserves, hmacReserves] as const) {
-    const r = map.get(key)
+    const r = map.get(key) as Reserve<never> | undefined
     if (r === undefined) continue
     map.delete(key)
     r.retired = true
-    r.items.length = 0
+    drain(r)
     toRefill.delete(r)
   }
 }
 
-function take<T>(map: WeakMap<Uint8Array, Reserve<T>>, key: Uint8Array, make: (key: Uint8Array) => T): T | undefined {
+/** True when the owner retired `key` (its bytes are zeroed or about to be): fetch it again. */
+export function isRetiredKey(key: Uint8Array): boolean {
+  return retired.has(key)
+}
+
+function take<T>(map: WeakMap<Uint8Array, Reserve<T>>, key: Uint8Array, make: (key: Uint8Array) => T, dispose: (item: T) => void): T | undefined {
   let r = map.get(key)
   if (r === undefined) {
     if (!managed.has(key)) {
       if (retired.has(key)) throw retiredKey()
       return undefined
     }
-    r = new Reserve(() => make(key))
+    r = new Reserve(() => make(key), dispose)
     map.set(key, r)
   }
   r.taken++
@@ -96,17 +121,36 @@ function take<T>(map: WeakMap<Uint8Array, Reserve<T>>, key: Uint8Array, make: (k
     refillScheduled = true
     setImmediate(refill)
   }
-  toRefill.add(r)
-  return r.items.pop() ?? r.make()
+  toRefill.add(r as unknown as Reserve<never>)
+  const item = r.items.pop()
+  if (item === undefined) return r.make()
+  readyTotal--
+  return item
 }
 
 function refill(): void {
   refillScheduled = false
   for (const r of toRefill) {
     if (r.retired) continue
-    r.depth = Math.min(RESERVE_MAX_DEPTH, Math.max(MIN_DEPTH, r.depth, r.taken))
+    // Follow demand both ways: up to what was taken, down halfway when less was.
+    r.depth = Math.min(RESERVE_MAX_DEPTH, Math.max(MIN_DEPTH, r.taken >= r.depth ? r.taken : Math.ceil((r.depth + r.taken) / 2)))
     r.taken = 0
-    while (r.items.length < r.depth) r.items.push(r.make())
+    while (r.items.length > r.depth) {
+      readyTotal--
+      try {
+        r.dispose(r.items.pop()!)
+      } catch {
+        // already ended
+      }
+    }
+    try {
+      while (r.items.length < r.depth && readyTotal < RESERVE_MAX_TOTAL) {
+        r.items.push(r.make())
+        readyTotal++
+      }
+    } catch {
+      // Making a context failed (out of memory?): the next take makes one inline and reports it.
+    }
   }
   toRefill.clear()
 }
@@ -120,20 +164,27 @@ function makeHmac(key: Uint8Array): Hmac {
   return createHmac('sha256', key)
 }
 
+const endGcm = (g: ReadyGcm): void => {
+  g.cipher.final()
+}
+const endHmac = (h: Hmac): void => {
+  h.digest()
+}
+
 /**
  * A GCM cipher for one message under managed `key`, with a fresh random nonce; `undefined` for a
  * key that is not managed. Use it for exactly one message.
  */
 export function takeGcm(key: Uint8Array): ReadyGcm | undefined {
-  return take(gcmReserves, key, makeGcm)
+  return take(gcmReserves, key, makeGcm, endGcm)
 }
 
 /** A keyed HMAC-SHA-256 for one message under managed `key`; `undefined` for an unmanaged key. */
 export function takeHmac(key: Uint8Array): Hmac | undefined {
-  return take(hmacReserves, key, makeHmac)
+  return take(hmacReserves, key, makeHmac, endHmac)
 }
 
-/** For tests: how many contexts are ready for `key` (GCM, HMAC). */
-export function readyCount(key: Uint8Array): { gcm: number; hmac: number } {
-  return { gcm: gcmReserves.get(key)?.items.length ?? 0, hmac: hmacReserves.get(key)?.items.length ?? 0 }
+/** For tests: how many contexts are ready for `key` (GCM, HMAC), and in the whole process. */
+export function readyCount(key: Uint8Array): { gcm: number; hmac: number; total: number } {
+  return { gcm: gcmReserves.get(key)?.items.length ?? 0, hmac: hmacReserves.get(key)?.items.length ?? 0, total: readyTotal }
 }

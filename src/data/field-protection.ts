@@ -20,9 +20,10 @@ export interface FieldProtection {
   /**
    * For a filter that runs after the transaction's statements (while its COMMIT is in flight):
    * fetches now, inside the transaction, the data key `stored` was sealed under and keeps a
-   * private copy, so `matches` on it answers synchronously without the session. Copies are zeroed
-   * by `releaseHeldKeys()`.
+   * private copy for `matchesHeld`. Copies are zeroed by `releaseHeldKeys()`.
    */
   holdKeyFor(stored: Uint8Array): MaybePromise<void>
+  /** `matches` with held keys only: synchronous, never fetches a key (the session may be gone). */
+  matchesHeld(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean
   releaseHeldKeys(): void
 }

@@ -12,6 +12,7 @@
  * The transaction only read, so committing before that filter changes nothing in the store;
  * no row reaches the caller unchecked.
  */
+import { DomicileError } from '../errors.js'
 import type { TenantTransaction } from '../regions/router.js'
 import type { ResolvedTable } from '../schema/define-schema.js'
 import type { FieldProtection } from './field-protection.js'
@@ -50,7 +51,7 @@ export class OneShotRepository<R extends Row = Row> implements Repository<R> {
       })
     })
     /* Postcondition: the filter ran (the router runs in-flight work before the COMMIT resolves). */
-    if (out === undefined) throw new Error('find: the result filter did not run')
+    if (out === undefined) throw new DomicileError('ERR_QUERY_FAILED', `find on ${this.#table.name}: the result filter did not run. Retry the lookup.`)
     return out
   }
 

@@ -212,7 +212,8 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     const r = await this.#tx.session.query<Row>(
       `INSERT INTO ${q(this.#t.name)} (${names.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${this.#plainList}`, params)
     const back = r.rows[0]!
-    for (const [name, v] of cols) if (this.#t.columns.get(name)?.sensitive) back[name] = v
+    // The sealed buffers went to the driver as parameters: the returned values get their own copy.
+    for (const [name, v] of cols) if (this.#t.columns.get(name)?.sensitive) back[name] = v instanceof Uint8Array ? new Uint8Array(v) : v
     return this.#toPublic(back)
   }
 
@@ -290,6 +291,8 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     const { rows, blind } = await this.#select(where, opts)
     if (blind.length === 0) return () => rows.map((row) => this.#toPublic(row))
     const fields = this.#needFields()
+    // Zeroed by the filter below; also if the transaction fails before the filter runs.
+    this.#tx.onRollback(() => fields.releaseHeldKeys())
     try {
       for (const row of rows) {
         for (const [col] of blind) {
@@ -316,12 +319,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
               ok = false
               continue
             }
-            const m = fields.matches(this.#t, col, rowKey, stored, v)
-            if (m instanceof Promise) {
-              m.catch(() => undefined)
-              throw new DomicileError('ERR_KEY_NOT_FOUND', `${this.#t.name}.${col.name}: a data key needed to check a search result was not held. Retry the lookup.`)
-            }
-            if (!m) ok = false
+            if (!fields.matchesHeld(this.#t, col, rowKey, stored, v)) ok = false
           }
           if (ok) out.push(this.#toPublic(row))
         }

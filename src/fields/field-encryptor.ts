@@ -17,6 +17,7 @@ import type { TenantTransaction } from '../regions/router.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import type { Normalization, ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
 import { tenantTransactionPrelude } from '../regions/router.js'
+import { isRetiredKey } from '../crypto/context-reserve.js'
 import { blindIndex, deriveColumnIndexKey, normalizeForIndex } from './blind-index.js'
 import { prepareColumn, readKeyNumber, type FieldPlain, type PreparedColumn } from './field-codec.js'
 import type { ScopeFieldsFactory } from './scope-fields-factory.js'
@@ -122,7 +123,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     const prep = columnRef(this.#tenant.id, table, col).prepared
     const hot = this.#keys.tryEncryptionKey()
     if (hot) return prep.seal(hot.key, hot.keyNumber, rowKey, plain)
-    return this.#keys.encryptionKey().then(({ keyNumber, key }) => prep.seal(key, keyNumber, rowKey, plain))
+    return fresh(() => this.#keys.encryptionKey(), (k) => k.key).then(({ keyNumber, key }) => prep.seal(key, keyNumber, rowKey, plain))
   }
 
   index(table: ResolvedTable, col: ResolvedColumn, value: unknown): Uint8Array | Promise<Uint8Array> {
@@ -131,7 +132,8 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     const input = indexInput(value)
     const ref = columnRef(this.#tenant.id, table, col)
     const ck = this.#keys.columnIndexKey(ref, deriveForRef)
-    return ck instanceof Uint8Array ? blindIndex(ck, input, ref.options) : ck.then((k) => blindIndex(k, input, ref.options))
+    if (ck instanceof Uint8Array) return blindIndex(ck, input, ref.options)
+    return fresh(() => this.#keys.columnIndexKey(ref, deriveForRef), (k) => k).then((k) => blindIndex(k, input, ref.options))
   }
 
   wrap(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown {
@@ -144,7 +146,19 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     const n = readKeyNumber(stored)
     const hot = this.#held?.get(n) ?? this.#keys.peekDataKey(n)
     if (hot) return this.#equal(table, col, rowKey, stored, value, hot)
-    return this.#keys.dataKey(n).then((key) => this.#equal(table, col, rowKey, stored, value, key))
+    return this.#dataKey(n).then((key) => this.#equal(table, col, rowKey, stored, value, key))
+  }
+
+  matchesHeld(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean {
+    const key = this.#held?.get(readKeyNumber(stored))
+    /* Precondition: the key was held by holdKeyFor (no key fetch may happen here: the transaction is over). */
+    if (!key) throw new DomicileError('ERR_KEY_NOT_FOUND', `${table.name}.${col.name}: a data key needed to check a search result was not held. Retry the lookup.`)
+    return this.#equal(table, col, rowKey, stored, value, key)
+  }
+
+  /** A data key by number, fetched again if the cache let go of it between the fetch and now. */
+  #dataKey(n: number): Promise<Uint8Array> {
+    return fresh(() => this.#keys.dataKey(n), (k) => k)
   }
 
   holdKeyFor(stored: Uint8Array): void | Promise<void> {
@@ -155,7 +169,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     }
     const hot = this.#keys.peekDataKey(n)
     if (hot) return hold(hot)
-    return this.#keys.dataKey(n).then(hold)
+    return this.#dataKey(n).then(hold)
   }
 
   releaseHeldKeys(): void {
@@ -229,7 +243,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
         try {
           const bytes = sealedBytes(v)
           const n = readKeyNumber(bytes)
-          const key = this.#keys.peekDataKey(n) ?? (await this.#keys.dataKey(n))
+          const key = this.#keys.peekDataKey(n) ?? (await this.#dataKey(n))
           out.push(prepareColumnFor(loc).open(key, loc.rowKey, bytes))
           audit.push({ type: 'field.reveal', outcome: 'ok', actor: opts.actor ?? null, detail })
         } catch (e) {
@@ -273,6 +287,19 @@ async function insertAudit(s: StoreSession, tenantId: string, rows: readonly Aud
     return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::jsonb)`
   })
   await s.query(`INSERT INTO domicile_audit (tenant_id, type, outcome, actor, detail) VALUES ${values.join(', ')}`, params)
+}
+
+/**
+ * Awaits a key and, if the key cache let go of that key object in the microtask between its fetch
+ * and this use (expiry or eviction retires and zeroes it), fetches it once more. Never uses a
+ * retired key: sealing or hashing under zeroed bytes would be silent corruption.
+ */
+async function fresh<T>(get: () => T | Promise<T>, keyOf: (t: T) => Uint8Array): Promise<T> {
+  const first = await get()
+  if (!isRetiredKey(keyOf(first))) return first
+  const again = await get()
+  if (isRetiredKey(keyOf(again))) throw new DomicileError('ERR_CONFLICT', 'The data key was released by the key cache while in use. Retry the operation.')
+  return again
 }
 
 /** Reveal works from a sealed value's location (table and column names), not schema objects. */

@@ -25,7 +25,9 @@ export interface TenantTransaction {
   /**
    * Runs synchronously right after COMMIT has been sent, while it is in flight: client-side work
    * on rows already read (it must not use the session). Only when the callback of the
-   * transaction succeeded; an error it throws reaches the caller after the COMMIT completed.
+   * transaction succeeded. The COMMIT may still fail after it ran (then the transaction rolls
+   * back as usual), and an error it throws reaches the caller after a successful COMMIT: use it
+   * only for work whose failure does not need the transaction undone (reads).
    */
   whileCommitInFlight(cb: () => void): void
 }

@@ -37,6 +37,11 @@ export const suiteSchema = defineSchema({
     indexes: ['plan'],
   },
   events: { scope: 'tenant', primaryKey: 'seq', columns: { seq: { type: 'integer' }, kind: { type: 'text' } } },
+  contacts: {
+    scope: 'tenant',
+    primaryKey: 'id',
+    columns: { id: { type: 'text' }, email: { type: 'text', nullable: true, sensitive: { searchable: true, normalize: ['trim', 'lower'] } } },
+  },
   plans: { scope: 'global', primaryKey: 'id', columns: { id: { type: 'text' }, price_cents: { type: 'integer' } } },
 })
 
@@ -137,6 +142,19 @@ export function runStoreDriverSuite(opts: { name: string; setup: () => Promise<S
       assert.equal(await d.tenant('acme').table('customers').get('o1'), undefined, "another tenant's rows stay invisible")
       assert.equal(await c.delete('o1'), true)
       await rejects(d.tenant('nobody').table('customers').find({ plan: 'team' }), 'ERR_TENANT_UNKNOWN')
+
+      // Sealed fields: the blind-index find and its false-positive filter on this driver.
+      const p = await d.keys.provision('keyed', { custody: 'kms' })
+      await d.addTenant('keyed', { region: 'us-east-1', key: p.key, keyState: p.keyState })
+      const contacts = d.tenant('keyed').table('contacts')
+      await contacts.insert({ id: 'k1', email: 'Kim@Example.com' })
+      await contacts.insert({ id: 'k2', email: 'lee@example.com' })
+      assert.deepEqual((await contacts.find({ email: ' kim@example.COM' })).map((r) => r.id), ['k1'])
+      await d.withTenant('keyed', (s) => s.sql("UPDATE contacts SET email__bidx = (SELECT email__bidx FROM contacts WHERE id = 'k1') WHERE id = 'k2'"))
+      assert.deepEqual((await contacts.find({ email: 'kim@example.com' })).map((r) => r.id), ['k1'], 'a colliding candidate is dropped')
+      const [k1] = await contacts.find({ email: 'kim@example.com' })
+      assert.equal(String(k1?.email), '[sealed]')
+      assert.equal(await d.withTenant('keyed', (s) => s.reveal(k1!.email, { purpose: 'conformance: one-shot find returns the right row' })), 'Kim@Example.com')
     })
 
     test('integer primary keys and required columns', async () => {

@@ -105,11 +105,14 @@ describe('one transaction per call: domicile.tenant(id).table(name)', { concurre
 
   test('find filters and wraps while the COMMIT is in flight; inside withTenant the filter runs before', async () => {
     const seen: string[] = []
-    const proto = FieldEncryptor.prototype as unknown as { matches: (...a: unknown[]) => unknown }
-    const original = proto.matches
-    proto.matches = function (this: unknown, ...a: unknown[]) {
-      events.push('filter')
-      return original.apply(this, a)
+    type Check = (...a: unknown[]) => unknown
+    const proto = FieldEncryptor.prototype as unknown as { matches: Check; matchesHeld: Check }
+    const original = { matches: proto.matches, matchesHeld: proto.matchesHeld }
+    for (const m of ['matches', 'matchesHeld'] as const) {
+      proto[m] = function (this: unknown, ...a: unknown[]) {
+        events.push('filter')
+        return original[m].apply(this, a)
+      }
     }
     try {
       events.length = 0
@@ -119,9 +122,36 @@ describe('one transaction per call: domicile.tenant(id).table(name)', { concurre
       await fx.domicile.withTenant('os-a', (s) => s.table('customers').find({ email: 'ada@example.eu' }))
       seen.push(events.join(' > '))
     } finally {
-      proto.matches = original
+      proto.matches = original.matches
+      proto.matchesHeld = original.matchesHeld
     }
     assert.deepEqual(seen, ['commit sent > filter > commit done', 'filter > commit sent > commit done'])
+  })
+
+  test('the keys a find held are released once per find, also when the filter fails', async () => {
+    const proto = FieldEncryptor.prototype as unknown as { releaseHeldKeys: () => void; holdKeyFor: (s: Uint8Array) => unknown }
+    const original = { release: proto.releaseHeldKeys, hold: proto.holdKeyFor }
+    const seen = { held: 0, released: 0 }
+    proto.holdKeyFor = function (this: unknown, stored: Uint8Array) {
+      seen.held++
+      return original.hold.call(this, stored)
+    }
+    proto.releaseHeldKeys = function (this: unknown) {
+      seen.released++
+      return original.release.call(this)
+    }
+    try {
+      const customers = fx.domicile.tenant('os-a').table('customers')
+      await customers.insert({ id: 'h1', name: 'Hal', email: 'hal@example.eu' })
+      assert.deepEqual((await customers.find({ email: 'hal@example.eu' })).map((r) => r.id), ['h1'])
+      assert.deepEqual(seen, { held: 1, released: 1 })
+      await fx.domicile.withTenant('os-a', (s) => s.sql("UPDATE customers SET email = set_byte(email, 20, get_byte(email, 20) # 1) WHERE id = 'h1'"))
+      await rejectsWithCode(customers.find({ email: 'hal@example.eu' }), 'ERR_DECRYPTION_FAILED')
+      assert.deepEqual(seen, { held: 2, released: 2 })
+    } finally {
+      proto.releaseHeldKeys = original.release
+      proto.holdKeyFor = original.hold
+    }
   })
 
   test('tampered ciphertext of a candidate fails the find opaquely, after the read-only transaction', async () => {

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createDecipheriv, randomBytes } from 'node:crypto'
 import { setImmediate as tick } from 'node:timers/promises'
-import { manageKey, readyCount, retireKey, takeGcm, takeHmac, RESERVE_MAX_DEPTH } from '../../../src/crypto/context-reserve.js'
+import { isRetiredKey, manageKey, readyCount, retireKey, takeGcm, takeHmac, RESERVE_MAX_DEPTH } from '../../../src/crypto/context-reserve.js'
 import { hmacSha256 } from '../../../src/crypto/hmac.js'
 import { DataKeyCache } from '../../../src/keys/data-key-cache.js'
 import { openField, prepareColumn, sealField } from '../../../src/fields/field-codec.js'
@@ -64,6 +64,44 @@ describe('context reserve', () => {
     retireKey(key)
   })
 
+  test('the reserve follows demand down again after a burst', async () => {
+    const key = randomBytes(32)
+    manageKey(key)
+    for (let i = 0; i < 40; i++) takeGcm(key)
+    await tick()
+    assert.equal(readyCount(key).gcm, RESERVE_MAX_DEPTH)
+    const depths: number[] = []
+    for (let round = 0; round < 8; round++) {
+      for (let i = 0; i < RESERVE_MAX_DEPTH; i++) takeGcm(key) // use all, as a burst would
+      takeGcm(key)
+      await tick()
+      depths.push(readyCount(key).gcm)
+    }
+    for (let round = 0; round < 8; round++) {
+      takeGcm(key) // then one per round trip
+      await tick()
+    }
+    const after = readyCount(key).gcm
+    assert.ok(after < RESERVE_MAX_DEPTH / 2, `depth decays with demand (now ${after})`)
+    assert.ok(after >= 2)
+    retireKey(key)
+  })
+
+  test('retiring ends the unused contexts and takes them off the process total', async () => {
+    const key = randomBytes(32)
+    manageKey(key)
+    for (let i = 0; i < 5; i++) {
+      takeGcm(key)
+      takeHmac(key)
+    }
+    await tick()
+    const before = readyCount(key)
+    assert.ok(before.gcm >= 5 && before.hmac >= 5)
+    retireKey(key)
+    assert.equal(readyCount(key).total, before.total - before.gcm - before.hmac)
+    assert.ok(isRetiredKey(key))
+  })
+
   test('a prepared HMAC gives the same tag as a fresh one', async () => {
     const key = randomBytes(32)
     manageKey(key)
@@ -75,7 +113,7 @@ describe('context reserve', () => {
     retireKey(key)
   })
 
-  test('retiring a key drops its prepared contexts at once, and a later take throws ERR_KEY_REVOKED', async () => {
+  test('retiring a key drops its prepared contexts at once, and a later take throws ERR_CONFLICT', async () => {
     const key = randomBytes(32)
     manageKey(key)
     takeGcm(key)
@@ -83,11 +121,11 @@ describe('context reserve', () => {
     await tick()
     assert.ok(readyCount(key).gcm > 0 && readyCount(key).hmac > 0)
     retireKey(key)
-    assert.deepEqual(readyCount(key), { gcm: 0, hmac: 0 })
-    assert.throws(() => takeGcm(key), (e) => isDomicileError(e, 'ERR_KEY_REVOKED'))
-    assert.throws(() => takeHmac(key), (e) => isDomicileError(e, 'ERR_KEY_REVOKED'))
+    assert.deepEqual([readyCount(key).gcm, readyCount(key).hmac], [0, 0])
+    assert.throws(() => takeGcm(key), (e) => isDomicileError(e, 'ERR_CONFLICT'))
+    assert.throws(() => takeHmac(key), (e) => isDomicileError(e, 'ERR_CONFLICT'))
     manageKey(key) // a retired key cannot be managed again
-    assert.throws(() => takeGcm(key), (e) => isDomicileError(e, 'ERR_KEY_REVOKED'))
+    assert.throws(() => takeGcm(key), (e) => isDomicileError(e, 'ERR_CONFLICT'))
   })
 
   test('a refill scheduled before a retirement makes nothing for the retired key', async () => {
@@ -96,7 +134,7 @@ describe('context reserve', () => {
     takeGcm(key) // schedules a refill
     retireKey(key)
     await tick()
-    assert.deepEqual(readyCount(key), { gcm: 0, hmac: 0 })
+    assert.deepEqual([readyCount(key).gcm, readyCount(key).hmac], [0, 0])
   })
 
   test('the data-key cache manages the keys it holds and retires them when it zeroes them', async () => {
@@ -107,8 +145,8 @@ describe('context reserve', () => {
     assert.ok(readyCount(key).gcm > 0)
     cache.invalidateTenant('acme')
     assert.ok(key.every((b) => b === 0), 'the key was zeroed')
-    assert.deepEqual(readyCount(key), { gcm: 0, hmac: 0 })
-    assert.throws(() => takeGcm(key), (e) => isDomicileError(e, 'ERR_KEY_REVOKED'))
+    assert.deepEqual([readyCount(key).gcm, readyCount(key).hmac], [0, 0])
+    assert.throws(() => takeGcm(key), (e) => isDomicileError(e, 'ERR_CONFLICT'))
     const once = await cache.load('k2', 'acme', 0, async () => randomBytes(32))
     assert.equal(takeGcm(once), undefined, 'a key the cache does not keep (TTL 0) is not managed')
   })
@@ -118,6 +156,12 @@ describe('context reserve', () => {
     const key = await cache.load('k', 'acme', 60_000, async () => randomBytes(32))
     const ctx = { tenantId: 'acme', table: 'customers', column: 'email', rowKey: 'c1' }
     const col = prepareColumn(ctx)
+    col.seal(key, 3, 'c1', 'warm')
+    await tick()
+    const ready = readyCount(key).gcm
+    assert.ok(ready > 0)
+    col.seal(key, 3, 'c1', 'x')
+    assert.equal(readyCount(key).gcm, ready - 1, 'a seal under a cached key takes a prepared cipher')
     for (let i = 0; i < 50; i++) {
       const sealed = col.seal(key, 3, 'c1', `v${i}`)
       assert.equal(col.open(key, 'c1', sealed), `v${i}`)
@@ -129,6 +173,12 @@ describe('context reserve', () => {
     assert.equal(openField(copy, ctx, sealField(key, 3, ctx, 'x')), 'x')
     const ck = await cache.load('c', 'acme', 60_000, async () => randomBytes(32))
     const ckCopy = Buffer.from(ck)
+    blindIndex(ck, 'warm', { bytes: 8 })
+    await tick()
+    const readyH = readyCount(ck).hmac
+    assert.ok(readyH > 0)
+    blindIndex(ck, 'x', { bytes: 8 })
+    assert.equal(readyCount(ck).hmac, readyH - 1, 'a blind index under a cached key takes a prepared HMAC')
     for (let i = 0; i < 5; i++) {
       assert.deepEqual(blindIndex(ck, `a${i}@b.eu`, { bytes: 8, normalize: ['lower'] }), blindIndex(ckCopy, `A${i}@b.eu`, { bytes: 8, normalize: ['lower'] }))
       await tick()
