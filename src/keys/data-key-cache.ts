@@ -9,7 +9,8 @@
  *   when the TTL is 0 (nothing is kept, but the unwrap is still shared).
  * - Each entry carries its tenant id so that a revocation can drop one tenant's keys at once.
  *
- * OWNERSHIP: a returned key belongs to the cache. Evicted, expired and invalidated keys are zeroed
+ * OWNERSHIP: a loader hands its key over (the cache keeps a copy in its own memory and zeroes the
+ * loader's buffer); a returned key belongs to the cache. Evicted, expired and invalidated keys are zeroed
  * (`fill(0)`), and a key loaded with TTL 0 (or invalidated while loading) is zeroed right after
  * its waiters have resumed (setImmediate). Callers must use a returned key synchronously, right
  * after the await, or copy it.
@@ -119,11 +120,16 @@ export class DataKeyCache {
 
   async #fly(id: string, flight: Flight, ttlMs: number, loader: () => Promise<Uint8Array>): Promise<Uint8Array> {
     try {
-      const key = await loader()
+      const loaded = await loader()
       /* Precondition: the loader resolves to a Uint8Array. */
-      if (!(key instanceof Uint8Array)) {
+      if (!(loaded instanceof Uint8Array)) {
         throw new DomicileError('ERR_KEY_INVALID', 'data key loader must resolve to a Uint8Array')
       }
+      // The cache's own copy in its own memory: never a slice of Node's shared Buffer pool (whose
+      // slab other Buffers expose through .buffer), and safe from a loader that reuses its buffer.
+      // The loader handed the key over, so its buffer is zeroed.
+      const key = new Uint8Array(loaded)
+      loaded.fill(0)
       if (ttlMs > 0 && !flight.cancelled) this.#insert(id, { key, tenantId: flight.tenantId, expiresAt: this.#now() + ttlMs, referenced: false })
       else setImmediate(() => discard(key))
       return key

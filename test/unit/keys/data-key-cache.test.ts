@@ -24,11 +24,25 @@ describe('DataKeyCache', () => {
     const waiters = Array.from({ length: 10 }, () => cache.get('dk1', 't1', 60_000, loader))
     await tick()
     const k = key()
+    const bytes = Buffer.from(k)
     release(k)
     const got = await Promise.all(waiters)
     assert.equal(loads, 1)
-    for (const g of got) assert.equal(g, k)
-    assert.equal(cache.peek('dk1'), k)
+    for (const g of got) assert.equal(g, got[0], 'every waiter gets the one cached key')
+    assert.equal(cache.peek('dk1'), got[0])
+    assert.deepEqual(Buffer.from(got[0]!), bytes)
+  })
+
+  test('the cache keeps its own copy in its own memory and zeroes the buffer the loader handed over', async () => {
+    const cache = new DataKeyCache()
+    const pooled = Buffer.from(key()) // a slice of Node's shared 8 KiB Buffer pool
+    assert.ok(pooled.buffer.byteLength > 32, 'precondition: the loader result shares a pool slab')
+    const bytes = Buffer.from(pooled)
+    const got = await cache.load('dk-own', 't1', 60_000, async () => pooled)
+    assert.notEqual(got, pooled)
+    assert.equal(got.buffer.byteLength, 32, 'the cached key has an ArrayBuffer of its own')
+    assert.deepEqual(Buffer.from(got), bytes)
+    assert.ok(allZero(pooled), "the loader's buffer is zeroed")
   })
 
   test('single flight also with ttl 0, and nothing is kept', async () => {
