@@ -18,9 +18,10 @@ export interface FieldProtection {
    */
   matches(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): MaybePromise<boolean>
   /**
-   * For a filter that runs after the transaction's statements (while its COMMIT is in flight):
-   * fetches now, inside the transaction, the data key `stored` was sealed under and keeps a
-   * private copy for `matchesHeld`. Copies are zeroed by `releaseHeldKeys()`.
+   * For a false-positive filter that runs after the transaction's statements: fetches now, inside the transaction, the data key
+   * `stored` was sealed under and keeps a private copy for `matchesHeld`, so the filter can run
+   * without the session (for a one-shot read, while its COMMIT is in flight). Copies are zeroed by
+   * `releaseHeldKeys()`, and when the transaction rolls back.
    */
   holdKeyFor(stored: Uint8Array): MaybePromise<void>
   /** `matches` with held keys only: synchronous, never fetches a key (the session may be gone). */

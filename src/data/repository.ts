@@ -263,36 +263,40 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
 
   async find(where: Partial<R>, opts: { limit?: number } = {}): Promise<R[]> {
     const { rows, blind } = await this.#select(where, opts)
-    if (blind.length > 0) {
-      // Blind indexes are short on purpose, so unequal values can collide: drop those candidates.
-      const fields = this.#needFields()
-      const keep: Row[] = []
-      for (const row of rows) {
-        const rowKey = String(row[this.#t.primaryKey])
-        let ok = true
-        for (const [col, v] of blind) {
-          const m = fields.matches(this.#t, col, rowKey, row[col.name] as Uint8Array, v)
-          if (!(m instanceof Promise ? await m : m)) ok = false
+    if (blind.length === 0) return rows.map((row) => this.#toPublic(row))
+    // Blind indexes are short on purpose, so unequal values can collide: drop those candidates.
+    // Here the filter runs inside the transaction, with the cached keys as they are (findLater
+    // holds copies instead, for a filter that runs after the statements).
+    const fields = this.#needFields()
+    const out: R[] = []
+    for (const row of rows) {
+      const rowKey = String(row[this.#t.primaryKey])
+      let ok = true
+      for (const [col, v] of blind) {
+        const stored = row[col.name]
+        if (!(stored instanceof Uint8Array)) {
+          ok = false // a NULL never equals a searched value
+          continue
         }
-        if (ok) keep.push(row)
+        const m = fields.matches(this.#t, col, rowKey, stored, v)
+        if (!(m instanceof Promise ? await m : m)) ok = false
       }
-      return keep.map((row) => this.#toPublic(row))
+      if (ok) out.push(this.#toPublic(row))
     }
-    return rows.map((row) => this.#toPublic(row))
+    return out
   }
 
   /**
-   * `find` for a transaction that does nothing else (one-shot reads): runs the statement now and
-   * returns the rest of the work (dropping blind-index false positives, wrapping sealed values) as
-   * a synchronous function, to run while the COMMIT is in flight. The data keys it needs are
-   * fetched and held here, inside the transaction; the function releases them.
+   * `find` for a transaction that does nothing else (one-shot reads): runs the statement, fetches
+   * (inside the transaction) and holds copies of the data keys its candidates need, and returns the
+   * rest of the work (dropping blind-index false positives, wrapping sealed values) as a
+   * synchronous function that needs no session and releases the keys, to run while the COMMIT is in
+   * flight.
    */
   async findLater(where: Partial<R>, opts: { limit?: number } = {}): Promise<() => R[]> {
     const { rows, blind } = await this.#select(where, opts)
     if (blind.length === 0) return () => rows.map((row) => this.#toPublic(row))
     const fields = this.#needFields()
-    // Zeroed by the filter below; also if the transaction fails before the filter runs.
-    this.#tx.onRollback(() => fields.releaseHeldKeys())
     try {
       for (const row of rows) {
         for (const [col] of blind) {

@@ -111,6 +111,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   #lastProbe: { ref: ColumnRef; value: unknown; probe: string | Uint8Array } | undefined
   /** Data keys copied by holdKeyFor, by key number; zeroed by releaseHeldKeys. */
   #held: Map<number, Uint8Array> | undefined
+  #releaseOnRollback = false
 
   constructor(tenant: TenantRecord, tx: TenantTransaction, keys: TenantKeys) {
     this.#tenant = tenant
@@ -144,7 +145,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   /** Opens a stored value without revealing it to the caller (blind-index false-positive filter). */
   matches(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean | Promise<boolean> {
     const n = readKeyNumber(stored)
-    const hot = this.#held?.get(n) ?? this.#keys.peekDataKey(n)
+    const hot = this.#keys.peekDataKey(n)
     if (hot) return this.#equal(table, col, rowKey, stored, value, hot)
     return this.#dataKey(n).then((key) => this.#equal(table, col, rowKey, stored, value, key))
   }
@@ -164,8 +165,17 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   holdKeyFor(stored: Uint8Array): void | Promise<void> {
     const n = readKeyNumber(stored)
     if (this.#held?.has(n)) return
+    if (!this.#held) {
+      this.#held = new Map()
+      if (!this.#releaseOnRollback) {
+        this.#releaseOnRollback = true
+        this.#tx.onRollback(() => this.releaseHeldKeys()) // a failed transaction never runs its filter
+      }
+    }
+    const held = this.#held
     const hold = (key: Uint8Array): void => {
-      ;(this.#held ??= new Map()).set(n, Uint8Array.from(key)) // a copy: the cache may zero its own
+      // A copy (the cache may zero its own), unless the keys were released meanwhile.
+      if (this.#held === held) held.set(n, Uint8Array.from(key))
     }
     const hot = this.#keys.peekDataKey(n)
     if (hot) return hold(hot)
