@@ -61,8 +61,8 @@ let refillScheduled = false
 /** Contexts ready in all reserves. */
 let readyTotal = 0
 
-function retiredKey(): DomicileError {
-  // Not a revocation: the cache let go of this key object (expiry, eviction) between fetch and use.
+/** The error for a key the cache let go of (expiry, eviction) between fetch and use: not a revocation. */
+export function releasedKeyError(): DomicileError {
   return new DomicileError('ERR_CONFLICT', 'The data key was released by the key cache while in use. Retry the operation.')
 }
 
@@ -110,7 +110,7 @@ function take<T>(map: WeakMap<Uint8Array, Reserve<T>>, key: Uint8Array, make: (k
   let r = map.get(key)
   if (r === undefined) {
     if (!managed.has(key)) {
-      if (retired.has(key)) throw retiredKey()
+      if (retired.has(key)) throw releasedKeyError()
       return undefined
     }
     r = new Reserve(() => make(key), dispose)

@@ -17,7 +17,7 @@ import type { TenantTransaction } from '../regions/router.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import type { Normalization, ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
 import { tenantTransactionPrelude } from '../regions/router.js'
-import { isRetiredKey } from '../crypto/context-reserve.js'
+import { isRetiredKey, releasedKeyError } from '../crypto/context-reserve.js'
 import { blindIndex, deriveColumnIndexKey, normalizeForIndex } from './blind-index.js'
 import { prepareColumn, readKeyNumber, type FieldPlain, type PreparedColumn } from './field-codec.js'
 import type { ScopeFieldsFactory } from './scope-fields-factory.js'
@@ -308,7 +308,7 @@ async function fresh<T>(get: () => T | Promise<T>, keyOf: (t: T) => Uint8Array):
   const first = await get()
   if (!isRetiredKey(keyOf(first))) return first
   const again = await get()
-  if (isRetiredKey(keyOf(again))) throw new DomicileError('ERR_CONFLICT', 'The data key was released by the key cache while in use. Retry the operation.')
+  if (isRetiredKey(keyOf(again))) throw releasedKeyError()
   return again
 }
 
