@@ -52,6 +52,7 @@ import { postgresUnavailable, startPgCluster, type PgCluster } from '../test/sup
 import { bootstrapOverheadCi, median, overheadPct, prng, round, summarize, type Summary } from './lib/stats.js'
 import { interleave, timeUs, type Arm, type ArmSamples } from './lib/timing.js'
 import { machineInfo, printTable, writeResults } from './lib/report.js'
+import { internalsOf } from '../src/domicile-internals.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const RESULTS = join(HERE, 'results', 'data-layer.json')
@@ -467,7 +468,7 @@ function pgliteArms(name: string, tag: string, keys: number[], sql: BaselineSql,
  * directory cache and the scope), and the full repository get() (the routed arm, added by the caller).
  */
 function layerArms(d: Domicile, keys: number[], sql: BaselineSql): Arm[] {
-  const router = d.internals.router
+  const router = internalsOf(d).router
   const key = (i: number) => `c-${keys[i % keys.length]}`
   const need = (row: unknown, what: string) => {
     if (!row) throw new Error(`${what}: row missing`)

@@ -53,6 +53,7 @@ import { machineInfo, printTable, writeResults } from './lib/report.js'
 import { bootstrapOverheadCi, median, prng, round, summarize, type Summary } from './lib/stats.js'
 import { cleanupAll, onCleanup } from './lib/cleanup.js'
 import { pinClientAndServers } from './lib/pinning.js'
+import { internalsOf } from '../src/domicile-internals.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const RESULTS = join(HERE, 'results', 'field-storage.json')
@@ -443,7 +444,7 @@ async function main(): Promise<void> {
     await insertRows(d, 'sealed_customers', ids)
     await insertRows(d, 'plain_customers', ids)
   }
-  await d.internals.router.withRegionAdmin(REGION, (s) => s.exec('ANALYZE sealed_customers; ANALYZE plain_customers'))
+  await internalsOf(d).router.withRegionAdmin(REGION, (s) => s.exec('ANALYZE sealed_customers; ANALYZE plain_customers'))
   const rows = await countRows(d, 'plain_customers')
   // Lookup keys: rows written through the data layer.
   const candidates = (await d.withTenant(TENANT, (s) => s.sql<{ id: string }>('SELECT id FROM plain_customers ORDER BY id'))).map((r) => r.id)

@@ -12,6 +12,7 @@ import type { FieldProtection } from './data/field-protection.js'
 import type { Repository, Row } from './data/repository.js'
 import type { RegionRouter, TenantTransaction } from './regions/router.js'
 import type { StoreDriver } from './regions/store-driver.js'
+import { registerParts } from './domicile-internals.js'
 import { migrateAll, type MigrateResult } from './schema/migrate.js'
 import type { Schema } from './schema/define-schema.js'
 import type { ScopeFieldsFactory } from './fields/scope-fields-factory.js'
@@ -54,11 +55,7 @@ export class Domicile {
   constructor(parts: DomicileParts) {
     this.#p = parts
     this.schema = parts.schema
-  }
-
-  /** Internal parts, for the CLI, operations and tests in this package. Not part of the public API. */
-  get internals(): DomicileParts {
-    return this.#p
+    registerParts(this, parts)
   }
 
   get regions(): readonly string[] {

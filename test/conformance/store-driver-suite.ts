@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { createDomicile, defineSchema, limitRegions, type Domicile, type DomicileConfig } from '../../src/index.js'
 import { isDomicileError, type DomicileErrorCode } from '../../src/errors.js'
+import { internalsOf } from '../../src/domicile-internals.js'
 
 export interface StoreSuiteFixture {
   /** Regions us-east-1 and eu-west-1 plus a control plane; `swapRegions` exchanges the two region stores. */
@@ -86,7 +87,7 @@ export function runStoreDriverSuite(opts: { name: string; setup: () => Promise<S
       }
       const counts: Record<string, Record<string, number>> = {}
       for (const region of d.regions) {
-        const r = await d.internals.router.withRegionAdmin(region, (s) =>
+        const r = await internalsOf(d).router.withRegionAdmin(region, (s) =>
           s.query<{ tenant_id: string; n: number }>('SELECT tenant_id, count(*)::int AS n FROM customers GROUP BY tenant_id ORDER BY tenant_id'))
         counts[region] = Object.fromEntries(r.rows.map((x) => [x.tenant_id, Number(x.n)]))
       }

@@ -30,6 +30,7 @@ import {
   REPO_ROOT, createKeyViaCli, initKeyProxyDir, runKeyproxyCliOk, startKeyProxyProcess,
   type KeyProxyDir, type KeyProxyProcess,
 } from '../support/keyproxy-process.js'
+import { internalsOf } from '../../src/domicile-internals.js'
 
 /** Our side of the kill switch must reach every process within this bound (the issue's 1 s). */
 const OPERATOR_BOUND_MS = 1000
@@ -331,7 +332,7 @@ describe('kill switch: time-to-dark in every running process', { skip: missing ?
   }
 
   test('operator revoke without NOTIFY (polling fallback): every process fails within 1 s', async () => {
-    const cp = d().internals.controlPlane
+    const cp = internalsOf(d()).controlPlane
     await measureDark('operator revoke, poll only', 't-kms', 'ERR_KEY_REVOKED', OPERATOR_BOUND_MS, `<= ${OPERATOR_BOUND_MS}`, async () => {
       const t0 = Date.now()
       await cp.withSession(async (s) => {
@@ -359,7 +360,7 @@ describe('kill switch: time-to-dark in every running process', { skip: missing ?
     // commits after a change with seq N+1 that every poller has already read. Fails while
     // TenantDirectory.poll advances its high-water mark past seqs whose transactions are still open
     // (a bigserial is assigned at INSERT, not at COMMIT): seq N is then never read by the poller.
-    const cp = d().internals.controlPlane
+    const cp = internalsOf(d()).controlPlane
     // An unrelated directory change (no NOTIFY), and every worker's poller reporting it.
     const touchControl = async (): Promise<number[]> => {
       const marks = workers.map((w) => w.mark())
@@ -404,7 +405,7 @@ describe('kill switch: time-to-dark in every running process', { skip: missing ?
   })
 
   test('push connection lost (LISTEN backends terminated): an operator revoke still reaches every process within 1 s', async () => {
-    const cp = d().internals.controlPlane
+    const cp = internalsOf(d()).controlPlane
     const listening = async (): Promise<number> => Number((await cp.withSession((s) =>
       s.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE query = 'LISTEN domicile_directory'`))).rows[0]!.n)
     assert.ok(await listening() >= workers.length, 'every worker listens for directory changes')

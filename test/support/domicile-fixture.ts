@@ -25,6 +25,7 @@ import { isDomicileError, type DomicileError, type DomicileErrorCode } from '../
 import type { Custody } from '../../src/keys/key-provider.js'
 import { createLocalKeyProvider, type LocalKeyProvider } from '../../src/keys/providers/local/index.js'
 import { rsaOaepSha256Encrypt } from '../../src/crypto/rsa-oaep.js'
+import { internalsOf } from '../../src/domicile-internals.js'
 
 export interface DomicileFixtureOptions {
   /** Extra `keys.providers` entries (raw config, as in domicile.config.json). */
@@ -115,7 +116,7 @@ export async function createDomicileFixture(opts: DomicileFixtureOptions = {}): 
         if (t.byokMaterial !== undefined) return importByokMaterial(d, id, t.byokMaterial)
         return rec
       },
-      regionAdmin: (region, fn) => d.internals.router.withRegionAdmin(region, fn),
+      regionAdmin: (region, fn) => internalsOf(d).router.withRegionAdmin(region, fn),
       localKeystore() {
         keystore ??= createLocalKeyProvider({ dir: keysDir })
         return keystore

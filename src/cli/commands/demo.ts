@@ -18,6 +18,7 @@ import type { Command } from '../cli-args.js'
 import { formatTable, printJson, println, tenantJson, type TenantJson } from '../cli-output.js'
 import { addTenantWithKey } from './tenant.js'
 import { writeExampleFiles } from './init.js'
+import { internalsOf } from '../../domicile-internals.js'
 
 interface DemoCustomer {
   readonly id: string
@@ -219,7 +220,7 @@ async function demoSteps(d: Domicile, say: Narrator): Promise<Record<string, unk
   say.heading('Proof of residency: rows counted directly in each region\'s store (owner session, no tenant filter)')
   const found = new Map<string, Record<string, number>>()
   for (const region of regionNames) {
-    const r = await d.internals.router.withRegionAdmin(region, (s) =>
+    const r = await internalsOf(d).router.withRegionAdmin(region, (s) =>
       s.query<{ tenant_id: string; n: number }>('SELECT tenant_id, count(*)::int AS n FROM customers GROUP BY tenant_id ORDER BY tenant_id'))
     for (const row of r.rows) {
       const counts = found.get(row.tenant_id) ?? {}
@@ -287,7 +288,7 @@ const revealEmail = (d: Domicile, tenant: string, row: string): Promise<unknown>
 async function encryptionSteps(d: Domicile, say: Narrator, t: DemoTenant): Promise<EncryptionProof> {
   const c = t.customers[0]!
   say.heading(`Field encryption: ${t.id}/${c.id} email as stored in ${t.region} (never printed in plaintext)`)
-  const stored = await d.internals.router.withRegionAdmin(t.region, async (s) => {
+  const stored = await internalsOf(d).router.withRegionAdmin(t.region, async (s) => {
     const r = await s.query<{ email: Uint8Array | null; tax_id: Uint8Array | null }>('SELECT email, tax_id FROM customers WHERE tenant_id = $1 AND id = $2', [t.id, c.id])
     return r.rows[0]
   })
