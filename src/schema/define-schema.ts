@@ -20,7 +20,7 @@
  * ```
  */
 import { DomicileError } from '../errors.js'
-import { assessIndexLength } from '../fields/blind-index.js'
+import { assessIndexLength } from './index-length.js'
 
 export type ColumnType = 'text' | 'integer' | 'bigint' | 'boolean' | 'numeric' | 'timestamptz' | 'jsonb' | 'uuid' | 'bytea'
 export type Normalization = 'trim' | 'lower' | 'nfkc'

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
-import { assessIndexLength, blindIndex, deriveColumnIndexKey, normalizeForIndex } from '../../../src/fields/blind-index.js'
+import { assessIndexLength } from '../../../src/schema/index-length.js'
+import { blindIndex, deriveColumnIndexKey, normalizeForIndex } from '../../../src/fields/blind-index.js'
 import { isDomicileError } from '../../../src/errors.js'
 
 const root = randomBytes(32)
