@@ -7,7 +7,7 @@ import { hkdfSync } from 'node:crypto'
 import { DomicileError } from '../errors.js'
 
 /** RFC 5869: at most 255 * HashLen bytes of output. */
-export const HKDF_SHA256_MAX_LENGTH = 255 * 32
+const HKDF_SHA256_MAX_LENGTH = 255 * 32
 
 /**
  * Derives `length` bytes from `ikm` with HKDF-SHA-256 (extract with `salt`, expand with `info`).

@@ -1,44 +1,35 @@
 /**
- * HMAC-SHA-256 on node:crypto: computing a tag, and verifying a possibly truncated one in
- * constant time.
+ * HMAC-SHA-256 on node:crypto: the only place that computes one for stored data (blind indexes,
+ * local key-material fingerprints). The Wycheproof vectors (test/unit/crypto/hkdf-hmac.test.ts) run
+ * through `hmacSha256`, on both of its paths: a key managed by the data-key cache gets a keyed HMAC
+ * prepared ahead (src/crypto/context-reserve.ts), any other key a new one.
  */
 
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import { DomicileError } from '../errors.js'
+import { takeHmac } from './context-reserve.js'
 
-export const HMAC_SHA256_BYTES = 32
-/** Shortest tag `hmacSha256Verify` accepts (128 bits, RFC 2104 section 5 guidance). */
-export const HMAC_MIN_VERIFY_BYTES = 16
-
-function assertBytes(v: unknown, what: string): asserts v is Uint8Array {
-  if (!(v instanceof Uint8Array)) throw new DomicileError('ERR_INPUT_INVALID', `The HMAC ${what} must be a Uint8Array.`)
-}
+/** One message part: bytes, or text (hashed as its UTF-8 bytes). */
+export type HmacPart = Uint8Array | string
 
 /**
- * HMAC-SHA-256 of the concatenation of `parts` under `key` (32 bytes out).
+ * HMAC-SHA-256 under `key` of the concatenation of `parts` (32 bytes out; callers that keep a
+ * prefix, like blind indexes, take `subarray(0, n)`).
  *
  * @example
- * hmacSha256(key, Buffer.from('message')).length // 32
+ * hmacSha256(key, Uint8Array.of(1), 'ada@example.com').length // 32
  */
-export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
-  assertBytes(key, 'key')
-  /* Precondition: the key is not empty. */
-  if (key.byteLength === 0) throw new DomicileError('ERR_KEY_INVALID', 'HMAC keys must not be empty.')
-  const h = createHmac('sha256', key)
+export function hmacSha256(key: Uint8Array, ...parts: HmacPart[]): Buffer {
+  /* Precondition: the HMAC key is a non-empty Uint8Array. */
+  if (!(key instanceof Uint8Array) || key.byteLength === 0) throw new DomicileError('ERR_KEY_INVALID', 'HMAC keys must be non-empty Uint8Arrays.')
   for (const p of parts) {
-    assertBytes(p, 'message')
-    h.update(p)
+    /* Precondition: every message part is a Uint8Array or a string. */
+    if (typeof p !== 'string' && !(p instanceof Uint8Array)) throw new DomicileError('ERR_INPUT_INVALID', 'HMAC message parts must be Uint8Arrays or strings.')
+  }
+  const h = takeHmac(key) ?? createHmac('sha256', key)
+  for (const p of parts) {
+    if (typeof p === 'string') h.update(p, 'utf8')
+    else h.update(p)
   }
   return h.digest()
-}
-
-/**
- * True when `tag` equals the first `tag.length` bytes of HMAC-SHA-256(key, message).
- * Tags shorter than 16 bytes or longer than 32 are refused (false), never compared.
- */
-export function hmacSha256Verify(key: Uint8Array, message: Uint8Array, tag: Uint8Array): boolean {
-  assertBytes(tag, 'tag')
-  if (tag.byteLength < HMAC_MIN_VERIFY_BYTES || tag.byteLength > HMAC_SHA256_BYTES) return false
-  const full = hmacSha256(key, message)
-  return timingSafeEqual(full.subarray(0, tag.byteLength), tag)
 }

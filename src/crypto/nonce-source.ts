@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import { DomicileError } from '../errors.js'
 
-export const NONCE_BYTES = 12
+const NONCE_BYTES = 12
 
 export interface NonceSource {
   /** A fresh 12-byte nonce. The returned view is never reused or rewritten. */

@@ -10,7 +10,7 @@ import { constants, KeyObject, privateDecrypt, publicEncrypt } from 'node:crypto
 import { DecryptionFailedError, DomicileError } from '../errors.js'
 
 /** Smallest RSA modulus we accept for key import. */
-export const RSA_OAEP_MIN_MODULUS_BITS = 3072
+const RSA_OAEP_MIN_MODULUS_BITS = 3072
 
 function assertRsaKey(key: KeyObject, type: 'public' | 'private'): void {
   /* Precondition: an RSA KeyObject of at least 3072 bits, of the expected type. */

@@ -14,10 +14,9 @@
  * false positives per lookup and how much it reveals (see `assessIndexLength` in src/schema/index-length.ts).
  */
 
-import { createHmac } from 'node:crypto'
-import { takeHmac } from '../crypto/context-reserve.js'
 import { DomicileError } from '../errors.js'
 import { hkdfSha256 } from '../crypto/hkdf.js'
+import { hmacSha256 } from '../crypto/hmac.js'
 import { encodeLengthPrefixed } from '../crypto/length-prefix.js'
 import { BLIND_INDEX_MAX_BYTES, BLIND_INDEX_MIN_BYTES } from '../schema/index-length.js'
 
@@ -114,21 +113,17 @@ export function blindIndex(columnKey: Uint8Array, value: string | Uint8Array, op
   if (!Number.isInteger(bytes) || bytes < BLIND_INDEX_MIN_BYTES || bytes > BLIND_INDEX_MAX_BYTES) {
     throw new DomicileError('ERR_INPUT_INVALID', 'The blind-index length (bytes) must be an integer from 4 to 32.', { path: 'bytes' })
   }
-  const h = takeHmac(columnKey) ?? createHmac('sha256', columnKey)
   if (typeof value === 'string') {
     /* Precondition: text is well-formed UTF-16 (no lone surrogates), so distinct texts never share bytes. */
     if (!isWellFormed(value)) throw new DomicileError('ERR_INPUT_INVALID', 'The text contains a lone surrogate. Pass well-formed text, or bytes.')
-    h.update(TEXT_TAG)
-    h.update(normalizeForIndex(value, options.normalize), 'utf8')
-  } else if (value instanceof Uint8Array) {
+    return hmacSha256(columnKey, TEXT_TAG, normalizeForIndex(value, options.normalize)).subarray(0, bytes)
+  }
+  if (value instanceof Uint8Array) {
     /* Precondition: normalisation applies to text only. */
     if (options.normalize !== undefined && options.normalize.length > 0) {
       throw new DomicileError('ERR_INPUT_INVALID', 'Normalisation applies to text only; remove it for a bytes column.', { path: 'normalize' })
     }
-    h.update(BYTES_TAG)
-    h.update(value)
-  } else {
-    throw new DomicileError('ERR_INPUT_INVALID', 'A blind index is computed over a string or a Uint8Array.')
+    return hmacSha256(columnKey, BYTES_TAG, value).subarray(0, bytes)
   }
-  return h.digest().subarray(0, bytes)
+  throw new DomicileError('ERR_INPUT_INVALID', 'A blind index is computed over a string or a Uint8Array.')
 }

@@ -14,18 +14,24 @@
  * where lp(x) = uint32 BE byte length of x, then x (strings UTF-8). A value copied to another
  * row, column, table or tenant, or relabelled with another key number, fails to open.
  *
- * Every failure to open (truncated, unknown version, bit flipped, wrong key, wrong place) is the one
- * opaque `DecryptionFailedError`.
+ * Every header field is checked before anything else reads it (`readKeyNumber`, `open`): at least 34
+ * bytes, version 0x01, data-key number 1..2^31-1 (the keyring numbers keys from 1 in an `integer`
+ * column, so no other number can name a key). Every failure to open (truncated, unknown version, key
+ * number out of range, bit flipped, wrong key, wrong place) is the one opaque `DecryptionFailedError`.
+ *
+ * AES-GCM itself is src/crypto/aead.ts (`gcmCipher`, `gcmSealInto`, `gcmOpenAt`); seal uses a cipher
+ * prepared ahead when the data-key cache manages the key (`takeGcm`). `sealedFieldLayer` exposes the
+ * codec's framing and cipher steps without the column/value encoding, for the Wycheproof vectors.
  *
  * Speed: `prepareColumn` precomputes the constant AAD prefix for a column, nonces come from a
  * bulk-drawn pool, and the output is built in one buffer. `sealField` / `openField` use a small
  * bounded memo of prepared columns, so they are nearly as fast.
  */
 
-import { createCipheriv, createDecipheriv, KeyObject, type CipherGCM } from 'node:crypto'
-import { takeGcm } from '../crypto/context-reserve.js'
+import type { CipherGCM } from 'node:crypto'
+import { takeGcm, type ReadyGcm } from '../crypto/context-reserve.js'
 import { DecryptionFailedError, DomicileError } from '../errors.js'
-import { AES_GCM_ALGORITHM, AES_KEY_BYTES, assertAesKey, type AeadKey } from '../crypto/aead.js'
+import { AES_KEY_BYTES, assertAesKey, GCM_NONCE_BYTES, gcmCipher, gcmOpenAt, gcmSealInto } from '../crypto/aead.js'
 import { encodeLengthPrefixed } from '../crypto/length-prefix.js'
 import { defaultNonceSource, type NonceSource } from '../crypto/nonce-source.js'
 import { isSealedValue } from './sealed-value.js'
@@ -43,7 +49,6 @@ export const FIELD_TYPE_BYTES = 0x02
 export const FIELD_TYPE_JSON = 0x03
 
 // Hot-path copies of imported constants (module-local bindings are the cheapest to read).
-const ALGORITHM = AES_GCM_ALGORITHM
 const KEY_BYTES = AES_KEY_BYTES
 const DEFAULT_NONCES: NonceSource = defaultNonceSource
 const typedFill = Uint8Array.prototype.fill // skips Buffer#fill's argument parsing
@@ -55,9 +60,9 @@ const HEADER_BYTES = 5
 const NONCE_OFFSET = 5
 const BODY_OFFSET = 17
 const TAG_BYTES = 16
-/** One options object for every cipher (read, never changed, by node:crypto). */
-const GCM_OPTIONS = Object.freeze({ authTagLength: TAG_BYTES })
-const MAX_KEY_NUMBER = 0xffff_ffff
+/** Data-key numbers are 1..2^31-1: the keyring numbers keys from 1 in a PostgreSQL `integer` column. */
+export const MIN_KEY_NUMBER = 1
+export const MAX_KEY_NUMBER = 0x7fff_ffff
 /** Longest tenant id / table / column name, in UTF-8 bytes. */
 const MAX_NAME_BYTES = 1024
 /** Row keys up to this many UTF-16 units are encoded into the prepared AAD buffer in place. */
@@ -87,8 +92,6 @@ export type FieldPlain = string | Uint8Array | number | boolean | null | object
 export interface SealOptions {
   /** Fixed nonce, for test vectors only. Never reuse a nonce under one key. */
   readonly nonce?: Uint8Array
-  /** Where nonces come from (default: the process-wide random pool). */
-  readonly nonces?: NonceSource
 }
 
 // Scratch for [type tag][value bytes] of small values: no allocation per seal. It is zeroed after
@@ -122,14 +125,48 @@ function rowKeyString(rowKey: RowKey): string {
 }
 
 function assertKeyNumber(keyNumber: number): void {
-  /* Precondition: the data-key number is an integer in 0..2^32-1. */
-  if (!Number.isInteger(keyNumber) || keyNumber < 0 || keyNumber > MAX_KEY_NUMBER) {
-    throw new DomicileError('ERR_INPUT_INVALID', 'The data-key number must be an integer from 0 to 4294967295.')
+  /* Precondition: the data-key number is an integer in 1..2^31-1. */
+  if (!Number.isInteger(keyNumber) || keyNumber < MIN_KEY_NUMBER || keyNumber > MAX_KEY_NUMBER) {
+    throw new DomicileError('ERR_INPUT_INVALID', 'The data-key number must be an integer from 1 to 2147483647.')
   }
 }
 
-function checkKey(key: AeadKey): void {
+function checkKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.byteLength !== KEY_BYTES) assertAesKey(key)
+}
+
+/**
+ * Checks every header field of a sealed value and returns its data-key number; anything else is the
+ * opaque `DecryptionFailedError`. Header: length >= 34 (header, nonce, type byte, tag), version
+ * 0x01, key number 1..2^31-1 (top bit clear, not zero). The type byte is inside the ciphertext and
+ * is checked after authentication (`decodePlain`).
+ */
+function parseHeader(sealed: Uint8Array): number {
+  /* Precondition: sealed is a v1 sealed field: a byte array of at least 34 bytes, version byte 0x01, key number 1..2^31-1. */
+  if (!(sealed instanceof Uint8Array) || sealed.byteLength < SEALED_FIELD_OVERHEAD || sealed[0] !== SEALED_FIELD_VERSION || sealed[1]! > 0x7f) {
+    throw new DecryptionFailedError()
+  }
+  const n = (sealed[1]! << 24) | (sealed[2]! << 16) | (sealed[3]! << 8) | sealed[4]!
+  if (n === 0) throw new DecryptionFailedError()
+  return n
+}
+
+function checkFixedNonce(nonce: Uint8Array): void {
+  /* Precondition: a fixed nonce is 12 bytes. */
+  if (!(nonce instanceof Uint8Array) || nonce.byteLength !== GCM_NONCE_BYTES) {
+    throw new DomicileError('ERR_INPUT_INVALID', 'A fixed nonce must be 12 bytes.')
+  }
+}
+
+/** A fresh buffer for a value of `ptLen` plaintext bytes, with its 5 header bytes written. */
+function frame(keyNumber: number, ptLen: number): Buffer {
+  const out = Buffer.allocUnsafe(BODY_OFFSET + ptLen + TAG_BYTES)
+  out[0] = SEALED_FIELD_VERSION
+  out[1] = keyNumber >>> 24
+  out[2] = (keyNumber >>> 16) & 0xff
+  out[3] = (keyNumber >>> 8) & 0xff
+  out[4] = keyNumber & 0xff
+  return out
 }
 
 function invalidValue(): DomicileError {
@@ -237,40 +274,18 @@ export class PreparedColumn implements ColumnRef {
    * Seals `value` for row `rowKey` of this column under data key `key`, whose number in the
    * tenant's keyring is `keyNumber`. Returns the sealed bytes (34 bytes more than the value).
    */
-  seal(key: AeadKey, keyNumber: number, rowKey: RowKey, value: FieldPlain, options?: SealOptions): Buffer {
+  seal(key: Uint8Array, keyNumber: number, rowKey: RowKey, value: FieldPlain, options?: SealOptions): Buffer {
     checkKey(key)
     assertKeyNumber(keyNumber)
     const rk = rowKeyString(rowKey)
     const fixedNonce = options?.nonce
-    /* Precondition: a fixed nonce is 12 bytes. */
-    if (fixedNonce !== undefined && (!(fixedNonce instanceof Uint8Array) || fixedNonce.byteLength !== 12)) {
-      throw new DomicileError('ERR_INPUT_INVALID', 'A fixed nonce must be 12 bytes.')
-    }
+    if (fixedNonce !== undefined) checkFixedNonce(fixedNonce)
     // Encode first: JSON.stringify may run user code (toJSON); nothing after this does.
     const pt = encodePlain(value)
     try {
-      const ptLen = pt.length
-      const out = Buffer.allocUnsafe(BODY_OFFSET + ptLen + TAG_BYTES)
-      out[0] = SEALED_FIELD_VERSION
-      out[1] = keyNumber >>> 24
-      out[2] = (keyNumber >>> 16) & 0xff
-      out[3] = (keyNumber >>> 8) & 0xff
-      out[4] = keyNumber & 0xff
-      // A cipher prepared ahead (managed cache keys, default nonces), else one made now.
-      const ready = fixedNonce === undefined && options?.nonces === undefined && !(key instanceof KeyObject) ? takeGcm(key) : undefined
-      let cipher: CipherGCM
-      if (ready !== undefined) {
-        out.set(ready.nonce, NONCE_OFFSET)
-        cipher = ready.cipher
-      } else {
-        if (fixedNonce !== undefined) out.set(fixedNonce, NONCE_OFFSET)
-        else (options?.nonces ?? DEFAULT_NONCES).nextInto(out, NONCE_OFFSET)
-        cipher = createCipheriv(ALGORITHM, key, out.subarray(NONCE_OFFSET, BODY_OFFSET), GCM_OPTIONS)
-      }
-      cipher.setAAD(this.#aadFor(out, rk))
-      out.set(cipher.update(pt), BODY_OFFSET)
-      cipher.final()
-      out.set(cipher.getAuthTag(), BODY_OFFSET + ptLen)
+      const out = frame(keyNumber, pt.length)
+      // A cipher prepared ahead (keys the data-key cache manages), else one made in sealBody.
+      sealBody(out, key, fixedNonce === undefined ? takeGcm(key) : undefined, fixedNonce, pt, this.#aadFor(out, rk))
       return out
     } finally {
       wipe(pt)
@@ -281,27 +296,13 @@ export class PreparedColumn implements ColumnRef {
    * Opens a sealed value of row `rowKey` of this column. Any failure throws the opaque
    * `DecryptionFailedError`.
    */
-  open(key: AeadKey, rowKey: RowKey, sealed: Uint8Array): FieldPlain {
+  open(key: Uint8Array, rowKey: RowKey, sealed: Uint8Array): FieldPlain {
     checkKey(key)
     const rk = rowKeyString(rowKey)
     /* Precondition: sealed is a byte array. */
     if (!(sealed instanceof Uint8Array)) throw new DomicileError('ERR_INPUT_INVALID', 'A sealed field must be a Uint8Array.')
-    const len = sealed.byteLength
-    /* Precondition: sealed holds a v1 header, nonce, type tag and tag. */
-    if (len < SEALED_FIELD_OVERHEAD || sealed[0] !== SEALED_FIELD_VERSION) throw new DecryptionFailedError()
-    const aad = this.#aadFor(sealed, rk)
-    let pt: Buffer | undefined
-    try {
-      const decipher = createDecipheriv(ALGORITHM, key, sealed.subarray(NONCE_OFFSET, BODY_OFFSET), GCM_OPTIONS)
-      decipher.setAuthTag(sealed.subarray(len - TAG_BYTES))
-      decipher.setAAD(aad)
-      pt = decipher.update(sealed.subarray(BODY_OFFSET, len - TAG_BYTES))
-      decipher.final()
-    } catch {
-      if (pt !== undefined) wipe(pt) // unauthenticated plaintext never leaves
-      throw new DecryptionFailedError()
-    }
-    return decodePlain(pt)
+    parseHeader(sealed)
+    return decodePlain(openBody(key, sealed, this.#aadFor(sealed, rk)))
   }
 
   /** AAD for this column: copies the 5 header bytes from `header[0..5]` and appends lp(rowKey). */
@@ -380,7 +381,7 @@ function lookupOrPrepare(ctx: ColumnRef): PreparedColumn {
  * @example
  * const sealed = sealField(dataKey, 7, { tenantId: 'acme', table: 'customers', column: 'email', rowKey: 'cust-42' }, 'ada@example.com')
  */
-export function sealField(key: AeadKey, keyNumber: number, ctx: FieldContext, value: FieldPlain, nonce?: Uint8Array): Buffer {
+export function sealField(key: Uint8Array, keyNumber: number, ctx: FieldContext, value: FieldPlain, nonce?: Uint8Array): Buffer {
   /* Precondition: a field context is an object. */
   if (typeof ctx !== 'object' || ctx === null) throw new DomicileError('ERR_INPUT_INVALID', 'A field context { tenantId, table, column, rowKey } is required.')
   return memoized(ctx).seal(key, keyNumber, ctx.rowKey, value, nonce === undefined ? undefined : { nonce })
@@ -393,7 +394,7 @@ export function sealField(key: AeadKey, keyNumber: number, ctx: FieldContext, va
  * @example
  * openField(dataKey, { tenantId: 'acme', table: 'customers', column: 'email', rowKey: 'cust-42' }, sealed) // 'ada@example.com'
  */
-export function openField(key: AeadKey, ctx: FieldContext, sealed: Uint8Array): FieldPlain {
+export function openField(key: Uint8Array, ctx: FieldContext, sealed: Uint8Array): FieldPlain {
   if (typeof ctx !== 'object' || ctx === null) throw new DomicileError('ERR_INPUT_INVALID', 'A field context { tenantId, table, column, rowKey } is required.')
   return memoized(ctx).open(key, ctx.rowKey, sealed)
 }
@@ -406,12 +407,54 @@ export function openField(key: AeadKey, ctx: FieldContext, sealed: Uint8Array): 
  * const keyNumber = readKeyNumber(sealed) // e.g. 7
  */
 export function readKeyNumber(sealed: Uint8Array): number {
-  /* Precondition: sealed is a v1 sealed field (long enough, version byte 0x01). */
-  if (!(sealed instanceof Uint8Array) || sealed.byteLength < SEALED_FIELD_OVERHEAD || sealed[0] !== SEALED_FIELD_VERSION) {
-    throw new DecryptionFailedError()
-  }
-  return sealed[1]! * 0x100_0000 + ((sealed[2]! << 16) | (sealed[3]! << 8) | sealed[4]!)
+  return parseHeader(sealed)
 }
+
+/**
+ * The encryption step of `seal`: writes the nonce and ciphertext || tag into `out` (from `frame`).
+ * A prepared cipher brings its own nonce; else the fixed nonce, else one from the process pool.
+ */
+function sealBody(out: Buffer, key: Uint8Array, ready: ReadyGcm | undefined, fixedNonce: Uint8Array | undefined, pt: Uint8Array, aad: Uint8Array): void {
+  let cipher: CipherGCM
+  if (ready !== undefined) {
+    out.set(ready.nonce, NONCE_OFFSET)
+    cipher = ready.cipher
+  } else {
+    if (fixedNonce !== undefined) out.set(fixedNonce, NONCE_OFFSET)
+    else DEFAULT_NONCES.nextInto(out, NONCE_OFFSET)
+    cipher = gcmCipher(key, out.subarray(NONCE_OFFSET, BODY_OFFSET))
+  }
+  gcmSealInto(cipher, pt, aad, out, BODY_OFFSET)
+}
+
+/** The decryption step of `open`: nonce at 5..17, ciphertext from 17, tag in the last 16 bytes. */
+function openBody(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Buffer {
+  return gcmOpenAt(key, sealed.subarray(NONCE_OFFSET, BODY_OFFSET), sealed, BODY_OFFSET, aad)
+}
+
+/**
+ * The AEAD layer of the codec alone, for the Wycheproof vectors (test/unit/crypto/aead.test.ts):
+ * the same framing, header checks and cipher steps as `seal` / `open`, with the AAD and the
+ * plaintext (type byte included) given instead of built from a column, row key and value.
+ * Not for application use: `seal` draws nonces itself.
+ */
+export const sealedFieldLayer = Object.freeze({
+  /** header(keyNumber) || nonce || AES-256-GCM(key, nonce, aad, plaintext) || tag. */
+  seal(key: Uint8Array, keyNumber: number, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
+    checkKey(key)
+    assertKeyNumber(keyNumber)
+    checkFixedNonce(nonce)
+    const out = frame(keyNumber, plaintext.byteLength)
+    sealBody(out, key, undefined, nonce, plaintext, aad)
+    return out
+  },
+  /** Checks the header and returns the authenticated plaintext (type byte included); else the opaque error. */
+  open(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Buffer {
+    checkKey(key)
+    parseHeader(sealed)
+    return openBody(key, sealed, aad)
+  },
+})
 
 /**
  * The AAD for a field, built the slow, obvious way from the spec (for tests, tools and second

@@ -1,20 +1,22 @@
 /**
- * The local keystore on a real directory: root key sources and file modes, atomic per-key files,
- * and that a disable or delete by another provider instance or another process applies at once.
+ * The local keystore on a real directory: root key sources, location (beside the keystore, an older
+ * root.key inside it still read) and file modes, refusal to generate a root key over existing keys,
+ * atomic per-key files, and that a disable or delete by another provider instance or another
+ * process applies at once.
  */
 
 import { describe, test, after } from 'node:test'
 import { strict as assert } from 'node:assert'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { isDomicileError } from '../../src/errors.js'
 import type { DomicileErrorCode } from '../../src/errors.js'
 import type { WrapContext } from '../../src/keys/key-provider.js'
-import { createLocalKeyProvider, ROOT_KEY_ENV } from '../../src/keys/providers/local/index.js'
+import { createLocalKeyProvider, defaultRootKeyFile, ROOT_KEY_ENV } from '../../src/keys/providers/local/index.js'
 import { RuntimeKeyProvider } from '../../src/keys/runtime-key-provider.js'
 
 const ctx: WrapContext = { tenantId: 'acme', region: 'eu-west-1', dataKeyId: 'dk-1', purpose: 'data' }
@@ -24,6 +26,12 @@ async function tempDir(): Promise<string> {
   dirs.push(d)
   return d
 }
+/** A keystore directory inside a fresh temporary directory (so its sibling root key file is cleaned up too). */
+async function keysDir(): Promise<string> {
+  return join(await tempDir(), 'keys')
+}
+const exists = (p: string) => stat(p).then(() => true, () => false)
+const newRootB64 = () => Buffer.from(randomBytes(32)).toString('base64')
 after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true })
 })
@@ -51,11 +59,13 @@ function withEnv<T>(value: string | undefined, fn: () => T): T {
 }
 
 describe('local keystore', () => {
-  test('without rootKey or DOMICILE_ROOT_KEY, root.key is generated with mode 0600 and reused', async () => {
-    const dir = await tempDir()
+  test('without rootKey or DOMICILE_ROOT_KEY, the root key file is generated beside the keystore directory, mode 0600, and reused', async () => {
+    const dir = await keysDir()
     const a = withEnv(undefined, () => createLocalKeyProvider({ dir }))
-    const st = await stat(join(dir, 'root.key'))
+    assert.equal(defaultRootKeyFile(dir), `${dir}.root.key`)
+    const st = await stat(`${dir}.root.key`)
     assert.equal(st.mode & 0o777, 0o600)
+    assert.equal(await exists(join(dir, 'root.key')), false, 'nothing inside the keystore directory opens its keys')
     const { keyId } = await a.createKey({ label: 'acme', origin: 'generate' })
     assert.equal((await stat(join(dir, `${keyId}.json`))).mode & 0o777, 0o600, 'key files are 0600')
     const dek = new Uint8Array(randomBytes(32))
@@ -66,22 +76,90 @@ describe('local keystore', () => {
     assert.deepEqual(leftovers, [], 'atomic writes leave no temporary files')
   })
 
-  test('Precondition: root.key is readable by its owner only.', async () => {
-    const dir = await tempDir()
+  test('Precondition: a root key is generated only for a keystore without keys.', async () => {
+    const dir = await keysDir()
+    const a = withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    const { keyId } = await a.createKey({ label: 'acme', origin: 'generate' })
+    const w = await a.wrapKey({ keyId, plaintextKey: new Uint8Array(randomBytes(32)), context: ctx })
+    const saved = await readFile(`${dir}.root.key`)
+    await unlink(`${dir}.root.key`)
+    expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => {
+      assert.match(e.message, /holds 1 key file\(s\) but its root key file .*keys\.root\.key is missing/)
+      assert.match(e.message, /restore/)
+    })
+    assert.equal(await exists(`${dir}.root.key`), false, 'no new root key was written over the existing keys')
+    assert.equal(await exists(join(dir, 'root.key')), false)
+    // Restored from backup, the keystore works again.
+    await writeFile(`${dir}.root.key`, saved, { mode: 0o600 })
+    const b = withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    assert.equal((await b.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx })).length, 32)
+  })
+
+  test('an older keystore with root.key inside its directory keeps working: read, never regenerated or moved', async () => {
+    const dir = await keysDir()
+    await mkdir(dir, { mode: 0o700 })
+    const legacy = `${newRootB64()}\n`
+    await writeFile(join(dir, 'root.key'), legacy, { mode: 0o600 })
+    const a = withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    const { keyId } = await a.createKey({ label: 'acme', origin: 'generate' })
+    const dek = new Uint8Array(randomBytes(32))
+    const w = await a.wrapKey({ keyId, plaintextKey: dek.slice(), context: ctx })
+    const b = withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    assert.deepEqual(await b.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), dek)
+    assert.equal(await readFile(join(dir, 'root.key'), 'utf8'), legacy, 'the old root key file is unchanged')
+    assert.equal(await exists(`${dir}.root.key`), false, 'no second root key is generated beside it')
+    // The same refusal applies when the old file goes missing.
+    await unlink(join(dir, 'root.key'))
+    expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => assert.match(e.message, /missing/))
+    assert.equal(await exists(`${dir}.root.key`), false)
+  })
+
+  test('Precondition: an older root key inside the keystore and a root key beside it are the same key.', async () => {
+    const dir = await keysDir()
+    await mkdir(dir, { mode: 0o700 })
+    const root = newRootB64()
+    await writeFile(join(dir, 'root.key'), root, { mode: 0o600 })
+    await writeFile(`${dir}.root.key`, newRootB64(), { mode: 0o600 })
+    expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => assert.match(e.message, /two different root key files/))
+    await writeFile(`${dir}.root.key`, `${root}\n`, { mode: 0o600 }) // a copy (say, while moving it out) is fine
+    const p = withEnv(undefined, () => createLocalKeyProvider({ dir }))
+    await p.createKey({ label: 'acme', origin: 'generate' })
+  })
+
+  test('the rootKeyFile option puts the root key file where it says', async () => {
+    const base = await tempDir()
+    const dir = join(base, 'keys')
+    const file = join(base, 'secrets', 'domicile-root.key')
+    const p = withEnv(undefined, () => createLocalKeyProvider({ dir, rootKeyFile: file }))
+    const { keyId } = await p.createKey({ label: 'acme', origin: 'generate' })
+    assert.equal((await stat(file)).mode & 0o777, 0o600)
+    assert.equal(await exists(`${dir}.root.key`), false)
+    await unlink(file)
+    expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir, rootKeyFile: file })), 'ERR_CONFIG_INVALID', (e) => assert.match(e.message, /missing/))
+    assert.ok(keyId)
+  })
+
+  test('Precondition: the rootKeyFile option is a non-empty path.', async () => {
+    const dir = await keysDir()
+    expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir, rootKeyFile: '' })), 'ERR_CONFIG_INVALID')
+  })
+
+  test('Precondition: the root key file is readable by its owner only.', async () => {
+    const dir = await keysDir()
     withEnv(undefined, () => createLocalKeyProvider({ dir }))
-    await chmod(join(dir, 'root.key'), 0o644)
+    await chmod(`${dir}.root.key`, 0o644)
     expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => assert.match(e.message, /chmod 600/))
   })
 
-  test('Precondition: root.key holds the base64 of exactly 32 bytes.', async () => {
-    const dir = await tempDir()
+  test('Precondition: the root key file holds the base64 of exactly 32 bytes.', async () => {
+    const dir = await keysDir()
     const bad = Buffer.from(randomBytes(16)).toString('base64')
-    await writeFile(join(dir, 'root.key'), bad, { mode: 0o600 })
+    await writeFile(`${dir}.root.key`, bad, { mode: 0o600 })
     expectCode(() => withEnv(undefined, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => assert.ok(!e.message.includes(bad)))
   })
 
   test('Precondition: DOMICILE_ROOT_KEY is the base64 of exactly 32 bytes.', async () => {
-    const dir = await tempDir()
+    const dir = await keysDir()
     for (const bad of [Buffer.from(randomBytes(31)).toString('base64'), Buffer.from(randomBytes(33)).toString('base64'), 'not base64 at all!', '']) {
       expectCode(() => withEnv(bad, () => createLocalKeyProvider({ dir })), 'ERR_CONFIG_INVALID', (e) => {
         assert.match(e.message, /DOMICILE_ROOT_KEY/)
@@ -91,7 +169,8 @@ describe('local keystore', () => {
     const good = Buffer.from(randomBytes(32)).toString('base64')
     const p = withEnv(good, () => createLocalKeyProvider({ dir }))
     await p.createKey({ label: 'acme', origin: 'generate' })
-    await assert.rejects(stat(join(dir, 'root.key')), 'with DOMICILE_ROOT_KEY set no root.key file is written')
+    assert.equal(await exists(join(dir, 'root.key')), false, 'with DOMICILE_ROOT_KEY set no root key file is written')
+    assert.equal(await exists(`${dir}.root.key`), false, 'with DOMICILE_ROOT_KEY set no root key file is written')
   })
 
   test('Precondition: the rootKey option is exactly 32 bytes.', async () => {

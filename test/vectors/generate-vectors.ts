@@ -17,11 +17,11 @@ type V = { type: 'string'; value: string } | { type: 'bytes'; hex: string } | { 
 const cases: { name: string; keyNumber: number; nonce: Buffer; ctx: FieldContext; v: V }[] = [
   { name: '16-byte ASCII string', keyNumber: 1, nonce: seq(12, 0xa0), ctx: { tenantId: 'acme', table: 'customers', column: 'email', rowKey: 'cust-42' }, v: { type: 'string', value: 'ada@example.com!' } },
   { name: 'empty string', keyNumber: 1, nonce: seq(12, 0xb0), ctx: { tenantId: 'acme', table: 'customers', column: 'email', rowKey: 'cust-42' }, v: { type: 'string', value: '' } },
-  { name: 'unicode string, numeric row key, big key number', keyNumber: 4294967295, nonce: seq(12, 0xc0), ctx: { tenantId: 'globex-eu', table: 'people', column: 'full_name', rowKey: 1001 }, v: { type: 'string', value: 'Zoë Ångström 😀' } },
+  { name: 'unicode string, numeric row key, largest key number', keyNumber: 2147483647, nonce: seq(12, 0xc0), ctx: { tenantId: 'globex-eu', table: 'people', column: 'full_name', rowKey: 1001 }, v: { type: 'string', value: 'Zoë Ångström 😀' } },
   { name: 'bytes', keyNumber: 7, nonce: seq(12, 0xd0), ctx: { tenantId: 'acme', table: 'documents', column: 'scan', rowKey: '0f8b2c1e-0000-4000-8000-000000000001' }, v: { type: 'bytes', hex: '00ff10207fde' } },
   { name: 'JSON object', keyNumber: 2, nonce: seq(12, 0xe0), ctx: { tenantId: 'acme', table: 'customers', column: 'address', rowKey: 'cust-42' }, v: { type: 'json', value: { city: 'Lyon', zip: '69001', lines: ['1 rue X'] } } },
   { name: 'JSON number', keyNumber: 2, nonce: seq(12, 0xf0), ctx: { tenantId: 'acme', table: 'customers', column: 'credit_limit', rowKey: 'cust-42' }, v: { type: 'json', value: 1250.5 } },
-  { name: 'JSON null', keyNumber: 0, nonce: seq(12, 0x10), ctx: { tenantId: 'acme', table: 'customers', column: 'nickname', rowKey: 'cust-42' }, v: { type: 'json', value: null } },
+  { name: 'JSON null', keyNumber: 3, nonce: seq(12, 0x10), ctx: { tenantId: 'acme', table: 'customers', column: 'nickname', rowKey: 'cust-42' }, v: { type: 'json', value: null } },
 ]
 
 const toPlain = (v: V): FieldPlain => (v.type === 'bytes' ? Buffer.from(v.hex, 'hex') : (v.value as FieldPlain))
@@ -39,6 +39,23 @@ const field = {
     aad: hexOf(encodeFieldAad(c.ctx, c.keyNumber)),
     sealed: hexOf(sealField(key, c.keyNumber, c.ctx, toPlain(c.v), c.nonce)),
   })),
+  // Byte strings a parser must refuse from their header alone (before any key lookup): vector 1 with
+  // one header field out of range, or cut short. Each must fail exactly like a wrong tag.
+  rejected: rejectedFrom(sealField(key, cases[0]!.keyNumber, cases[0]!.ctx, toPlain(cases[0]!.v), cases[0]!.nonce)),
+}
+
+function rejectedFrom(v1: Buffer): { name: string; sealed: string }[] {
+  const withHeader = (h: number[]) => hexOf(Buffer.concat([Buffer.from(h), v1.subarray(5)]))
+  return [
+    { name: 'version 0x00', sealed: withHeader([0x00, 0, 0, 0, 1]) },
+    { name: 'version 0x02', sealed: withHeader([0x02, 0, 0, 0, 1]) },
+    { name: 'key number 0', sealed: withHeader([0x01, 0, 0, 0, 0]) },
+    { name: 'key number 2^31', sealed: withHeader([0x01, 0x80, 0, 0, 0]) },
+    { name: 'key number 2^32-1', sealed: withHeader([0x01, 0xff, 0xff, 0xff, 0xff]) },
+    { name: '33 bytes (no room for the type byte)', sealed: hexOf(v1.subarray(0, 33)) },
+    { name: 'header only', sealed: hexOf(v1.subarray(0, 5)) },
+    { name: 'empty', sealed: '' },
+  ]
 }
 writeFileSync(new URL('./field-v1.json', import.meta.url), JSON.stringify(field, null, 2) + '\n')
 

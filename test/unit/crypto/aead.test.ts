@@ -1,106 +1,143 @@
+/**
+ * AES-256-GCM against every case of Wycheproof's aes_gcm_test.json, through the code production
+ * runs: src/crypto/aead.ts (local keystore, wrapped keys, key proxy) and the sealed-field codec's
+ * AEAD layer (same framing, header checks and cipher steps as PreparedColumn.seal/open). Cases
+ * outside our parameter set (AES-128/192 keys, IVs other than 96 bits) must be refused by the
+ * preconditions; the counts per outcome are exact, so a file that runs fewer cases fails.
+ */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createSecretKey, randomBytes } from 'node:crypto'
-import { aesGcmDecrypt, aesGcmEncrypt, aesGcmOpen, aesGcmSeal } from '../../../src/crypto/aead.js'
-import { isDomicileError } from '../../../src/errors.js'
+import { randomBytes } from 'node:crypto'
+import { aesGcmDecrypt, aesGcmEncrypt } from '../../../src/crypto/aead.js'
+import { sealedFieldLayer } from '../../../src/fields/field-codec.js'
+import { DecryptionFailedError, isDomicileError } from '../../../src/errors.js'
 import { hex, loadWycheproof } from './wycheproof.js'
 
-interface AeadGroup {
-  keySize: number
-  ivSize: number
-  tagSize: number
-  tests: { tcId: number; key: string; iv: string; aad: string; msg: string; ct: string; tag: string; result: 'valid' | 'invalid' | 'acceptable' }[]
-}
+interface AeadTest { tcId: number; key: string; iv: string; aad: string; msg: string; ct: string; tag: string; result: 'valid' | 'invalid' | 'acceptable' }
+interface AeadGroup { keySize: number; ivSize: number; tagSize: number; tests: AeadTest[] }
 
-const isDecryptFailure = (e: unknown) => isDomicileError(e, 'ERR_DECRYPTION_FAILED') && (e as Error).cause === undefined
+const OPAQUE = new DecryptionFailedError().message
+/** The one opaque failure: right code, fixed message, no cause. */
+const isDecryptFailure = (e: unknown) => isDomicileError(e, 'ERR_DECRYPTION_FAILED') && (e as Error).message === OPAQUE && (e as Error).cause === undefined
+const isKeyInvalid = (e: unknown) => isDomicileError(e, 'ERR_KEY_INVALID')
+const isInputInvalid = (e: unknown) => isDomicileError(e, 'ERR_INPUT_INVALID')
 
-describe('AES-256-GCM: Wycheproof aes_gcm_test.json', () => {
-  const file = loadWycheproof<AeadGroup>('aes_gcm_test.json')
-  const ours = file.testGroups.filter((g) => g.keySize === 256 && g.ivSize === 96 && g.tagSize === 128)
-  const others = file.testGroups.filter((g) => !(g.keySize === 256 && g.ivSize === 96 && g.tagSize === 128))
+const file = loadWycheproof<AeadGroup>('aes_gcm_test.json')
+const cases = file.testGroups.flatMap((g) => g.tests.map((t) => ({ g, t })))
+/** Header of a sealed field v1 with data-key number 1. */
+const HEADER = Buffer.from([0x01, 0, 0, 0, 1])
 
-  test('the vector file has the 256-bit key / 96-bit IV / 128-bit tag group', () => {
-    const n = ours.reduce((a, g) => a + g.tests.length, 0)
-    assert.ok(n >= 60, `expected at least 60 cases, got ${n}`)
+describe('AES-256-GCM: Wycheproof aes_gcm_test.json, every case', () => {
+  test('the file holds 316 cases, all with 128-bit tags and none "acceptable"', () => {
+    assert.equal(file.numberOfTests, 316)
+    assert.equal(cases.length, 316)
+    assert.ok(cases.every(({ g, t }) => g.tagSize === 128 && t.result !== 'acceptable'))
   })
 
-  test('valid cases encrypt to exactly ct||tag and decrypt back; invalid cases are rejected opaquely', () => {
-    let valid = 0, invalid = 0
-    for (const g of ours) {
-      for (const t of g.tests) {
-        const key = hex(t.key), iv = hex(t.iv), aad = hex(t.aad), msg = hex(t.msg)
-        const sealed = Buffer.concat([hex(t.ct), hex(t.tag)])
-        if (t.result === 'valid') {
-          assert.equal(aesGcmEncrypt(key, iv, msg, aad).toString('hex'), sealed.toString('hex'), `tcId ${t.tcId} encrypt`)
-          assert.equal(aesGcmDecrypt(key, iv, sealed, aad).toString('hex'), t.msg, `tcId ${t.tcId} decrypt`)
-          valid++
-        } else if (t.result === 'invalid') {
-          assert.throws(() => aesGcmDecrypt(key, iv, sealed, aad), isDecryptFailure, `tcId ${t.tcId} must be rejected`)
-          invalid++
+  test('through aesGcmEncrypt / aesGcmDecrypt: 39 valid, 27 invalid, 211 refused keys, 39 refused nonces', () => {
+    const n = { valid: 0, invalid: 0, acceptable: 0, keyRefused: 0, nonceRefused: 0 }
+    for (const { g, t } of cases) {
+      const key = hex(t.key), iv = hex(t.iv), aad = hex(t.aad), msg = hex(t.msg)
+      const sealed = Buffer.concat([hex(t.ct), hex(t.tag)])
+      const id = `tcId ${t.tcId}`
+      if (g.keySize !== 256) {
+        assert.throws(() => aesGcmEncrypt(key, iv, msg, aad), isKeyInvalid, id)
+        assert.throws(() => aesGcmDecrypt(key, iv, sealed, aad), isKeyInvalid, id)
+        n.keyRefused++
+      } else if (g.ivSize !== 96) {
+        assert.throws(() => aesGcmEncrypt(key, iv, msg, aad), isInputInvalid, id)
+        assert.throws(() => aesGcmDecrypt(key, iv, sealed, aad), isInputInvalid, id)
+        n.nonceRefused++
+      } else if (t.result === 'valid') {
+        assert.equal(aesGcmEncrypt(key, iv, msg, aad).toString('hex'), sealed.toString('hex'), `${id} encrypt`)
+        assert.equal(aesGcmDecrypt(key, iv, sealed, aad).toString('hex'), t.msg, `${id} decrypt`)
+        n.valid++
+      } else if (t.result === 'invalid') {
+        assert.throws(() => aesGcmDecrypt(key, iv, sealed, aad), isDecryptFailure, `${id} must be rejected`)
+        n.invalid++
+      } else {
+        n.acceptable++
+      }
+    }
+    assert.deepEqual(n, { valid: 39, invalid: 27, acceptable: 0, keyRefused: 211, nonceRefused: 39 })
+  })
+
+  test('through the sealed-field codec layer: 39 sealed, 37 opened, 2 too short to be a field, 27 invalid, 211 + 39 refused', () => {
+    const n = { sealed: 0, opened: 0, tooShort: 0, invalid: 0, acceptable: 0, keyRefused: 0, nonceRefused: 0 }
+    for (const { g, t } of cases) {
+      const key = hex(t.key), iv = hex(t.iv), aad = hex(t.aad), msg = hex(t.msg)
+      const stored = Buffer.concat([HEADER, iv, hex(t.ct), hex(t.tag)])
+      const id = `tcId ${t.tcId}`
+      if (g.keySize !== 256) {
+        assert.throws(() => sealedFieldLayer.seal(key, 1, iv, msg, aad), isKeyInvalid, id)
+        assert.throws(() => sealedFieldLayer.open(key, stored, aad), isKeyInvalid, id)
+        n.keyRefused++
+      } else if (g.ivSize !== 96) {
+        // A sealed field has room for a 96-bit nonce only: other IVs cannot be written.
+        assert.throws(() => sealedFieldLayer.seal(key, 1, iv, msg, aad), isInputInvalid, id)
+        n.nonceRefused++
+      } else if (t.result === 'valid') {
+        assert.equal(sealedFieldLayer.seal(key, 1, iv, msg, aad).toString('hex'), stored.toString('hex'), `${id} seal`)
+        n.sealed++
+        if (msg.length === 0) {
+          // No type byte: shorter than the 34-byte minimum of a sealed field, refused before decryption.
+          assert.throws(() => sealedFieldLayer.open(key, stored, aad), isDecryptFailure, id)
+          n.tooShort++
         } else {
-          // 'acceptable': either outcome is allowed; it must not crash with anything but the opaque error.
-          try { aesGcmDecrypt(key, iv, sealed, aad) } catch (e) { assert.ok(isDecryptFailure(e), `tcId ${t.tcId}`) }
+          assert.equal(sealedFieldLayer.open(key, stored, aad).toString('hex'), t.msg, `${id} open`)
+          n.opened++
         }
+      } else if (t.result === 'invalid') {
+        assert.throws(() => sealedFieldLayer.open(key, stored, aad), isDecryptFailure, `${id} must be rejected`)
+        n.invalid++
+      } else {
+        n.acceptable++
       }
     }
-    assert.ok(valid > 30 && invalid > 20, `ran ${valid} valid and ${invalid} invalid cases`)
-  })
-
-  test('Precondition: the key is exactly 32 bytes (AES-256).', () => {
-    const sizes = new Set(others.map((g) => g.keySize))
-    assert.ok(sizes.has(128) && sizes.has(192))
-    for (const g of others.filter((g) => g.keySize !== 256)) {
-      const t = g.tests[0]!
-      assert.throws(() => aesGcmEncrypt(hex(t.key), Buffer.alloc(12), hex(t.msg)), (e) => isDomicileError(e, 'ERR_KEY_INVALID'))
-      assert.throws(() => aesGcmDecrypt(hex(t.key), Buffer.alloc(12), Buffer.concat([hex(t.ct), hex(t.tag)])), (e) => isDomicileError(e, 'ERR_KEY_INVALID'))
-    }
-    assert.throws(() => aesGcmEncrypt(createSecretKey(randomBytes(16)), Buffer.alloc(12), Buffer.alloc(1)), (e) => isDomicileError(e, 'ERR_KEY_INVALID'))
-  })
-
-  test('Precondition: the nonce is exactly 12 bytes (96 bits).', () => {
-    const groups = others.filter((g) => g.keySize === 256 && g.ivSize !== 96)
-    assert.ok(groups.length >= 5, 'vector file should contain other IV sizes')
-    for (const g of groups) {
-      for (const t of g.tests) {
-        assert.throws(() => aesGcmEncrypt(hex(t.key), hex(t.iv), hex(t.msg), hex(t.aad)), (e) => isDomicileError(e, 'ERR_INPUT_INVALID'), `tcId ${t.tcId}`)
-        assert.throws(() => aesGcmDecrypt(hex(t.key), hex(t.iv), Buffer.concat([hex(t.ct), hex(t.tag)]), hex(t.aad)), (e) => isDomicileError(e, 'ERR_INPUT_INVALID'), `tcId ${t.tcId}`)
-      }
-    }
+    assert.deepEqual(n, { sealed: 39, opened: 37, tooShort: 2, invalid: 27, acceptable: 0, keyRefused: 211, nonceRefused: 39 })
   })
 })
 
-describe('AES-256-GCM helpers', () => {
+describe('AES-256-GCM preconditions', () => {
   const key = randomBytes(32)
 
-  test('seal/open round-trip with a pooled nonce, and a KeyObject key works the same', () => {
-    const aad = Buffer.from('context')
-    const sealed = aesGcmSeal(key, Buffer.from('hello'), aad)
-    assert.equal(sealed.length, 12 + 5 + 16)
-    assert.equal(aesGcmOpen(key, sealed, aad).toString(), 'hello')
-    assert.equal(aesGcmOpen(createSecretKey(key), sealed, aad).toString(), 'hello')
+  test('Precondition: the key is exactly 32 bytes (AES-256).', () => {
+    for (const k of [randomBytes(16), randomBytes(24), randomBytes(31), randomBytes(33), 'k'.repeat(32)]) {
+      assert.throws(() => aesGcmEncrypt(k as Uint8Array, Buffer.alloc(12), Buffer.alloc(1)), isKeyInvalid)
+      assert.throws(() => aesGcmDecrypt(k as Uint8Array, Buffer.alloc(12), Buffer.alloc(17)), isKeyInvalid)
+    }
   })
 
-  test('two seals of the same plaintext differ (fresh nonces)', () => {
-    const a = aesGcmSeal(key, Buffer.from('x'))
-    const b = aesGcmSeal(key, Buffer.from('x'))
-    assert.notDeepEqual(a, b)
+  test('Precondition: the nonce is exactly 12 bytes (96 bits).', () => {
+    for (const iv of [Buffer.alloc(0), Buffer.alloc(8), Buffer.alloc(13), Buffer.alloc(16)]) {
+      assert.throws(() => aesGcmEncrypt(key, iv, Buffer.alloc(1)), isInputInvalid)
+      assert.throws(() => aesGcmDecrypt(key, iv, Buffer.alloc(17)), isInputInvalid)
+    }
   })
 
-  test('wrong AAD, wrong key, truncated input: the same opaque error', () => {
-    const sealed = aesGcmSeal(key, Buffer.from('hello'), Buffer.from('a'))
-    const errors: unknown[] = []
+  test('Precondition: plaintext, ciphertext and additional data are byte arrays.', () => {
+    assert.throws(() => aesGcmEncrypt(key, Buffer.alloc(12), 'text' as unknown as Uint8Array), isInputInvalid)
+    assert.throws(() => aesGcmEncrypt(key, Buffer.alloc(12), Buffer.alloc(1), 'aad' as unknown as Uint8Array), isInputInvalid)
+    assert.throws(() => aesGcmDecrypt(key, Buffer.alloc(12), 'ct' as unknown as Uint8Array), isInputInvalid)
+  })
+
+  test('Precondition: the input holds at least a full tag.', () => {
+    for (let len = 0; len < 16; len++) assert.throws(() => aesGcmDecrypt(key, Buffer.alloc(12), Buffer.alloc(len)), isDecryptFailure)
+  })
+
+  test('round trip with fresh nonces; wrong AAD, key or nonce, or a flipped bit: the same opaque error', () => {
+    const nonce = randomBytes(12), aad = Buffer.from('a')
+    const ct = aesGcmEncrypt(key, nonce, Buffer.from('hello'), aad)
+    assert.equal(aesGcmDecrypt(key, nonce, ct, aad).toString(), 'hello')
+    const flipped = Buffer.from(ct)
+    flipped[0]! ^= 1
     for (const f of [
-      () => aesGcmOpen(key, sealed, Buffer.from('b')),
-      () => aesGcmOpen(randomBytes(32), sealed, Buffer.from('a')),
-      () => aesGcmOpen(key, sealed.subarray(0, 20), Buffer.from('a')),
-      () => aesGcmDecrypt(key, sealed.subarray(0, 12), Buffer.alloc(15)),
-    ]) {
-      try { f(); assert.fail('must throw') } catch (e) { errors.push(e) }
-    }
-    for (const e of errors) {
-      assert.ok(isDecryptFailure(e))
-      assert.equal((e as Error).message, (errors[0] as Error).message)
-    }
+      () => aesGcmDecrypt(key, nonce, ct, Buffer.from('b')),
+      () => aesGcmDecrypt(randomBytes(32), nonce, ct, aad),
+      () => aesGcmDecrypt(key, randomBytes(12), ct, aad),
+      () => aesGcmDecrypt(key, nonce, flipped, aad),
+      () => aesGcmDecrypt(key, nonce, ct.subarray(0, 20), aad),
+    ]) assert.throws(f, isDecryptFailure)
   })
 })
 

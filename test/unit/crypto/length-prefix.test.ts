@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { encodeLengthPrefixed, lengthPrefixedSize } from '../../../src/crypto/length-prefix.js'
+import { encodeLengthPrefixed } from '../../../src/crypto/length-prefix.js'
 
 describe('length-prefixed encoding', () => {
   test('known encoding: uint32 BE length then UTF-8 bytes', () => {
@@ -17,9 +17,17 @@ describe('length-prefixed encoding', () => {
     assert.notDeepEqual(encodeLengthPrefixed(['ab', 'c']), encodeLengthPrefixed(['a', 'bc']))
   })
 
-  test('size matches the encoding', () => {
+  test('each part is its 4-byte length then its bytes, in order', () => {
     fc.assert(fc.property(fc.array(fc.oneof(fc.string({ unit: 'grapheme' }), fc.uint8Array())), (parts) => {
-      assert.equal(encodeLengthPrefixed(parts).length, lengthPrefixedSize(parts))
+      const out = encodeLengthPrefixed(parts)
+      let o = 0
+      for (const p of parts) {
+        const bytes = typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p)
+        assert.equal(out.readUInt32BE(o), bytes.length)
+        assert.deepEqual(out.subarray(o + 4, o + 4 + bytes.length), bytes)
+        o += 4 + bytes.length
+      }
+      assert.equal(o, out.length)
     }))
   })
 })

@@ -6,7 +6,8 @@ import {
   encodeFieldAad, openField, prepareColumn, readKeyNumber, sealField, SEALED_FIELD_OVERHEAD,
   type FieldContext, type FieldPlain,
 } from '../../../src/fields/field-codec.js'
-import { aesGcmEncrypt } from '../../../src/crypto/aead.js'
+import { aesGcmDecrypt, aesGcmEncrypt } from '../../../src/crypto/aead.js'
+import { manageKey, readyCount, retireKey } from '../../../src/crypto/context-reserve.js'
 import { SealedValue } from '../../../src/fields/sealed-value.js'
 import { DecryptionFailedError, isDomicileError } from '../../../src/errors.js'
 
@@ -23,7 +24,7 @@ const isInputInvalid = (e: unknown) => isDomicileError(e, 'ERR_INPUT_INVALID')
 
 describe('sealed field v1: round trips', () => {
   test('arbitrary strings (unicode, empty) come back as the same string', () => {
-    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constant('')), fc.integer({ min: 0, max: 0xffff_ffff }), (s, kn) => {
+    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constant('')), fc.integer({ min: 1, max: 0x7fff_ffff }), (s, kn) => {
       const sealed = sealField(key, kn, ctx, s)
       assert.equal(sealed.length, Buffer.byteLength(s) + SEALED_FIELD_OVERHEAD)
       assert.equal(readKeyNumber(sealed), kn)
@@ -79,7 +80,7 @@ describe('sealed field v1: round trips', () => {
   })
 
   test('the fast path equals AES-256-GCM over [type][value] with encodeFieldAad as AAD', () => {
-    fc.assert(fc.property(fc.string(), fc.string({ minLength: 1 }), fc.nat(), (value, rowKey, kn) => {
+    fc.assert(fc.property(fc.string(), fc.string({ minLength: 1 }), fc.integer({ min: 1, max: 0x7fff_ffff }), (value, rowKey, kn) => {
       const c = { ...ctx, rowKey }
       const nonce = randomBytes(12)
       const sealed = sealField(key, kn, c, value, nonce)
@@ -107,7 +108,7 @@ describe('sealed field v1: round trips', () => {
 })
 
 describe('sealed field v1: format', () => {
-  test('layout: version 0x01, key number uint32 BE, 12-byte nonce, ciphertext, 16-byte tag; 34 bytes overhead', () => {
+  test('layout: version 0x01, key number uint32 BE (1..2^31-1), 12-byte nonce, ciphertext, 16-byte tag; 34 bytes overhead', () => {
     const value = '0123456789abcdef' // 16 bytes
     const sealed = sealField(key, 0x01020304, ctx, value)
     assert.equal(sealed.length - 16, 34)
@@ -192,8 +193,46 @@ describe('sealed field v1: preconditions', () => {
     }
   })
 
-  test('Precondition: the data-key number is an integer in 0..2^32-1.', () => {
-    for (const kn of [-1, 1.5, 2 ** 32, Number.NaN]) assert.throws(() => sealField(key, kn, ctx, 'v'), isInputInvalid)
+  test('Precondition: the data-key number is an integer in 1..2^31-1.', () => {
+    for (const kn of [0, -1, 1.5, 2 ** 31, 2 ** 32 - 1, 2 ** 32, Number.NaN]) assert.throws(() => sealField(key, kn, ctx, 'v'), isInputInvalid)
+    for (const kn of [1, 2 ** 31 - 1]) assert.equal(readKeyNumber(sealField(key, kn, ctx, 'v')), kn)
+  })
+
+  test('Precondition: sealed is a v1 sealed field: a byte array of at least 34 bytes, version byte 0x01, key number 1..2^31-1.', () => {
+    const sealed = sealField(key, 1, ctx, 'v')
+    const withHeader = (h: number[]) => Buffer.concat([Buffer.from(h), sealed.subarray(5)])
+    const bad = [
+      sealed.subarray(0, 33), // shorter than header + nonce + type byte + tag
+      withHeader([0x01, 0x80, 0, 0, 0]), // 2^31: would overflow the key_number integer column
+      withHeader([0x01, 0xff, 0xff, 0xff, 0xff]),
+      withHeader([0x01, 0, 0, 0, 0]), // key numbers start at 1
+      withHeader([0x00, 0, 0, 0, 1]),
+      withHeader([0x02, 0, 0, 0, 1]),
+      'not bytes' as unknown as Uint8Array,
+    ]
+    for (const b of bad) {
+      assert.throws(() => readKeyNumber(b), isOpaqueFailure)
+      if (b instanceof Uint8Array) assert.throws(() => openField(key, ctx, b), isOpaqueFailure)
+    }
+    assert.equal(readKeyNumber(withHeader([0x01, 0x7f, 0xff, 0xff, 0xff])), 2 ** 31 - 1)
+  })
+
+  test('a value sealed with a prepared cipher (managed key) is standard AES-256-GCM over [type][value] with encodeFieldAad', async () => {
+    const managed = Buffer.from(randomBytes(32))
+    manageKey(managed)
+    try {
+      sealField(managed, 3, ctx, 'warm-up') // creates the key's reserve; the refill runs on the next turn
+      await new Promise<void>((r) => setImmediate(r))
+      const ready = readyCount(managed).gcm
+      assert.ok(ready > 0, 'prepared ciphers are ready')
+      const sealed = sealField(managed, 3, ctx, 'value')
+      assert.equal(readyCount(managed).gcm, ready - 1, 'the seal used a prepared cipher')
+      const pt = aesGcmDecrypt(managed, sealed.subarray(5, 17), sealed.subarray(17), encodeFieldAad(ctx, 3))
+      assert.deepEqual(pt, Buffer.concat([Buffer.of(1), Buffer.from('value')]))
+      assert.equal(openField(managed, ctx, sealed), 'value')
+    } finally {
+      retireKey(managed)
+    }
   })
 
   test('Precondition: a fixed nonce is 12 bytes.', () => {

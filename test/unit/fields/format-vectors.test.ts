@@ -8,6 +8,7 @@ import { createCipheriv, createHmac, hkdfSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { encodeFieldAad, openField, readKeyNumber, sealField, type FieldPlain } from '../../../src/fields/field-codec.js'
 import { blindIndex, deriveColumnIndexKey, type IndexNormalization } from '../../../src/fields/blind-index.js'
+import { DecryptionFailedError, isDomicileError } from '../../../src/errors.js'
 
 type V = { type: 'string'; value: string } | { type: 'bytes'; hex: string } | { type: 'json'; value: unknown }
 const load = (name: string) => JSON.parse(readFileSync(new URL(`../../vectors/${name}`, import.meta.url), 'utf8'))
@@ -32,6 +33,12 @@ function specSeal(key: Buffer, keyNumber: number, nonce: Buffer, ctx: { tenantId
   c.setAAD(aad)
   const ct = Buffer.concat([c.update(body), c.final()])
   return { aad, sealed: Buffer.concat([header, nonce, ct, c.getAuthTag()]) }
+}
+/** docs/FORMAT.md, "Opening" step 1: at least 34 bytes, version 0x01, key number 1..2^31-1. */
+function specHeaderValid(b: Buffer): boolean {
+  if (b.length < 34 || b[0] !== 0x01) return false
+  const n = b.readUInt32BE(1)
+  return n >= 1 && n <= 0x7fffffff
 }
 function specColumnKey(root: Buffer, c: { tenantId: string; table: string; column: string }): Buffer {
   return Buffer.from(hkdfSync('sha256', root, Buffer.from('domicile/blind-index/v1'), Buffer.concat([lp('column'), lp(c.tenantId), lp(c.table), lp(c.column)]), 32))
@@ -72,6 +79,30 @@ describe('sealed field v1 test vectors (test/vectors/field-v1.json)', () => {
       else assert.deepEqual(opened, vec.value.value)
     })
   }
+})
+
+describe('sealed field v1 rejection vectors (field-v1.json "rejected")', () => {
+  const file = load('field-v1.json')
+  const key = hex(file.key)
+  const ctx = file.vectors[0].context
+  const opaque = new DecryptionFailedError().message
+  const isOpaque = (e: unknown) => isDomicileError(e, 'ERR_DECRYPTION_FAILED') && (e as Error).message === opaque && (e as Error).cause === undefined
+
+  test('the file lists out-of-range versions, key numbers and lengths', () => {
+    assert.equal(file.rejected.length, 8)
+  })
+
+  for (const r of file.rejected as { name: string; sealed: string }[]) {
+    test(`rejected: ${r.name}`, () => {
+      assert.equal(specHeaderValid(hex(r.sealed)), false, 'per spec')
+      assert.throws(() => readKeyNumber(hex(r.sealed)), isOpaque)
+      assert.throws(() => openField(key, ctx, hex(r.sealed)), isOpaque)
+    })
+  }
+
+  test('the accepted vectors pass the same header rules', () => {
+    for (const v of file.vectors) assert.equal(specHeaderValid(hex(v.sealed)), true, v.name)
+  })
 })
 
 describe('blind index v1 test vectors (test/vectors/blind-index-v1.json)', () => {

@@ -91,7 +91,7 @@ function openJobKey(root: RootKey, keyId: string, job: ImportJobRecord): Buffer 
   try {
     return root.openJobKey(keyId, job.privateKey)
   } catch {
-    throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `the import job of local key ${keyId} cannot be opened with this root key; check DOMICILE_ROOT_KEY or root.key`)
+    throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `the import job of local key ${keyId} cannot be opened with this root key (from ${root.source}); check DOMICILE_ROOT_KEY or the root key file`)
   }
 }
 

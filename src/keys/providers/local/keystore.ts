@@ -8,6 +8,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DomicileError } from '../../../errors.js'
@@ -44,6 +45,7 @@ export interface KeyRecord {
 }
 
 const KEY_ID = /^lk_[0-9a-f]{32}$/
+const KEY_FILE = /^lk_[0-9a-f]{32}\.json$/
 const STATES: ReadonlySet<string> = new Set(['enabled', 'disabled', 'pending-import', 'deleted'])
 
 export class Keystore {
@@ -130,6 +132,20 @@ export class Keystore {
       throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `cannot write the local keystore file for key ${record.keyId}; check that ${this.dir} is writable`, { cause: e })
     }
   }
+}
+
+/** How many key files the keystore directory `dir` holds (0 when it does not exist). Synchronous: used at construction. */
+export function keyFileCount(dir: string): number {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0
+    throw new DomicileError('ERR_CONFIG_INVALID', `the local keystore directory ${dir} cannot be read; check its permissions`, { path: dir, cause: e })
+  }
+  let n = 0
+  for (const name of names) if (KEY_FILE.test(name)) n++
+  return n
 }
 
 /** ERR_KEY_NOT_FOUND for a local key id. */

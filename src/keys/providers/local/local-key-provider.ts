@@ -7,6 +7,11 @@
  * Every operation re-reads the key file, so a disable or delete by another process applies at
  * once; no KEK is kept in memory between calls. Invariants common to all providers (lengths,
  * deadlines, audit) are RuntimeKeyProvider's job, not this module's.
+ *
+ * The root key comes from the `rootKey` option, else DOMICILE_ROOT_KEY, else a root key file kept by
+ * default BESIDE the keystore directory: `<dir>.root.key` (`.domicile/keys.root.key` for the default
+ * keystore), or `<dir>/root.key` where an older keystore has one. It is generated only for a keystore
+ * without keys; a missing root key with keys present is refused (root-key.ts).
  */
 
 import { randomBytes } from 'node:crypto'
@@ -24,8 +29,14 @@ export interface LocalKeyProviderOptions {
   readonly name?: string
   /** Keystore directory (created with mode 0700 if missing). */
   readonly dir: string
-  /** 32-byte root key; else DOMICILE_ROOT_KEY; else `<dir>/root.key`. */
+  /** 32-byte root key; else DOMICILE_ROOT_KEY; else the root key file (see `rootKeyFile`). */
   readonly rootKey?: Uint8Array
+  /**
+   * Root key file (base64, mode 0600) when neither `rootKey` nor DOMICILE_ROOT_KEY is set. Default:
+   * `<dir>/root.key` if that file exists (older keystores), else `<dir>.root.key`, beside the keystore
+   * directory. Generated only while the keystore holds no keys.
+   */
+  readonly rootKeyFile?: string
   /** Clock in ms (import-job expiry, timestamps). Default `Date.now`. */
   readonly now?: () => number
 }
@@ -68,7 +79,11 @@ export class LocalKeyProvider implements KeyProvider {
     this.name = opts.name ?? 'local'
     this.dir = opts.dir
     this.#now = opts.now ?? Date.now
-    this.#root = loadRootKey({ dir: opts.dir, ...(opts.rootKey === undefined ? {} : { rootKey: opts.rootKey }) })
+    this.#root = loadRootKey({
+      dir: opts.dir,
+      ...(opts.rootKey === undefined ? {} : { rootKey: opts.rootKey }),
+      ...(opts.rootKeyFile === undefined ? {} : { rootKeyFile: opts.rootKeyFile }),
+    })
     this.#store = new Keystore(opts.dir)
   }
 
@@ -276,7 +291,7 @@ export class LocalKeyProvider implements KeyProvider {
     try {
       return this.#root.openMaterial(rec.keyId, rec.material)
     } catch {
-      throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `local key ${rec.keyId} cannot be opened with this root key; check DOMICILE_ROOT_KEY or ${this.dir}/root.key`)
+      throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `local key ${rec.keyId} cannot be opened with this root key (from ${this.#root.source}); check DOMICILE_ROOT_KEY or the root key file`)
     }
   }
 }

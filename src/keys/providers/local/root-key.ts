@@ -6,44 +6,69 @@
  * HMACs under another. Where it comes from, in order:
  *   1. the `rootKey` option (32 bytes);
  *   2. the DOMICILE_ROOT_KEY environment variable (base64 of exactly 32 bytes);
- *   3. `<dir>/root.key` (base64 text), generated with mode 0600 on first use; refused if group or
- *      others can read it.
+ *   3. a root key file (base64 text, mode 0600; refused if group or others can read it):
+ *      - the `rootKeyFile` option, when given;
+ *      - else `<dir>/root.key` when it exists (where earlier releases kept it; read, never rewritten);
+ *      - else the default, `<dir>.root.key`: BESIDE the keystore directory, not inside it, so a copy
+ *        of the keystore directory alone opens nothing (for the default keystore `.domicile/keys`
+ *        this is `.domicile/keys.root.key`). In production prefer DOMICILE_ROOT_KEY from a secret store.
+ *    A missing root key file is generated (0600, atomically) only while the keystore holds no key
+ *    file: a new root key cannot open existing keys, so with keys present a missing root key is
+ *    refused with ERR_CONFIG_INVALID and nothing is written.
  * The derived keys live in #private fields; `destroy()` zeroes them.
  */
 
-import { chmodSync, closeSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
-import { join } from 'node:path'
+import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { dirname, resolve } from 'node:path'
+import { hkdfSha256 } from '../../../crypto/hkdf.js'
+import { hmacSha256 } from '../../../crypto/hmac.js'
 import { DomicileError } from '../../../errors.js'
+import { keyFileCount } from './keystore.js'
 import { open, seal } from './sealed-box.js'
 import type { SealedBox } from './sealed-box.js'
 
 export const ROOT_KEY_ENV = 'DOMICILE_ROOT_KEY'
+/** File name of a root key kept inside the keystore directory (the layout of earlier releases; still read). */
 export const ROOT_KEY_FILE = 'root.key'
+/** Suffix of the default root key file, a sibling of the keystore directory: `<dir>.root.key`. */
+export const ROOT_KEY_SUFFIX = '.root.key'
 
 const ROOT_KEY_BYTES = 32
 const BASE64_32 = /^[A-Za-z0-9+/]{43}=$/
 const enc = new TextEncoder()
+const ZERO = new Uint8Array(1)
+const HKDF_SALT = enc.encode('domicile-local-keystore-v1')
+
+/** The default root key file of keystore directory `dir`: `<dir>.root.key`, beside it. */
+export function defaultRootKeyFile(dir: string): string {
+  return `${resolve(dir)}${ROOT_KEY_SUFFIX}`
+}
 
 export interface RootKeySource {
   readonly dir: string
   readonly rootKey?: Uint8Array
+  /** Root key file to use instead of the default `<dir>.root.key`. */
+  readonly rootKeyFile?: string
   /** Environment to read DOMICILE_ROOT_KEY from. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>
 }
 
 /** Keys derived from the root key, with the operations the keystore needs. */
 export class RootKey {
+  /** Where the root key came from, for error messages: an option, the variable, or a file path. */
+  readonly source: string
   readonly #materialKey: Buffer
   readonly #jobKey: Buffer
   readonly #fingerprintKey: Buffer
 
   /** Derive the subkeys; `root` is not kept (the caller zeroes its own copy). */
-  constructor(root: Uint8Array) {
+  constructor(root: Uint8Array, source = 'the rootKey option') {
     /* Precondition: the root key is exactly 32 bytes. */
     if (!(root instanceof Uint8Array) || root.length !== ROOT_KEY_BYTES) {
       throw new DomicileError('ERR_CONFIG_INVALID', `the local provider root key must be exactly ${ROOT_KEY_BYTES} bytes`, { path: 'rootKey' })
     }
+    this.source = source
     this.#materialKey = derive(root, 'kek-material')
     this.#jobKey = derive(root, 'import-job-private-key')
     this.#fingerprintKey = derive(root, 'material-fingerprint')
@@ -71,7 +96,7 @@ export class RootKey {
 
   /** HMAC-SHA256 fingerprint of key material (base64): recognises the same material without storing it. */
   fingerprint(keyId: string, material: Uint8Array): string {
-    return createHmac('sha256', this.#fingerprintKey).update(enc.encode(keyId)).update(new Uint8Array([0])).update(material).digest('base64')
+    return hmacSha256(this.#fingerprintKey, keyId, ZERO, material).toString('base64')
   }
 
   /** Constant-time check that `material` has the stored fingerprint. */
@@ -90,16 +115,11 @@ export class RootKey {
 }
 
 function derive(root: Uint8Array, label: string): Buffer {
-  const ab = hkdfSync('sha256', root, enc.encode('domicile-local-keystore-v1'), enc.encode(label), 32)
-  const out = Buffer.alloc(32)
-  const view = new Uint8Array(ab)
-  out.set(view)
-  view.fill(0)
-  return out
+  return hkdfSha256(root, HKDF_SALT, enc.encode(label), 32) // its own memory (not pooled)
 }
 
 /**
- * Find the root key (option, then environment, then `<dir>/root.key`) and derive the keystore keys.
+ * Find the root key (option, then environment, then the root key file) and derive the keystore keys.
  * Synchronous so that a misconfiguration fails at construction time.
  */
 export function loadRootKey(src: RootKeySource): RootKey {
@@ -118,39 +138,75 @@ export function loadRootKey(src: RootKeySource): RootKey {
     if (!BASE64_32.test(trimmed)) {
       throw new DomicileError('ERR_CONFIG_INVALID', `${ROOT_KEY_ENV} must be the base64 encoding of exactly ${ROOT_KEY_BYTES} bytes (generate one with: openssl rand -base64 32)`, { path: ROOT_KEY_ENV })
     }
-    return withBytes(Buffer.from(trimmed, 'base64'))
+    return withBytes(Buffer.from(trimmed, 'base64'), ROOT_KEY_ENV)
   }
-  return withBytes(readOrCreateRootKeyFile(src.dir))
+  mkdirSync(src.dir, { recursive: true, mode: 0o700 })
+  const path = rootKeyPath(src)
+  return withBytes(readOrCreateRootKeyFile(path, src.dir), path)
 }
 
-function withBytes(root: Buffer): RootKey {
+/** The root key file to use: the option, else an older `<dir>/root.key` that exists, else `<dir>.root.key`. */
+function rootKeyPath(src: RootKeySource): string {
+  if (src.rootKeyFile !== undefined) {
+    /* Precondition: the rootKeyFile option is a non-empty path. */
+    if (typeof src.rootKeyFile !== 'string' || src.rootKeyFile === '') {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'rootKeyFile must be a non-empty path', { path: 'rootKeyFile' })
+    }
+    return resolve(src.rootKeyFile)
+  }
+  const inside = resolve(src.dir, ROOT_KEY_FILE)
+  const beside = defaultRootKeyFile(src.dir)
+  if (!existsSync(inside)) return beside
+  if (existsSync(beside)) {
+    const a = readRootKeyFile(inside)
+    const b = readRootKeyFile(beside)
+    const same = timingSafeEqual(a, b)
+    a.fill(0)
+    b.fill(0)
+    /* Precondition: an older root key inside the keystore and a root key beside it are the same key. */
+    if (!same) {
+      throw new DomicileError('ERR_CONFIG_INVALID', `the local keystore ${resolve(src.dir)} has two different root key files, ${inside} and ${beside}; keep the one its keys were sealed under (the older one, inside, unless you moved it) and remove the other`, { path: beside })
+    }
+  }
+  return inside
+}
+
+function withBytes(root: Buffer, source: string): RootKey {
   try {
-    return new RootKey(root)
+    return new RootKey(root, source)
   } finally {
     root.fill(0)
   }
 }
 
-function readOrCreateRootKeyFile(dir: string): Buffer {
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const path = join(dir, ROOT_KEY_FILE)
+function readOrCreateRootKeyFile(path: string, dir: string): Buffer {
+  if (existsSync(path)) return readRootKeyFile(path)
+  const keys = keyFileCount(dir)
+  /* Precondition: a root key is generated only for a keystore without keys. */
+  if (keys > 0) {
+    throw new DomicileError('ERR_CONFIG_INVALID',
+      `the local keystore ${resolve(dir)} holds ${keys} key file(s) but its root key file ${path} is missing; restore that file from backup (or set ${ROOT_KEY_ENV} to the root key). A new root key would not open the existing keys, so none is generated`,
+      { path })
+  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  return createRootKeyFile(path) ?? readRootKeyFile(path) // another process created it first
+}
+
+function readRootKeyFile(path: string): Buffer {
   let fd: number
   try {
     fd = openSync(path, 'r')
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw unreadable(path, e)
-    const created = createRootKeyFile(path)
-    if (created !== undefined) return created
-    fd = openSync(path, 'r') // another process created it first
+    throw unreadable(path, e)
   }
   try {
     const st = fstatSync(fd)
-    /* Precondition: root.key is readable by its owner only. */
+    /* Precondition: the root key file is readable by its owner only. */
     if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
       throw new DomicileError('ERR_CONFIG_INVALID', `the local provider root key file ${path} is readable by group or others; run: chmod 600 ${path}`, { path })
     }
     const text = readFileSync(fd, 'utf8').trim()
-    /* Precondition: root.key holds the base64 of exactly 32 bytes. */
+    /* Precondition: the root key file holds the base64 of exactly 32 bytes. */
     if (!BASE64_32.test(text)) {
       throw new DomicileError('ERR_CONFIG_INVALID', `the local provider root key file ${path} must hold the base64 encoding of exactly ${ROOT_KEY_BYTES} bytes`, { path })
     }
@@ -161,7 +217,7 @@ function readOrCreateRootKeyFile(dir: string): Buffer {
 }
 
 /**
- * Create root.key with mode 0600, atomically: the key is written to a temporary file which is then
+ * Create the root key file with mode 0600, atomically: the key is written to a temporary file which is then
  * hard-linked into place (fails if it exists), so no other process ever sees a half-written file.
  * Returns undefined when another process created it first.
  */

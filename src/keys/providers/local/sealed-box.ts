@@ -1,11 +1,13 @@
 /**
- * Sealed box: AES-256-GCM with a random 96-bit nonce, stored as base64 fields in a key file.
+ * Sealed box: AES-256-GCM (src/crypto/aead.ts) with a random 96-bit nonce, stored as base64 fields
+ * in a key file.
  *
  * Used by the local keystore to keep key material and import-job private keys encrypted under
  * keys derived from the root key. Opening fails with one opaque error.
  */
 
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { aesGcmDecrypt, aesGcmEncrypt, GCM_NONCE_BYTES, GCM_TAG_BYTES } from '../../../crypto/aead.js'
 import { DecryptionFailedError } from '../../../errors.js'
 
 export interface SealedBox {
@@ -16,36 +18,29 @@ export interface SealedBox {
 
 /** Encrypt `plaintext` under a 32-byte key, binding `aad`. */
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): SealedBox {
-  const nonce = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', key, nonce)
-  cipher.setAAD(aad)
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
-  return { nonce: nonce.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: cipher.getAuthTag().toString('base64') }
+  const nonce = randomBytes(GCM_NONCE_BYTES)
+  const body = aesGcmEncrypt(key, nonce, plaintext, aad)
+  const tagAt = body.length - GCM_TAG_BYTES
+  return { nonce: nonce.toString('base64'), ciphertext: body.toString('base64', 0, tagAt), tag: body.toString('base64', tagAt) }
 }
 
-/** Decrypt a sealed box into a fresh, non-pooled buffer the caller must zero; any failure (wrong key, wrong aad, tampering, bad shape) is DecryptionFailedError. */
+/**
+ * Decrypt a sealed box into a fresh, non-pooled buffer the caller must zero; any failure (wrong key,
+ * wrong aad, tampering, bad shape) is DecryptionFailedError.
+ */
 export function open(key: Uint8Array, box: SealedBox, aad: Uint8Array): Buffer {
+  let nonce: Buffer, body: Buffer
   try {
-    const nonce = Buffer.from(box.nonce, 'base64')
+    nonce = Buffer.from(box.nonce, 'base64')
+    const ct = Buffer.from(box.ciphertext, 'base64')
     const tag = Buffer.from(box.tag, 'base64')
-    if (nonce.length !== 12 || tag.length !== 16) throw new DecryptionFailedError()
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 })
-    decipher.setAAD(aad)
-    decipher.setAuthTag(tag)
-    const head = decipher.update(Buffer.from(box.ciphertext, 'base64'))
-    try {
-      const tail = decipher.final()
-      // Buffer.alloc is never pool-backed: the plaintext gets its own memory we can zero.
-      const out = Buffer.alloc(head.length + tail.length)
-      head.copy(out)
-      tail.copy(out, head.length)
-      return out
-    } finally {
-      head.fill(0)
-    }
+    /* Precondition: a sealed box has a 12-byte nonce and a 16-byte tag. */
+    if (nonce.length !== GCM_NONCE_BYTES || tag.length !== GCM_TAG_BYTES) throw new DecryptionFailedError()
+    body = Buffer.concat([ct, tag])
   } catch {
     throw new DecryptionFailedError()
   }
+  return aesGcmDecrypt(key, nonce, body, aad)
 }
 
 /** True when `v` has the shape of a SealedBox. */
