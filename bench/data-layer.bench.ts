@@ -47,7 +47,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createDomicile, parseConfig, type Domicile } from '../src/index.js'
-import { tenantTransactionPrelude } from '../src/regions/router.js'
+import { SESSION_OPEN, tenantTransactionPrelude } from '../src/regions/tenant-context.js'
 import { postgresUnavailable, startPgCluster, type PgCluster } from '../test/support/pg-cluster.js'
 import { bootstrapOverheadCi, median, overheadPct, prng, round, summarize, type Summary } from './lib/stats.js'
 import { interleave, timeUs, type Arm, type ArmSamples } from './lib/timing.js'
@@ -178,13 +178,18 @@ async function captureStatements(pg: PgModule, d: Domicile): Promise<{ read: str
   const original = proto.query
   let seen: string[] = []
   const clients = new Map<string, CapturedClient>()
-  const preludes = new Map(TENANTS.map((t) => [tenantTransactionPrelude(t.id), t.region]))
+  const regionOf = new Map<string, string>(TENANTS.map((t) => [t.id, t.region]))
   proto.query = function (this: unknown, ...args: unknown[]) {
     const a0 = args[0]
     const text = typeof a0 === 'string' ? a0 : String((a0 as { text?: string }).text)
+    if (text === SESSION_OPEN) return original.apply(this, args) // once per connection, not per transaction
     seen.push(text)
-    const region = preludes.get(text)
-    if (region) clients.set(region, this as CapturedClient)
+    const m = PRELUDE.exec(text)
+    const region = m ? regionOf.get(m[2]!) : undefined
+    if (m && region) {
+      clients.set(region, this as CapturedClient)
+      connectionCaps.set(this as object, m[1]!)
+    }
     return original.apply(this, args)
   }
   try {
@@ -204,9 +209,28 @@ async function captureStatements(pg: PgModule, d: Domicile): Promise<{ read: str
   }
 }
 
+/** The capability and tenant in a captured prelude. */
+const PRELUDE = /domicile_enter\('([0-9a-f]{64})', '([^']+)'\)/
+
+/**
+ * Each connection's capability (src/schema/isolation-ddl.ts): the data layer's own connections'
+ * as captured from their preludes; a baseline connection draws its own on first use, as the router
+ * does, so both arms send the same prelude.
+ */
+const connectionCaps = new WeakMap<object, string>()
+async function capOf(conn: object, query: (sql: string) => Promise<unknown>): Promise<string> {
+  const known = connectionCaps.get(conn)
+  if (known) return known
+  const r = (await query(SESSION_OPEN)) as { rows: Array<{ capability: string }> }
+  const cap = r.rows[0]!.capability
+  connectionCaps.set(conn, cap)
+  return cap
+}
+
 function checkShape(stmts: string[], tenant: string, what: string): { prelude: string; body: string } {
   /* Precondition: a tenant transaction is exactly prelude, one statement, COMMIT. */
-  if (stmts.length !== 3 || stmts[0] !== tenantTransactionPrelude(tenant) || stmts[2] !== 'COMMIT') {
+  const m = PRELUDE.exec(stmts[0] ?? '')
+  if (stmts.length !== 3 || !m || stmts[0] !== tenantTransactionPrelude(tenant, m[1]!) || stmts[2] !== 'COMMIT') {
     throw new Error(`${what}: unexpected statement sequence from the data layer: ${JSON.stringify(stmts)}`)
   }
   return { prelude: stmts[0]!, body: stmts[1]! }
@@ -356,14 +380,14 @@ function routedArms(d: Domicile, keys: number[]): { read: Arm; insert: Arm } {
 
 /** The statements a baseline replays: the captured texts, checked for shape. */
 interface BaselineSql {
-  readonly preludes: ReadonlyMap<string, string>
+  prelude(tenantId: string, cap: string): string
   readonly read: string
   readonly insert: string
 }
 
 function baselineSql(stmts: { read: string[]; insert: string[] }): BaselineSql {
   return {
-    preludes: new Map(TENANTS.map((t) => [t.id, tenantTransactionPrelude(t.id)])),
+    prelude: tenantTransactionPrelude,
     read: checkShape(stmts.read, TENANTS[0].id, 'read').body,
     insert: checkShape(stmts.insert, TENANTS[0].id, 'insert').body,
   }
@@ -381,7 +405,7 @@ function pgPoolArms(name: string, tag: string, keys: number[], sql: BaselineSql,
         const t = TENANTS[i % 2]!
         const c = await pools.get(t.region)!.connect()
         try {
-          await c.query(sql.preludes.get(t.id)!)
+          await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
           const r = await c.query(sql.read, [t.id, `c-${keys[i % keys.length]}`])
           if (!rowsOf(r)[0]) throw new Error(`${name} read: row missing`)
           await c.query('COMMIT')
@@ -396,7 +420,7 @@ function pgPoolArms(name: string, tag: string, keys: number[], sql: BaselineSql,
         const t = TENANTS[i % 2]!
         const c = await pools.get(t.region)!.connect()
         try {
-          await c.query(sql.preludes.get(t.id)!)
+          await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
           await c.query(sql.insert, [t.id, `${tag}-${i}`, `Customer ${tag}-${i}`, PLANS[i % 3]!])
           await c.query('COMMIT')
         } finally {
@@ -415,7 +439,7 @@ function pgClientArms(name: string, tag: string, keys: number[], sql: BaselineSq
       op: async (i) => {
         const t = TENANTS[i % 2]!
         const c = clients.get(t.region)!
-        await c.query(sql.preludes.get(t.id)!)
+        await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
         const r = await c.query(sql.read, [t.id, `c-${keys[i % keys.length]}`])
         if (!rowsOf(r)[0]) throw new Error(`${name} read: row missing`)
         await c.query('COMMIT')
@@ -426,7 +450,7 @@ function pgClientArms(name: string, tag: string, keys: number[], sql: BaselineSq
       op: async (i) => {
         const t = TENANTS[i % 2]!
         const c = clients.get(t.region)!
-        await c.query(sql.preludes.get(t.id)!)
+        await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
         await c.query(sql.insert, [t.id, `${tag}-${i}`, `Customer ${tag}-${i}`, PLANS[i % 3]!])
         await c.query('COMMIT')
       },
@@ -442,7 +466,7 @@ function pgliteArms(name: string, tag: string, keys: number[], sql: BaselineSql,
       op: async (i) => {
         const t = TENANTS[i % 2]!
         const db = dbs.get(t.region)!
-        await db.exec(sql.preludes.get(t.id)!)
+        await db.exec(sql.prelude(t.id, connectionCaps.get(db) ?? (await capOf(db, (q) => db.query(q)))))
         const r = await db.query<Record<string, unknown>>(sql.read, [t.id, `c-${keys[i % keys.length]}`])
         if (!r.rows[0]) throw new Error(`${name} read: row missing`)
         await db.exec('COMMIT')
@@ -453,7 +477,7 @@ function pgliteArms(name: string, tag: string, keys: number[], sql: BaselineSql,
       op: async (i) => {
         const t = TENANTS[i % 2]!
         const db = dbs.get(t.region)!
-        await db.exec(sql.preludes.get(t.id)!)
+        await db.exec(sql.prelude(t.id, connectionCaps.get(db) ?? (await capOf(db, (q) => db.query(q)))))
         await db.query(sql.insert, [t.id, `${tag}-${i}`, `Customer ${tag}-${i}`, PLANS[i % 3]!])
         await db.exec('COMMIT')
       },
@@ -467,7 +491,7 @@ function pgliteArms(name: string, tag: string, keys: number[], sql: BaselineSql,
  * cached readiness check), the router's tenant transaction, withTenant with raw SQL (adds the
  * directory cache and the scope), and the full repository get() (the routed arm, added by the caller).
  */
-function layerArms(d: Domicile, keys: number[], sql: BaselineSql): Arm[] {
+function layerArms(d: Domicile, keys: number[], sql: BaselineSql, shared: ReadonlyMap<string, object>): Arm[] {
   const router = internalsOf(d).router
   const key = (i: number) => `c-${keys[i % keys.length]}`
   const need = (row: unknown, what: string) => {
@@ -479,7 +503,8 @@ function layerArms(d: Domicile, keys: number[], sql: BaselineSql): Arm[] {
       op: async (i) => {
         const t = TENANTS[i % 2]!
         await router.withRegionAdmin(t.region, async (s) => {
-          await s.exec(sql.preludes.get(t.id)!)
+          // poolSize 1: the session is the region's one connection, whose capability was captured.
+          await s.exec(sql.prelude(t.id, connectionCaps.get(shared.get(t.region)!)!))
           need((await s.query(sql.read, [t.id, key(i)])).rows[0], 'driver')
           await s.exec('COMMIT')
         })
@@ -557,7 +582,7 @@ async function runPostgres(tmp: string, clusters: PgCluster[]): Promise<EngineRe
     const read = analyse(await interleave([routed.read, viaShared.read, viaPool.read, viaClient.read], { rounds: PG_PLAN.read.rounds, blockSize: PG_PLAN.read.block, warmupOps: PG_PLAN.read.warmup }), 'routed')
     log('postgres: point-read layer breakdown ...')
     const lp = PG_PLAN.layers!
-    const layers = analyseLayers(await interleave([viaShared.read, ...layerArms(d, keys, sql), { ...routed.read, name: 'withTenant + table.get (routed)' }],
+    const layers = analyseLayers(await interleave([viaShared.read, ...layerArms(d, keys, sql, shared), { ...routed.read, name: 'withTenant + table.get (routed)' }],
       { rounds: lp.rounds, blockSize: lp.block, warmupOps: lp.warmup, seed: 2 }))
     log('postgres: inserts ...')
     const insert = analyse(await interleave([routed.insert, viaShared.insert, viaPool.insert, viaClient.insert], { rounds: PG_PLAN.insert.rounds, blockSize: PG_PLAN.insert.block, warmupOps: PG_PLAN.insert.warmup }), 'routed')

@@ -121,13 +121,11 @@ export class Domicile {
     if (!this.#p.router.regionNames.includes(opts.region)) {
       throw new DomicileError('ERR_REGION_UNKNOWN', `Region "${opts.region}" is not configured (configured: ${this.#p.router.regionNames.join(', ')}).`)
     }
-    const rec = await this.#p.directory.add({
+    return this.#p.directory.add({
       id, region: opts.region, key: opts.key ?? null,
       ...(opts.key && opts.keyState ? { keyState: opts.keyState } : {}),
       ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}),
-    })
-    await this.#p.directory.audit({ tenantId: id, type: 'tenant.add', outcome: 'ok', detail: { region: opts.region, custody: opts.key?.custody ?? 'none' } }).catch(() => undefined)
-    return rec
+    }, { type: 'tenant.add', outcome: 'ok', detail: { region: opts.region, custody: opts.key?.custody ?? 'none' } })
   }
 
   async getTenant(id: string): Promise<TenantRecord> {
@@ -139,7 +137,7 @@ export class Domicile {
   }
 
   async setTenantStatus(id: string, status: 'active' | 'suspended'): Promise<TenantRecord> {
-    return this.#p.directory.update(id, { status }, `status:${status}`)
+    return this.#p.directory.update(id, { status }, `status:${status}`, undefined, { type: `tenant.${status === 'active' ? 'resume' : 'suspend'}`, outcome: 'ok' })
   }
 
   /** Applies internal tables, the schema and RLS to the control plane and every region. */

@@ -30,6 +30,7 @@ export type DomicileErrorCode =
   | 'ERR_ROW_NOT_FOUND'
   | 'ERR_CONFLICT'
   | 'ERR_QUERY_FAILED'
+  | 'ERR_PERMISSION_DENIED'
   // keys
   | 'ERR_KEY_NOT_FOUND'
   | 'ERR_KEY_REVOKED'

@@ -59,7 +59,9 @@ export function storeFromConfig(cfg: StoreConfig, name: string): StoreDriver {
   if (cfg.driver === 'pglite') return createPGliteDriver({ dataDir: cfg.dataDir, name })
   const url = cfg.url ?? (cfg.urlEnv ? process.env[cfg.urlEnv] : undefined)
   if (!url) throw new DomicileError('ERR_CONFIG_INVALID', `Store "${name}": the environment variable ${cfg.urlEnv} is not set. Export it with the store's postgres:// URL.`)
-  return createPostgresDriver({ url, name, ...(cfg.connectTimeoutMs ? { connectTimeoutMs: cfg.connectTimeoutMs } : {}), ...(cfg.poolSize ? { poolSize: cfg.poolSize } : {}) })
+  const ownerUrl = cfg.ownerUrl ?? (cfg.ownerUrlEnv ? process.env[cfg.ownerUrlEnv] : undefined)
+  if (cfg.ownerUrlEnv && !ownerUrl) throw new DomicileError('ERR_CONFIG_INVALID', `Store "${name}": the environment variable ${cfg.ownerUrlEnv} is not set. Export it with the owner's postgres:// URL.`)
+  return createPostgresDriver({ url, name, ...(ownerUrl ? { ownerUrl } : {}), ...(cfg.connectTimeoutMs ? { connectTimeoutMs: cfg.connectTimeoutMs } : {}), ...(cfg.poolSize ? { poolSize: cfg.poolSize } : {}) })
 }
 
 /** Imports the schema module named in the config (its default export, or `schema`). */

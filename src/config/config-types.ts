@@ -5,13 +5,28 @@ import type { Custody } from '../keys/key-provider.js'
 
 export type StoreConfig =
   | { readonly driver: 'pglite'; readonly dataDir: string }
-  | { readonly driver: 'postgres'; readonly url?: string; readonly urlEnv?: string; readonly connectTimeoutMs?: number; readonly poolSize?: number }
+  | {
+      readonly driver: 'postgres'
+      /** The data plane's login (a role that owns nothing); exactly one of url / urlEnv. */
+      readonly url?: string
+      readonly urlEnv?: string
+      /** The owner's login for migrate and admin work; without one, the data login serves both (with a warning). */
+      readonly ownerUrl?: string
+      readonly ownerUrlEnv?: string
+      readonly connectTimeoutMs?: number
+      readonly poolSize?: number
+    }
 
 /** A region is a store plus what we tell auditors about it. */
 export type RegionConfig = StoreConfig & { readonly jurisdiction?: string; readonly description?: string }
 
 export type ProviderConfig =
-  | { readonly kind: 'local'; readonly dir?: string }
+  | {
+      readonly kind: 'local'
+      readonly dir?: string
+      /** Root key file when DOMICILE_ROOT_KEY is unset; default `<dir>.root.key`, beside (never inside) the keystore. */
+      readonly rootKeyFile?: string
+    }
   | { readonly kind: 'pkcs11'; readonly library?: string; readonly tokenLabel: string; readonly pinEnv: string }
   | { readonly kind: 'xks'; readonly endpoint: string; readonly uriPrefix?: string; readonly credentialsFile: string; readonly timeoutMs?: number }
   | { readonly kind: 'aws-kms'; readonly region: string; readonly endpoint?: string }

@@ -43,17 +43,23 @@ function store(v: unknown, path: string, baseDir: string, extra: readonly string
     return { driver: 'pglite', dataDir: absOrMemory(str(v, 'dataDir', path)!, baseDir) }
   }
   if (v.driver === 'postgres') {
-    onlyKeys(v, ['driver', 'url', 'urlEnv', 'connectTimeoutMs', 'poolSize', ...extra], path)
+    onlyKeys(v, ['driver', 'url', 'urlEnv', 'ownerUrl', 'ownerUrlEnv', 'connectTimeoutMs', 'poolSize', ...extra], path)
     const url = str(v, 'url', path, true)
     const urlEnv = str(v, 'urlEnv', path, true)
     if ((url === undefined) === (urlEnv === undefined)) throw bad(path, 'exactly one of "url" or "urlEnv"')
     if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw bad(`${path}.url`, 'a postgres:// URL')
+    const ownerUrl = str(v, 'ownerUrl', path, true)
+    const ownerUrlEnv = str(v, 'ownerUrlEnv', path, true)
+    if (ownerUrl !== undefined && ownerUrlEnv !== undefined) throw bad(path, 'at most one of "ownerUrl" or "ownerUrlEnv"')
+    if (ownerUrl !== undefined && !/^postgres(ql)?:\/\//.test(ownerUrl)) throw bad(`${path}.ownerUrl`, 'a postgres:// URL')
     const connectTimeoutMs = int(v, 'connectTimeoutMs', path, 50, 60_000)
     const poolSize = int(v, 'poolSize', path, 1, 1000)
     return {
       driver: 'postgres',
       ...(url !== undefined ? { url } : {}),
       ...(urlEnv !== undefined ? { urlEnv } : {}),
+      ...(ownerUrl !== undefined ? { ownerUrl } : {}),
+      ...(ownerUrlEnv !== undefined ? { ownerUrlEnv } : {}),
       ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
       ...(poolSize !== undefined ? { poolSize } : {}),
     }
@@ -69,9 +75,10 @@ function provider(v: unknown, path: string, baseDir: string): ProviderConfig {
   if (!isObj(v)) throw bad(path, 'an object with "kind"')
   switch (v.kind) {
     case 'local': {
-      onlyKeys(v, ['kind', 'dir'], path)
+      onlyKeys(v, ['kind', 'dir', 'rootKeyFile'], path)
       const dir = str(v, 'dir', path, true)
-      return { kind: 'local', ...(dir ? { dir: resolve(baseDir, dir) } : {}) }
+      const rootKeyFile = str(v, 'rootKeyFile', path, true)
+      return { kind: 'local', ...(dir ? { dir: resolve(baseDir, dir) } : {}), ...(rootKeyFile ? { rootKeyFile: resolve(baseDir, rootKeyFile) } : {}) }
     }
     case 'pkcs11': {
       onlyKeys(v, ['kind', 'library', 'tokenLabel', 'pinEnv'], path)
@@ -110,6 +117,14 @@ export function parseConfig(raw: unknown, baseDir: string): DomicileConfig {
     regions[name] = { ...s, ...(jurisdiction ? { jurisdiction } : {}), ...(description ? { description } : {}) }
   }
   const controlPlane = store(raw.controlPlane, 'controlPlane', baseDir)
+  /* Precondition: no two stores share an embedded data directory (two stores on one database would mix regions). */
+  const dirs = new Map<string, string>()
+  for (const [path, s] of [...Object.entries(regions).map(([n, r]) => [`regions.${n}`, r] as const), ['controlPlane', controlPlane] as const]) {
+    if (s.driver !== 'pglite' || s.dataDir.startsWith('memory://')) continue
+    const other = dirs.get(s.dataDir)
+    if (other) throw bad(`${path}.dataDir`, `a data directory of its own (${other} uses the same one)`)
+    dirs.set(s.dataDir, path)
+  }
   const schema = resolve(baseDir, str(raw, 'schema', '(root)')!)
 
   const keysRaw = raw.keys === undefined ? {} : raw.keys

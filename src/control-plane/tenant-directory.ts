@@ -202,7 +202,8 @@ export class TenantDirectory {
     return r.rows.map(toRecord)
   }
 
-  async add(t: NewTenant): Promise<TenantRecord> {
+  /** Adds an entry; `audit` is recorded in the same transaction (both or neither). */
+  async add(t: NewTenant, audit?: ControlAuditEvent): Promise<TenantRecord> {
     assertTenantId(t.id)
     await this.start()
     const rec = await this.#tx(async (s) => {
@@ -212,14 +213,18 @@ export class TenantDirectory {
         [t.id, t.region, t.key?.custody ?? null, t.key?.provider ?? null, t.key?.keyId ?? null, t.keyState ?? (t.key ? 'enabled' : 'none'), t.cacheTtlMs ?? null])
       if (!r.rows[0]) throw new DomicileError('ERR_TENANT_EXISTS', `Tenant "${t.id}" already exists. Use "domicile tenant show ${t.id}".`)
       await this.#logChange(s, t.id, 'add')
+      if (audit) await insertAudit(s, { tenantId: t.id, ...audit })
       return toRecord(r.rows[0])
     })
     this.#changed(t.id)
     return rec
   }
 
-  /** Updates an entry; with `expectedVersion`, fails with ERR_CONFLICT if it changed meanwhile. */
-  async update(id: string, patch: TenantPatch, change: string, expectedVersion?: number): Promise<TenantRecord> {
+  /**
+   * Updates an entry; with `expectedVersion`, fails with ERR_CONFLICT if it changed meanwhile.
+   * `audit` (e.g. the record of a key state change) is written in the same transaction.
+   */
+  async update(id: string, patch: TenantPatch, change: string, expectedVersion?: number, audit?: ControlAuditEvent): Promise<TenantRecord> {
     assertTenantId(id)
     await this.start()
     const sets: string[] = []
@@ -250,17 +255,16 @@ export class TenantDirectory {
         throw new DomicileError('ERR_CONFLICT', `Tenant "${id}" changed while this operation ran. Retry it.`)
       }
       await this.#logChange(s, id, change)
+      if (audit) await insertAudit(s, { tenantId: id, ...audit })
       return toRecord(r.rows[0])
     })
     this.#changed(id)
     return rec
   }
 
-  /** Records a control-plane audit event (non-personal). */
-  async audit(event: { tenantId?: string; type: string; outcome: string; actor?: string; detail?: Record<string, unknown> }): Promise<void> {
-    await this.#store.withSession((s) =>
-      s.query('INSERT INTO domicile_control_audit (tenant_id, type, outcome, actor, detail) VALUES ($1, $2, $3, $4, $5::jsonb)',
-        [event.tenantId ?? null, event.type, event.outcome, event.actor ?? null, JSON.stringify(event.detail ?? {})]))
+  /** Records a control-plane audit event (non-personal), as admin work (the owner's login). */
+  async audit(event: ControlAuditEvent & { tenantId?: string }): Promise<void> {
+    await this.#store.withSession((s) => insertAudit(s, event), { role: 'owner' })
   }
 
   async #logChange(s: StoreSession, id: string, change: string): Promise<void> {
@@ -268,6 +272,7 @@ export class TenantDirectory {
     await s.query('SELECT pg_notify($1, $2)', [DIRECTORY_CHANNEL, id])
   }
 
+  /** A write transaction: admin work, on the owner's login. */
   async #tx<T>(fn: (s: StoreSession) => Promise<T>): Promise<T> {
     return this.#store.withSession(async (s) => {
       await s.exec('BEGIN')
@@ -279,11 +284,24 @@ export class TenantDirectory {
         await s.exec('ROLLBACK').catch(() => undefined)
         throw e
       }
-    })
+    }, { role: 'owner' })
   }
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
     await this.#unlisten?.().catch(() => undefined)
   }
+}
+
+/** A control-plane audit event: identifiers only, never personal data or key material. */
+export interface ControlAuditEvent {
+  readonly type: string
+  readonly outcome: string
+  readonly actor?: string
+  readonly detail?: Record<string, unknown>
+}
+
+async function insertAudit(s: StoreSession, event: ControlAuditEvent & { tenantId?: string }): Promise<void> {
+  await s.query('INSERT INTO domicile_control_audit (tenant_id, type, outcome, actor, detail) VALUES ($1, $2, $3, $4, $5::jsonb)',
+    [event.tenantId ?? null, event.type, event.outcome, event.actor ?? null, JSON.stringify(event.detail ?? {})])
 }

@@ -77,26 +77,25 @@ export class TenantKeyAdmin implements KeyAdmin {
       await this.#directory.audit({ tenantId, type: 'key.import', outcome: 'denied', detail: { code: isDomicileError(e) ? e.code : 'ERR_UNKNOWN' } }).catch(() => undefined)
       throw e
     }
-    await this.#directory.audit({ tenantId, type: 'key.import', outcome: 'ok', detail: { keyId: tenant.key!.keyId } }).catch(() => undefined)
-    if (tenant.keyState === 'pending-import') return this.#directory.update(tenantId, { keyState: 'enabled' }, 'key:imported')
-    return this.#directory.update(tenantId, {}, 'key:imported')
+    const audit = { type: 'key.import', outcome: 'ok', detail: { keyId: tenant.key!.keyId } }
+    if (tenant.keyState === 'pending-import') return this.#directory.update(tenantId, { keyState: 'enabled' }, 'key:imported', undefined, audit)
+    return this.#directory.update(tenantId, {}, 'key:imported', undefined, audit)
   }
 
   async revoke(tenantId: string, actor?: string): Promise<TenantRecord> {
     const t = await this.#directory.get(tenantId)
     if (!t.key) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenantId}" has no key to revoke.`)
-    const rec = await this.#directory.update(tenantId, { keyState: 'revoked' }, 'key:revoke')
-    await this.#directory.audit({ tenantId, type: 'key.revoke', outcome: 'ok', ...(actor ? { actor } : {}), detail: { custody: t.key.custody, provider: t.key.provider } }).catch(() => undefined)
-    return rec
+    // The state change and its audit record commit together, or neither does.
+    return this.#directory.update(tenantId, { keyState: 'revoked' }, 'key:revoke', undefined,
+      { type: 'key.revoke', outcome: 'ok', ...(actor ? { actor } : {}), detail: { custody: t.key.custody, provider: t.key.provider } })
   }
 
   async restore(tenantId: string, actor?: string): Promise<TenantRecord> {
     const t = await this.#directory.get(tenantId)
     if (!t.key) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenantId}" has no key to restore.`)
     if (t.keyState !== 'revoked') return t
-    const rec = await this.#directory.update(tenantId, { keyState: 'enabled' }, 'key:restore')
-    await this.#directory.audit({ tenantId, type: 'key.restore', outcome: 'ok', ...(actor ? { actor } : {}), detail: { custody: t.key.custody, provider: t.key.provider } }).catch(() => undefined)
-    return rec
+    return this.#directory.update(tenantId, { keyState: 'enabled' }, 'key:restore', undefined,
+      { type: 'key.restore', outcome: 'ok', ...(actor ? { actor } : {}), detail: { custody: t.key.custody, provider: t.key.provider } })
   }
 
   async status(tenantId: string): Promise<TenantKeyStatus> {

@@ -5,31 +5,40 @@
  * region, a store that cannot be reached or whose stamp is wrong is an error, never a fallback.
  */
 import { DomicileError, isDomicileError } from '../errors.js'
-import { APP_ROLE, TENANT_SETTING } from '../schema/ddl.js'
 import { ensureStamp, mismatch } from './region-stamp.js'
 import type { RegionSupplier } from './region-supplier.js'
 import type { StoreDriver, StoreSession } from './store-driver.js'
+import { SESSION_OPEN, tenantTransactionPrelude } from './tenant-context.js'
+import { tenantRecords, type AuditRecord, type TenantRecords } from './tenant-records.js'
 
 /** A transaction bound to one tenant in its home region. */
 export interface TenantTransaction {
   readonly tenantId: string
   readonly region: string
   readonly session: StoreSession
+  /** Key and audit records of the tenant, which SQL in the scope cannot write. */
+  readonly records: TenantRecords
   /**
-   * Runs after the transaction rolled back, on the same session (outside any transaction): to
-   * forget in-memory state tied to it, or to re-record what must survive (reveal audit records).
+   * Runs after the transaction rolled back: to forget in-memory state tied to it, or to re-record
+   * what must survive it (reveal audit records): `after.appendAudit` writes in a transaction of
+   * its own for the same tenant, on the same connection.
    */
-  onRollback(cb: (session: StoreSession) => void | Promise<void>): void
-  /** Runs after the transaction committed (e.g. to share what it reserved, or zero what it held). */
-  onCommit(cb: () => void): void
+  onRollback(cb: (after: AfterRollback) => void | Promise<void>): void
   /**
-   * Runs synchronously right after COMMIT has been sent, while it is in flight: client-side work
-   * on rows already read (it must not use the session). Only when the callback of the
-   * transaction succeeded. The COMMIT may still fail after it ran (then the transaction rolls
-   * back as usual), and an error it throws reaches the caller after a successful COMMIT: use it
-   * only for work whose failure does not need the transaction undone (reads).
+   * The one after-commit hook. Runs synchronously right after COMMIT has been sent, while it is in
+   * flight, when the transaction's callback succeeded. `committed` resolves with whether the
+   * COMMIT succeeded (it never rejects): what must wait until the transaction is durable (sharing
+   * a reservation) chains on it; client-side work on rows already read (a lookup's filter) runs
+   * right away and overlaps the round trip (it must not use the session). If the COMMIT fails the
+   * transaction rolls back as usual. An error `cb` throws reaches the caller after a successful
+   * COMMIT: use it only for work whose failure does not need the transaction undone (reads).
    */
-  whileCommitInFlight(cb: () => void): void
+  onCommit(cb: (committed: Promise<boolean>) => void): void
+}
+
+/** What a rollback hook may still do. */
+export interface AfterRollback {
+  appendAudit(rows: readonly AuditRecord[]): Promise<void>
 }
 
 interface RegionState {
@@ -39,62 +48,56 @@ interface RegionState {
   ok?: boolean
 }
 
+/** COMMIT that cannot report success for a transaction an error aborted (one round trip). */
+const CHECKED_COMMIT = 'SELECT 1; COMMIT'
+
 /** A tenant transaction; hook lists are allocated only when something registers. */
 class Tx implements TenantTransaction {
-  #rollbacks: Array<(s: StoreSession) => void | Promise<void>> | undefined
-  #commits: Array<() => void> | undefined
-  #inFlight: Array<() => void> | undefined
-  constructor(readonly tenantId: string, readonly region: string, readonly session: StoreSession) {}
-  onRollback(cb: (session: StoreSession) => void | Promise<void>): void {
+  #rollbacks: Array<(after: AfterRollback) => void | Promise<void>> | undefined
+  #commits: Array<(committed: Promise<boolean>) => void> | undefined
+  #records: TenantRecords | undefined
+  constructor(readonly tenantId: string, readonly region: string, readonly session: StoreSession, readonly capability: string) {}
+  get records(): TenantRecords {
+    return (this.#records ??= tenantRecords(this.session, this.capability))
+  }
+  onRollback(cb: (after: AfterRollback) => void | Promise<void>): void {
     ;(this.#rollbacks ??= []).push(cb)
   }
-  onCommit(cb: () => void): void {
+  onCommit(cb: (committed: Promise<boolean>) => void): void {
     ;(this.#commits ??= []).push(cb)
   }
-  whileCommitInFlight(cb: () => void): void {
-    ;(this.#inFlight ??= []).push(cb)
-  }
-  /** Runs the in-flight callbacks; returns the first error (the COMMIT is awaited regardless). */
-  runWhileCommitInFlight(): { error: unknown } | undefined {
+  /** Runs the commit hooks while `commit` is in flight; returns the first error they threw. */
+  committing(commit: Promise<unknown>): { error: unknown } | undefined {
+    const hooks = this.#commits
+    if (hooks === undefined) return undefined
+    const committed = commit.then(() => true, () => false)
     let failed: { error: unknown } | undefined
-    for (const cb of this.#inFlight ?? []) {
+    for (const cb of hooks) {
       try {
-        cb()
+        cb(committed)
       } catch (error) {
         failed ??= { error }
       }
     }
     return failed
   }
-  async rolledBack(): Promise<void> {
+  async rolledBack(after: AfterRollback): Promise<void> {
     for (const cb of this.#rollbacks ?? []) {
       try {
-        await cb(this.session)
+        await cb(after)
       } catch {
         // A rollback hook must not mask the original error.
       }
     }
   }
-  committed(): void {
-    for (const cb of this.#commits ?? []) cb()
-  }
-}
-
-/** Tenant ids are validated slugs, but quote defensively anyway. */
-const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`
-
-/**
- * The statements that open a tenant transaction, in one round trip: begin, drop to the RLS-bound
- * role, set the tenant context, and read the store's stamp back.
- */
-export function tenantTransactionPrelude(tenantId: string): string {
-  return `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('${TENANT_SETTING}', ${literal(tenantId)}, true) AS tenant, kind, region FROM domicile_stamp`
 }
 
 export class RegionRouter {
   readonly #names: readonly string[]
   readonly #supplier: RegionSupplier
   readonly #states = new Map<string, RegionState>()
+  /** Each data-plane connection's capability (see src/schema/isolation-ddl.ts). */
+  readonly #caps = new WeakMap<StoreSession, string>()
   #closed = false
 
   /**
@@ -125,12 +128,15 @@ export class RegionRouter {
     return st
   }
 
-  /** Connects to a region and checks its stamp once; a failure is retried on the next call. */
+  /** Connects to a region and checks its stamp and its data-plane login once; a failure is retried on the next call. */
   async #ready(region: string): Promise<StoreDriver> {
     const st = this.#state(region)
     st.verified ??= (async () => {
       await st.driver.init()
-      await st.driver.withSession((s) => ensureStamp(s, { kind: 'region', region }, { write: false }))
+      await st.driver.withSession(async (s) => {
+        await ensureStamp(s, { kind: 'region', region }, { write: false })
+        await checkDataLogin(s, st.driver, region)
+      })
     })()
     try {
       await st.verified
@@ -143,52 +149,98 @@ export class RegionRouter {
     return st.driver
   }
 
+  /** This connection's capability, drawn when Domicile first uses it (before any scope SQL ran on it). */
+  async #capability(session: StoreSession): Promise<string> {
+    const known = this.#caps.get(session)
+    if (known) return known
+    const r = await session.query<{ capability: string }>(SESSION_OPEN)
+    const cap = r.rows[0]?.capability
+    if (typeof cap !== 'string' || !/^[0-9a-f]{64}$/.test(cap)) {
+      session.discard()
+      throw new DomicileError('ERR_NOT_MIGRATED', 'The store did not hand out a session capability. Run "domicile migrate" with this version of Domicile.')
+    }
+    this.#caps.set(session, cap)
+    return cap
+  }
+
+  /** Opens a tenant transaction on a session: reset, BEGIN, role, verified tenant context, stamp. */
+  async #begin(session: StoreSession, tenantId: string, region: string): Promise<string> {
+    const cap = await this.#capability(session)
+    let rows: Record<string, unknown>[]
+    try {
+      rows = await session.exec(tenantTransactionPrelude(tenantId, cap))
+    } catch (e) {
+      // Nothing of the scope ran yet: this connection is not trusted any more.
+      session.discard()
+      await session.exec('ROLLBACK').catch(() => undefined)
+      throw e
+    }
+    const stamp = rows[0] as { tenant?: string; kind?: string; region?: string } | undefined
+    if (!stamp || stamp.tenant !== tenantId || stamp.kind !== 'region' || stamp.region !== region) {
+      await session.exec('ROLLBACK').catch(() => undefined)
+      const s = this.#states.get(region)
+      if (s) {
+        s.ok = false
+        s.verified = undefined
+      }
+      throw mismatch({ kind: 'region', region }, { kind: (stamp?.kind as 'region') ?? 'region', region: String(stamp?.region ?? '(none)') })
+    }
+    return cap
+  }
+
   /**
    * Runs `fn` in a transaction on the tenant's home region, as the RLS-bound role with the tenant
-   * context set. The stamp is checked again inside the transaction (same round trip). Each call is
-   * its own transaction on its own session, so scopes are isolated even when one is opened inside
-   * another (the embedded driver, which has a single session, refuses that instead).
+   * context set by Domicile (SQL in the scope cannot change it). The session is reset first and
+   * the stamp is checked again inside the transaction (same round trip). Each call is its own
+   * transaction on its own session, so scopes are isolated even when one is opened inside another
+   * (the embedded driver, which has a single session, refuses that instead).
    */
   async withTenantTransaction<T>(tenantId: string, region: string, fn: (tx: TenantTransaction) => Promise<T>): Promise<T> {
     const st = this.#states.get(region)
     const driver = st?.ok ? st.driver : await this.#ready(region)
     return driver.withSession(async (session) => {
-      const rows = await session.exec(tenantTransactionPrelude(tenantId))
-      const stamp = rows[0] as { kind?: string; region?: string } | undefined
-      if (!stamp || stamp.kind !== 'region' || stamp.region !== region) {
-        await session.exec('ROLLBACK').catch(() => undefined)
-        const s = this.#states.get(region)!
-        s.ok = false
-        s.verified = undefined
-        throw mismatch({ kind: 'region', region }, { kind: (stamp?.kind as 'region') ?? 'region', region: String(stamp?.region ?? '(none)') })
-      }
-      const tx = new Tx(tenantId, region, session)
+      const cap = await this.#begin(session, tenantId, region)
+      const tx = new Tx(tenantId, region, session, cap)
       let result: T
       let inFlight: { error: unknown } | undefined
       try {
         result = await fn(tx)
-        const commit = session.exec('COMMIT') // sent now; the work below overlaps its round trip
-        inFlight = tx.runWhileCommitInFlight()
+        // Sent now; the commit hooks overlap its round trip. The leading statement fails in a
+        // transaction that an error aborted (where a bare COMMIT would silently roll back and
+        // report success): that transaction then takes the rollback path, hooks included.
+        const commit = session.exec(CHECKED_COMMIT)
+        inFlight = tx.committing(commit)
         await commit
       } catch (e) {
-        await session.exec('ROLLBACK').catch(() => undefined)
-        await tx.rolledBack()
+        await session.exec('ROLLBACK').catch(() => session.discard())
+        await tx.rolledBack({ appendAudit: (rows) => this.#appendAfterRollback(session, tenantId, region, rows) })
         throw e
       }
-      tx.committed()
       if (inFlight) throw inFlight.error
       return result
     })
   }
 
+  /** Audit records that must outlive a rolled-back transaction: a transaction of their own. */
+  async #appendAfterRollback(session: StoreSession, tenantId: string, region: string, rows: readonly AuditRecord[]): Promise<void> {
+    const cap = await this.#begin(session, tenantId, region)
+    try {
+      await tenantRecords(session, cap).appendAudit(rows)
+      await session.exec('COMMIT')
+    } catch (e) {
+      await session.exec('ROLLBACK').catch(() => session.discard())
+      throw e
+    }
+  }
+
   /**
-   * Internal: an owner session on a region store, for migrations, operations and the demo's
-   * physical proof. Not exported from the package entry point.
+   * Internal: an owner session on a region store (the `ownerUrl` login), for migrations,
+   * operations and the demo's physical proof. Not reachable from the package's public API.
    */
   async withRegionAdmin<T>(region: string, fn: (session: StoreSession) => Promise<T>, opts: { verifyStamp?: boolean } = {}): Promise<T> {
+    // Unverified (migrate): the owner's session only, since the data plane's login may not exist yet.
     const driver = opts.verifyStamp === false ? this.#state(region).driver : await this.#ready(region)
-    if (opts.verifyStamp === false) await driver.init()
-    return driver.withSession(fn)
+    return driver.withSession(fn, { role: 'owner' })
   }
 
   /** Whether a region's store answers and carries the right stamp. */
@@ -202,6 +254,12 @@ export class RegionRouter {
     }
   }
 
+  /** A served region's login settings, for migrate (never a session: store handles stay private). */
+  loginsOf(region: string): Pick<StoreDriver, 'separateOwner' | 'dataLogin'> {
+    const { separateOwner, dataLogin } = this.#state(region).driver
+    return { separateOwner, ...(dataLogin ? { dataLogin } : {}) }
+  }
+
   /** The driver kind of a served region, for listings. */
   driverKind(region: string): string {
     return this.#state(region).driver.kind
@@ -211,5 +269,32 @@ export class RegionRouter {
     this.#closed = true
     for (const st of this.#states.values()) await st.driver.close().catch(() => undefined)
     this.#states.clear()
+  }
+}
+
+/** Regions already warned about, once per process. */
+const warned = new Set<string>()
+
+/**
+ * Checks the data plane's login on a region store. Isolation against hostile SQL in a scope needs
+ * a login that owns nothing and cannot become the owner; a privileged login still works (the scope
+ * drops to `domicile_app`), with a warning, because SQL in a scope could then RESET ROLE.
+ */
+async function checkDataLogin(session: StoreSession, driver: StoreDriver, region: string): Promise<void> {
+  const r = await session.query<{ privileged: boolean; functions: boolean }>(
+    `SELECT (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR pg_has_role(r.oid, c.relowner, 'MEMBER')) AS privileged,
+            to_regprocedure('domicile_enter(text,text)') IS NOT NULL AS functions
+     FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = 'domicile_stamp'::regclass`)
+  const row = r.rows[0]
+  if (!row?.functions) {
+    throw new DomicileError('ERR_NOT_MIGRATED', `Region "${region}" was migrated by an older version of Domicile (no tenant-context functions). Run "domicile migrate".`)
+  }
+  if (row.privileged && driver.kind !== 'pglite' && !warned.has(region)) {
+    warned.add(region)
+    process.emitWarning(
+      `Region "${region}": the data plane logs in as a privileged role (superuser, owner of Domicile's tables, or able to become it). ` +
+        'Tenant scopes still run as domicile_app, but SQL injected into a scope could leave it with RESET ROLE. ' +
+        'Configure "ownerUrl" for migrate and admin work and a "url" whose role owns nothing; "domicile migrate" creates that role. See README "Production PostgreSQL (two roles)".',
+      { code: 'DOMICILE_SINGLE_ROLE' })
   }
 }

@@ -12,7 +12,10 @@ export interface StoreQueryResult<R> {
   readonly rowCount: number
 }
 
-/** One exclusive connection. Not shared between concurrent callers. */
+/**
+ * One exclusive connection. Not shared between concurrent callers. The same object is handed out
+ * for the same physical connection every time (the router keys per-connection state on it).
+ */
 export interface StoreSession {
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>>
   /**
@@ -20,6 +23,17 @@ export interface StoreSession {
    * Returns the rows of the last statement.
    */
   exec(sql: string): Promise<Record<string, unknown>[]>
+  /** Marks the connection as not to be reused: it is closed when the session is released. */
+  discard(): void
+}
+
+/** Which login a session uses. */
+export interface SessionOptions {
+  /**
+   * 'data' (default): the data plane's login, which owns nothing. 'owner': the owner login used by
+   * migrate and admin work (`ownerUrl`); without one configured, the data plane's login.
+   */
+  readonly role?: 'data' | 'owner'
 }
 
 export interface StoreDriver {
@@ -28,8 +42,19 @@ export interface StoreDriver {
   readonly description: string
   /** Connects (once; later calls reuse). Fails with ERR_REGION_UNAVAILABLE within the connect timeout. */
   init(): Promise<void>
+  /**
+   * Whether owner sessions use a login of their own (`ownerUrl`). When false, scopes run on the
+   * owner's login and isolation against hostile SQL is weaker (see docs/ARCHITECTURE.md).
+   */
+  readonly separateOwner: boolean
+  /**
+   * The data plane's login role, when the driver has one of its own (PostgreSQL): `migrate`
+   * creates it if missing. `scramVerifier` is the SCRAM-SHA-256 verifier of its password (never the
+   * password itself), for CREATE ROLE.
+   */
+  readonly dataLogin?: { readonly user: string; scramVerifier(): string | undefined }
   /** Runs fn on an exclusive session. Connection loss maps to ERR_REGION_UNAVAILABLE. */
-  withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T>
+  withSession<T>(fn: (session: StoreSession) => Promise<T>, opts?: SessionOptions): Promise<T>
   /**
    * Subscribes to NOTIFY on a channel. Returns an unsubscribe function. Drivers that can lose the
    * subscription re-establish it and then call `onReconnect`.

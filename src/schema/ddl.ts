@@ -3,12 +3,11 @@
  * Every statement is idempotent (IF NOT EXISTS / ADD COLUMN IF NOT EXISTS / policies replaced), so
  * `migrate` can run any number of times and brings a new region up.
  */
+import { APP_ROLE } from '../regions/tenant-context.js'
 import type { ColumnType, ResolvedTable, Schema } from './define-schema.js'
+import { isolationDdl } from './isolation-ddl.js'
 
-/** The role a tenant scope runs as: no BYPASSRLS, no superuser, no ownership of tables. */
-export const APP_ROLE = 'domicile_app'
-/** The transaction-local setting RLS policies compare `tenant_id` with. */
-export const TENANT_SETTING = 'domicile.tenant_id'
+export { APP_ROLE }
 
 export const q = (ident: string): string => `"${ident.replace(/"/g, '""')}"`
 
@@ -23,14 +22,18 @@ const createRole = `DO $$ BEGIN
   END IF;
 END $$;`
 
-function tenantPolicy(table: string, extra = ''): string[] {
+/**
+ * Row-level security on a tenant table: rows of the transaction's verified tenant only
+ * (`domicile_tenant()`, src/schema/isolation-ddl.ts, evaluated once per statement). Not FORCEd: the
+ * owner (migrate, admin work, moves) works across tenants; scopes never run as the owner.
+ */
+function tenantPolicy(table: string): string[] {
   const t = q(table)
   return [
     `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`,
-    // FORCE: the policy applies even to the table owner.
-    `ALTER TABLE ${t} FORCE ROW LEVEL SECURITY`,
+    `ALTER TABLE ${t} NO FORCE ROW LEVEL SECURITY`,
     `DROP POLICY IF EXISTS domicile_tenant_isolation ON ${t}`,
-    `CREATE POLICY domicile_tenant_isolation ON ${t} USING (tenant_id = current_setting('${TENANT_SETTING}', true)) WITH CHECK (tenant_id = current_setting('${TENANT_SETTING}', true))${extra}`,
+    `CREATE POLICY domicile_tenant_isolation ON ${t} USING (tenant_id = (SELECT domicile_tenant())) WITH CHECK (tenant_id = (SELECT domicile_tenant()))`,
   ]
 }
 
@@ -76,6 +79,8 @@ export function regionInternalDdl(): string[] {
     createRole,
     `CREATE TABLE IF NOT EXISTS domicile_stamp (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), kind text NOT NULL, region text NOT NULL, stamped_at timestamptz NOT NULL DEFAULT now())`,
     `GRANT SELECT ON domicile_stamp TO ${APP_ROLE}`,
+    // Before any policy: the policies call domicile_tenant().
+    ...isolationDdl(),
     `CREATE TABLE IF NOT EXISTS domicile_data_keys (
       tenant_id text NOT NULL, purpose text NOT NULL CHECK (purpose IN ('data','index')), key_number integer NOT NULL,
       wrapped bytea NOT NULL, provider text NOT NULL, key_id text NOT NULL,
@@ -85,15 +90,18 @@ export function regionInternalDdl(): string[] {
       PRIMARY KEY (tenant_id, purpose, key_number),
       CHECK (encryptions_reserved <= max_encryptions))`,
     ...tenantPolicy('domicile_data_keys'),
-    `GRANT SELECT, INSERT, UPDATE ON domicile_data_keys TO ${APP_ROLE}`,
+    // Scopes read their tenant's wrapped keys; only Domicile's definer functions write them.
+    `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON domicile_data_keys FROM ${APP_ROLE}`,
+    `GRANT SELECT ON domicile_data_keys TO ${APP_ROLE}`,
     `CREATE TABLE IF NOT EXISTS domicile_audit (
       id bigserial PRIMARY KEY, tenant_id text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
       type text NOT NULL, outcome text NOT NULL, actor text, detail jsonb NOT NULL DEFAULT '{}'::jsonb)`,
     `CREATE INDEX IF NOT EXISTS domicile_audit_tenant_idx ON domicile_audit (tenant_id, id)`,
     ...tenantPolicy('domicile_audit'),
-    // Append-only for tenant scopes: no UPDATE, no DELETE.
-    `GRANT SELECT, INSERT ON domicile_audit TO ${APP_ROLE}`,
-    `GRANT USAGE ON SEQUENCE domicile_audit_id_seq TO ${APP_ROLE}`,
+    // Scopes read their tenant's audit records; only Domicile's definer functions append.
+    `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON domicile_audit FROM ${APP_ROLE}`,
+    `REVOKE ALL ON SEQUENCE domicile_audit_id_seq FROM ${APP_ROLE}`,
+    `GRANT SELECT ON domicile_audit TO ${APP_ROLE}`,
   ]
 }
 
@@ -114,6 +122,8 @@ export function controlPlaneInternalDdl(): string[] {
     `CREATE TABLE IF NOT EXISTS domicile_control_audit (
       id bigserial PRIMARY KEY, tenant_id text, at timestamptz NOT NULL DEFAULT now(),
       type text NOT NULL, outcome text NOT NULL, actor text, detail jsonb NOT NULL DEFAULT '{}'::jsonb)`,
+    // The data plane reads the directory and its change feed; writes are admin work (owner).
+    `GRANT SELECT ON domicile_stamp, domicile_tenants, domicile_directory_log TO ${APP_ROLE}`,
   ]
 }
 

@@ -1,15 +1,22 @@
 /**
  * `migrate`: applies Domicile's internal tables, the application schema and row-level security
- * to the control plane and every configured region, each in one transaction, idempotently.
- * A new store is stamped with the region it is configured as; an existing store whose stamp
- * differs is refused (ERR_REGION_MISMATCH) before anything is written to it.
+ * to the control plane and every configured region, each in one transaction, idempotently, as the
+ * owner (`ownerUrl`). A new store is stamped with the region it is configured as; an existing store
+ * whose stamp differs is refused (ERR_REGION_MISMATCH) before anything is written to it.
+ *
+ * With a separate owner login, `migrate` also creates the data plane's login role named in `url`
+ * (with the password given there, sent as a SCRAM verifier) when it does not exist, and grants it
+ * exactly what the data plane needs: CONNECT and membership in `domicile_app`. A data-plane role
+ * that is privileged (superuser, BYPASSRLS, CREATEROLE, or a member of the owner) is refused.
  */
-import { isDomicileError } from '../errors.js'
+import { DomicileError, isDomicileError } from '../errors.js'
 import { CONTROL_PLANE_STAMP, ensureStamp } from '../regions/region-stamp.js'
 import type { RegionRouter } from '../regions/router.js'
 import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
-import { controlPlaneInternalDdl, regionInternalDdl, schemaDdl } from './ddl.js'
+import { APP_ROLE, controlPlaneInternalDdl, q, regionInternalDdl, schemaDdl } from './ddl.js'
 import type { Schema } from './define-schema.js'
+
+type Logins = Pick<StoreDriver, 'separateOwner' | 'dataLogin'>
 
 export interface MigrateResult {
   readonly store: string
@@ -19,10 +26,11 @@ export interface MigrateResult {
   readonly message?: string
 }
 
-async function apply(session: StoreSession, statements: readonly string[], stamp: () => Promise<void>): Promise<void> {
+async function apply(session: StoreSession, statements: readonly string[], stamp: () => Promise<void>, store: Logins): Promise<void> {
   await session.exec('BEGIN')
   try {
     for (const s of statements) await session.query(s)
+    await provisionDataLogin(session, store)
     await stamp()
     await session.exec('COMMIT')
   } catch (e) {
@@ -39,19 +47,20 @@ async function checkExistingStamp(session: StoreSession, kind: 'region' | 'contr
 
 export async function migrateControlPlane(store: StoreDriver, schema: Schema): Promise<MigrateResult> {
   const statements = [...controlPlaneInternalDdl(), ...schemaDdl(schema, 'control-plane')]
-  await store.init()
+  // Owner session only: the data plane's login may not exist before this migrate creates it.
   await store.withSession(async (s) => {
     await checkExistingStamp(s, 'control-plane', CONTROL_PLANE_STAMP)
-    await apply(s, statements, () => ensureStamp(s, { kind: 'control-plane', region: CONTROL_PLANE_STAMP }, { write: true }))
-  })
+    await apply(s, statements, () => ensureStamp(s, { kind: 'control-plane', region: CONTROL_PLANE_STAMP }, { write: true }), store)
+  }, { role: 'owner' })
   return { store: 'control-plane', ok: true, statements: statements.length }
 }
 
 export async function migrateRegion(router: RegionRouter, region: string, schema: Schema): Promise<MigrateResult> {
   const statements = [...regionInternalDdl(), ...schemaDdl(schema, 'region')]
+  const store = router.loginsOf(region)
   await router.withRegionAdmin(region, async (s) => {
     await checkExistingStamp(s, 'region', region)
-    await apply(s, statements, () => ensureStamp(s, { kind: 'region', region }, { write: true }))
+    await apply(s, statements, () => ensureStamp(s, { kind: 'region', region }, { write: true }), store)
   }, { verifyStamp: false })
   return { store: region, ok: true, statements: statements.length }
 }
@@ -68,4 +77,29 @@ export async function migrateAll(opts: { controlPlane: StoreDriver; router: Regi
     }
   }
   return results
+}
+
+/** Creates (if missing) and grants the data plane's login role; refuses a privileged one. */
+async function provisionDataLogin(session: StoreSession, store: Logins): Promise<void> {
+  const login = store.dataLogin
+  if (!store.separateOwner || !login) return
+  /* Precondition: the data plane's login is not the owner's. */
+  const me = await session.query<{ u: string }>('SELECT current_user AS u')
+  if (me.rows[0]?.u === login.user) {
+    throw new DomicileError('ERR_CONFIG_INVALID', 'The data plane\'s login ("url") and the owner\'s ("ownerUrl") are the same role. Give the data plane a role of its own; migrate creates it.')
+  }
+  const role = q(login.user)
+  const existing = await session.query<{ privileged: boolean }>(
+    `SELECT (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR pg_has_role(r.oid, current_user, 'MEMBER')) AS privileged FROM pg_roles r WHERE r.rolname = $1`, [login.user])
+  if (existing.rows.length === 0) {
+    const verifier = login.scramVerifier()
+    // A SCRAM verifier is base64, digits, '$' and ':' only: safe inside a literal.
+    await session.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS INHERIT${verifier ? ` PASSWORD '${verifier}'` : ''}`)
+  } else if (existing.rows[0]!.privileged) {
+    throw new DomicileError('ERR_CONFIG_INVALID',
+      'The data plane\'s login role ("url") is privileged (superuser, BYPASSRLS, CREATEROLE, or a member of the owner). It must own nothing and be unable to change role: use another role name, and migrate creates it.')
+  }
+  await session.query(`GRANT ${APP_ROLE} TO ${role}`)
+  const db = await session.query<{ d: string }>('SELECT current_database() AS d')
+  await session.query(`GRANT CONNECT ON DATABASE ${q(db.rows[0]!.d)} TO ${role}`)
 }

@@ -7,7 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { mkdirSync } from 'node:fs'
 import { DomicileError } from '../../errors.js'
-import type { StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
+import type { SessionOptions, StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
 import { mapStoreError } from './store-errors.js'
 
 /** The subset of a PGlite instance this driver uses. */
@@ -40,6 +40,9 @@ class PGliteDriver implements StoreDriver {
   #opening: Promise<PGliteLike> | undefined
   #queue: Promise<unknown> = Promise.resolve()
   readonly #held = new AsyncLocalStorage<StoreSession>()
+  #session: StoreSession | undefined
+  /** One superuser connection: migrate and scopes share it (development and single-trust use). */
+  readonly separateOwner = false
   #closed = false
 
   constructor(opts: PGliteStoreOptions) {
@@ -73,14 +76,22 @@ class PGliteDriver implements StoreDriver {
     }
   }
 
-  async withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T> {
+  async withSession<T>(fn: (session: StoreSession) => Promise<T>, _opts?: SessionOptions): Promise<T> {
     /* Precondition: no session is opened while this async context holds one (one connection: it would wait forever, or mix two tenants in one transaction). */
     if (this.#held.getStore()) {
       throw new DomicileError('ERR_INPUT_INVALID', 'The embedded store has a single session: finish one tenant scope before opening another inside it.')
     }
     const db = await this.#open()
+    const session = (this.#session ??= this.#makeSession(db))
+    const run = this.#queue.then(() => this.#held.run(session, () => fn(session)))
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  /** The one session object of the one connection (the router keys per-connection state on it). */
+  #makeSession(db: PGliteLike): StoreSession {
     const name = this.#opts.name ?? 'embedded'
-    const session: StoreSession = {
+    return {
       query: async <R>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>> => {
         try {
           const r = await db.query<R>(sql, params as unknown[] | undefined)
@@ -97,10 +108,10 @@ class PGliteDriver implements StoreDriver {
           throw mapStoreError(e, name, this.description)
         }
       },
+      // One embedded connection, one trust domain: it cannot be replaced, and the session reset
+      // before each transaction still runs on it.
+      discard: () => undefined,
     }
-    const run = this.#queue.then(() => this.#held.run(session, () => fn(session)))
-    this.#queue = run.catch(() => undefined)
-    return run
   }
 
   async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {

@@ -4,8 +4,9 @@
  * ERR_REGION_UNAVAILABLE and the broken client is discarded, not returned to the pool.
  */
 import { DomicileError } from '../../errors.js'
-import type { StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
+import type { SessionOptions, StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
 import { ClientPool } from './client-pool.js'
+import { scramSha256Verifier } from './scram-verifier.js'
 import { isConnectionLoss, mapStoreError, regionUnavailable } from './store-errors.js'
 
 /** The subset of `pg` used here. */
@@ -21,8 +22,10 @@ interface PgModuleLike {
 }
 
 export interface PostgresStoreOptions {
-  /** postgres://user:password@host:port/db */
+  /** The data plane's login: postgres://user:password@host:port/db (a role that owns nothing). */
   readonly url: string
+  /** The owner's login, for migrate and admin work. Absent: the data plane's login serves both. */
+  readonly ownerUrl?: string
   readonly name?: string
   /** Bound on connecting (ms). Default 2000. */
   readonly connectTimeoutMs?: number
@@ -44,6 +47,20 @@ export function describePostgresUrl(url: string): string {
   }
 }
 
+/** The login role of a URL, and the SCRAM verifier of its password (computed on demand). */
+function dataLoginOf(url: string): { readonly user: string; scramVerifier(): string | undefined } | undefined {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return undefined
+  }
+  const user = decodeURIComponent(u.username)
+  if (!user) return undefined
+  const password = u.password ? decodeURIComponent(u.password) : undefined
+  return Object.freeze({ user, scramVerifier: () => (password === undefined ? undefined : scramSha256Verifier(password)) })
+}
+
 class PgSession implements StoreSession {
   broken = false
   readonly #client: PgClientLike
@@ -57,11 +74,17 @@ class PgSession implements StoreSession {
 
   async query<R>(sql: string, params?: readonly unknown[]): Promise<StoreQueryResult<R>> {
     try {
-      const r = await this.#client.query(sql, params as unknown[] | undefined)
+      const res = (await this.#client.query(sql, params as unknown[] | undefined)) as unknown
+      // Several statements without parameters come back as one result each: the last one counts.
+      const r = (Array.isArray(res) ? res.at(-1) ?? { rows: [], rowCount: 0 } : res) as { rows: unknown[]; rowCount: number | null }
       return { rows: r.rows as R[], rowCount: r.rowCount ?? r.rows.length }
     } catch (e) {
       throw this.#fail(e)
     }
+  }
+
+  discard(): void {
+    this.broken = true
   }
 
   async exec(sql: string): Promise<Record<string, unknown>[]> {
@@ -83,9 +106,12 @@ class PgSession implements StoreSession {
 class PostgresDriver implements StoreDriver {
   readonly kind = 'postgres' as const
   readonly description: string
+  readonly separateOwner: boolean
+  readonly dataLogin: { readonly user: string; scramVerifier(): string | undefined } | undefined
   readonly #opts: PostgresStoreOptions
   #pg: PgModuleLike | undefined
   #pool: ClientPool<PgClientLike> | undefined
+  #ownerPool: ClientPool<PgClientLike> | undefined
   #closed = false
   readonly #listeners = new Set<PgClientLike>()
   readonly #sessions = new WeakMap<PgClientLike, PgSession>()
@@ -93,6 +119,8 @@ class PostgresDriver implements StoreDriver {
   constructor(opts: PostgresStoreOptions) {
     this.#opts = opts
     this.description = describePostgresUrl(opts.url)
+    this.separateOwner = opts.ownerUrl !== undefined && opts.ownerUrl !== opts.url
+    this.dataLogin = dataLoginOf(opts.url)
   }
 
   get #name(): string {
@@ -107,17 +135,21 @@ class PostgresDriver implements StoreDriver {
     return this.#pg
   }
 
-  async #getPool(): Promise<ClientPool<PgClientLike>> {
+  async #getPool(owner = false): Promise<ClientPool<PgClientLike>> {
     if (this.#closed) throw new DomicileError('ERR_CLOSED', 'This store was closed. Create a new Domicile instance.')
-    if (!this.#pool) {
-      const pg = await this.#module()
-      const timeout = this.#opts.connectTimeoutMs ?? 2000
-      this.#pool = new ClientPool(() => new pg.Client({ connectionString: this.#opts.url, connectionTimeoutMillis: timeout }), {
-        max: this.#opts.poolSize ?? 10,
-        connectTimeoutMs: timeout,
-      })
+    const pg = await this.#module()
+    if (owner && this.separateOwner) {
+      // The owner's pool is small and opened only when migrate or admin work asks for it.
+      this.#ownerPool ??= this.#makePool(this.#opts.ownerUrl!, 2, pg)
+      return this.#ownerPool
     }
+    this.#pool ??= this.#makePool(this.#opts.url, this.#opts.poolSize ?? 10, pg)
     return this.#pool
+  }
+
+  #makePool(url: string, max: number, pg: PgModuleLike): ClientPool<PgClientLike> {
+    const timeout = this.#opts.connectTimeoutMs ?? 2000
+    return new ClientPool(() => new pg.Client({ connectionString: url, connectionTimeoutMillis: timeout }), { max, connectTimeoutMs: timeout })
   }
 
   async init(): Promise<void> {
@@ -126,8 +158,8 @@ class PostgresDriver implements StoreDriver {
     })
   }
 
-  async withSession<T>(fn: (session: StoreSession) => Promise<T>): Promise<T> {
-    const pool = this.#pool ?? (await this.#getPool())
+  async withSession<T>(fn: (session: StoreSession) => Promise<T>, opts?: SessionOptions): Promise<T> {
+    const pool = opts?.role === 'owner' ? await this.#getPool(true) : (this.#pool ?? (await this.#getPool()))
     let client = pool.tryAcquire()
     if (!client) {
       try {
@@ -230,5 +262,6 @@ class PostgresDriver implements StoreDriver {
     for (const c of this.#listeners) await c.end().catch(() => undefined)
     this.#listeners.clear()
     await this.#pool?.end().catch(() => undefined)
+    await this.#ownerPool?.end().catch(() => undefined)
   }
 }

@@ -37,7 +37,15 @@ export function mapStoreError(e: unknown, name: string, description: string): un
     return new DomicileError('ERR_CONFLICT', `A row with the same key already exists${typeof constraint === 'string' ? ` (constraint ${constraint})` : ''}. Use update, or choose another key.`)
   }
   if (sqlState === '42501') {
-    return new DomicileError('ERR_INPUT_INVALID', 'The statement was refused by the tenant isolation policy: a row must belong to the tenant of the scope.')
+    const m = typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : ''
+    // A row written for another tenant (WITH CHECK of the isolation policy): the caller's input.
+    if (m.startsWith('new row violates row-level security policy')) {
+      return new DomicileError('ERR_INPUT_INVALID', 'The statement was refused by the tenant isolation policy: a row must belong to the tenant of the scope.')
+    }
+    // Anything else is a privilege the role lacks (or Domicile's own refusal); such messages name
+    // objects and privileges only, never values.
+    const safe = /^(permission denied|must be |domicile: )/.test(m) ? `: ${m}` : ''
+    return new DomicileError('ERR_PERMISSION_DENIED', `The statement was refused${safe}. Tenant scopes cannot change roles, the tenant context, or Domicile's key and audit records.`)
   }
   // Engine messages can quote values (e.g. invalid input syntax for type integer: "…"), so only
   // class 42 (syntax, undefined objects: identifiers, never parameters) keeps its text.
