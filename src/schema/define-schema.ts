@@ -92,6 +92,17 @@ function invalid(path: string, message: string): DomicileError {
   return new DomicileError('ERR_SCHEMA_INVALID', `${path}: ${message}`, { path })
 }
 
+const TABLE_KEYS = ['scope', 'primaryKey', 'columns', 'indexes'] as const
+const COLUMN_KEYS = ['type', 'nullable', 'sensitive'] as const
+const SENSITIVE_KEYS = ['searchable', 'normalize', 'indexBytes', 'expectedRows'] as const
+
+/** A misspelt option is an error, never silently ignored (a typo in `sensitive` would store plaintext). */
+function onlyKeys(o: object, allowed: readonly string[], path: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw invalid(`${path}.${k}`, `no such option (allowed: ${allowed.join(', ')})`)
+  }
+}
+
 /** Validates and freezes a schema definition. Throws ERR_SCHEMA_INVALID naming the offending path. */
 export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema {
   if (typeof tables !== 'object' || tables === null) throw invalid('schema', 'expected an object of table definitions')
@@ -99,20 +110,33 @@ export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema
   const warnings: SchemaWarning[] = []
   for (const [tname, def] of Object.entries(tables)) {
     const path = `tables.${tname}`
-    /* Precondition: table names are lower-case identifiers and not internal. */
-    if (!IDENT.test(tname) || tname.startsWith('domicile_')) throw invalid(path, 'table names are lower-case identifiers (a-z, 0-9, _; max 48) and may not start with "domicile_"')
-    if (def?.scope !== 'tenant' && def?.scope !== 'global') throw invalid(`${path}.scope`, 'expected "tenant" | "global"')
+    /* Precondition: table names are lower-case identifiers, not internal, and not named like a system catalog. */
+    if (!IDENT.test(tname) || tname.startsWith('domicile_') || tname.startsWith('pg_')) {
+      throw invalid(path, 'table names are lower-case identifiers (a-z, 0-9, _; max 48) and may not start with "domicile_" or "pg_" (PostgreSQL resolves pg_ names to its system catalogs first)')
+    }
+    if (typeof def !== 'object' || def === null) throw invalid(path, 'expected a table definition object')
+    onlyKeys(def, TABLE_KEYS, path)
+    if (def.scope !== 'tenant' && def.scope !== 'global') throw invalid(`${path}.scope`, 'expected "tenant" | "global"')
     if (typeof def.columns !== 'object' || def.columns === null || Object.keys(def.columns).length === 0) throw invalid(`${path}.columns`, 'expected at least one column')
     const columns = new Map<string, ResolvedColumn>()
     for (const [cname, c] of Object.entries(def.columns)) {
       const cpath = `${path}.columns.${cname}`
       if (!IDENT.test(cname) || cname.endsWith(BLIND_INDEX_SUFFIX) || RESERVED_COLUMNS.has(cname)) throw invalid(cpath, `column names are lower-case identifiers, not "tenant_id" or a system column, and may not end in "${BLIND_INDEX_SUFFIX}"`)
-      if (!COLUMN_TYPES.includes(c?.type)) throw invalid(`${cpath}.type`, `expected ${COLUMN_TYPES.map((t) => `"${t}"`).join(' | ')}`)
+      if (typeof c !== 'object' || c === null) throw invalid(cpath, 'expected a column definition object')
+      onlyKeys(c, COLUMN_KEYS, cpath)
+      if (!COLUMN_TYPES.includes(c.type)) throw invalid(`${cpath}.type`, `expected ${COLUMN_TYPES.map((t) => `"${t}"`).join(' | ')}`)
+      if (c.nullable !== undefined && typeof c.nullable !== 'boolean') throw invalid(`${cpath}.nullable`, 'expected true or false')
+      if (c.sensitive !== undefined && typeof c.sensitive !== 'boolean' && (typeof c.sensitive !== 'object' || c.sensitive === null || Array.isArray(c.sensitive))) {
+        throw invalid(`${cpath}.sensitive`, 'expected true, false or an options object { searchable, normalize, indexBytes, expectedRows }')
+      }
       let sensitive: ResolvedColumn['sensitive'] = false
       if (c.sensitive) {
         /* Precondition: global tables hold no personal data, so no sensitive columns. */
         if (def.scope === 'global') throw invalid(`${cpath}.sensitive`, 'a global table is replicated reference data and cannot hold sensitive columns; move the column to a tenant-scoped table')
         const o: SensitiveOptions = c.sensitive === true ? {} : c.sensitive
+        onlyKeys(o, SENSITIVE_KEYS, `${cpath}.sensitive`)
+        if (o.searchable !== undefined && typeof o.searchable !== 'boolean') throw invalid(`${cpath}.sensitive.searchable`, 'expected true or false')
+        if (o.normalize !== undefined && !Array.isArray(o.normalize)) throw invalid(`${cpath}.sensitive.normalize`, 'expected a list of "trim" | "lower" | "nfkc"')
         const indexBytes = o.indexBytes ?? 4
         if (!Number.isInteger(indexBytes) || indexBytes < 4 || indexBytes > 32) throw invalid(`${cpath}.sensitive.indexBytes`, 'expected an integer from 4 to 32')
         const normalize = o.normalize ?? []
@@ -138,6 +162,7 @@ export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema
     /* Precondition: the primary key is not sensitive (it is bound into every field's AAD). */
     if (pk.sensitive) throw invalid(`${path}.primaryKey`, 'the primary key cannot be a sensitive column')
     if (pk.nullable) throw invalid(`${path}.primaryKey`, 'the primary key cannot be nullable')
+    if (def.indexes !== undefined && !Array.isArray(def.indexes)) throw invalid(`${path}.indexes`, 'expected a list of column names')
     const indexes = [...(def.indexes ?? [])]
     for (const ix of indexes) {
       const col = columns.get(ix)
