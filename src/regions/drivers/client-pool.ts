@@ -10,6 +10,18 @@ export interface PooledClient {
   connect(): Promise<void>
   end(): Promise<void>
   on(event: 'error' | 'end', cb: (e?: Error) => void): void
+  /** pg's connection and its socket, to let an idle connection not keep the process alive. */
+  readonly connection?: { readonly stream?: { ref?(): unknown; unref?(): unknown } }
+}
+
+/**
+ * An idle pooled connection does not keep the process alive (as pg-pool's allowExitOnIdle): an
+ * application that forgets `close()` still exits when its work is done. In use, it does.
+ */
+export function holdProcess(c: PooledClient, hold: boolean): void {
+  const stream = c.connection?.stream
+  if (hold) stream?.ref?.()
+  else stream?.unref?.()
 }
 
 interface Waiter<C> {
@@ -36,14 +48,19 @@ export class ClientPool<C extends PooledClient> {
 
   /** An idle connection, or undefined (then call acquire()). */
   tryAcquire(): C | undefined {
-    return this.#idle.pop()
+    const c = this.#idle.pop()
+    if (c) holdProcess(c, true)
+    return c
   }
 
   /** A connection: idle, new (if under the limit), or the next one released within the timeout. */
   acquire(): Promise<C> {
     if (this.#ended) return Promise.reject(new Error('pool ended'))
     const idle = this.#idle.pop()
-    if (idle) return Promise.resolve(idle)
+    if (idle) {
+      holdProcess(idle, true)
+      return Promise.resolve(idle)
+    }
     if (this.#size < this.#max) return this.#open()
     return new Promise<C>((resolve, reject) => {
       const w: Waiter<C> = {
@@ -94,6 +111,7 @@ export class ClientPool<C extends PooledClient> {
       w.resolve(c)
       return
     }
+    holdProcess(c, false)
     this.#idle.push(c)
   }
 

@@ -5,12 +5,13 @@
  */
 import { DomicileError } from '../../errors.js'
 import type { SessionOptions, StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
-import { ClientPool } from './client-pool.js'
+import { ClientPool, holdProcess } from './client-pool.js'
 import { scramSha256Verifier } from './scram-verifier.js'
 import { isConnectionLoss, mapStoreError, regionUnavailable } from './store-errors.js'
 
 /** The subset of `pg` used here. */
 interface PgClientLike {
+  readonly connection?: { readonly stream?: { ref?(): unknown; unref?(): unknown } }
   query(sql: string, params?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>
   on(event: 'notification', cb: (msg: { channel: string; payload?: string }) => void): void
   on(event: 'error' | 'end', cb: (e?: Error) => void): void
@@ -222,6 +223,8 @@ class PostgresDriver implements StoreDriver {
       }
       current = client
       this.#listeners.add(client)
+      // A background subscription: it does not keep the process alive by itself.
+      holdProcess(client, false)
     }
     let delay = 250
     const schedule = (first: number) => {
