@@ -28,7 +28,28 @@ export type ProviderConfig =
       readonly rootKeyFile?: string
     }
   | { readonly kind: 'pkcs11'; readonly library?: string; readonly tokenLabel: string; readonly pinEnv: string }
-  | { readonly kind: 'xks'; readonly endpoint: string; readonly uriPrefix?: string; readonly credentialsFile: string; readonly timeoutMs?: number }
+  | {
+    readonly kind: 'xks'
+    /** https://host:port of the customer's XKS proxy (http:// only with allowInsecureHttp). */
+    readonly endpoint: string
+    readonly uriPrefix?: string
+    /** The proxy's credentials file as `domicile keyproxy init` writes it, or {"accessKeyId","secretAccessKey"}. */
+    readonly credentialsFile: string
+    readonly timeoutMs?: number
+    /** Allow a plain http:// endpoint (development only). */
+    readonly allowInsecureHttp?: boolean
+    /** CA certificate (PEM) to trust for the proxy, e.g. the self-signed DIR/tls/cert.pem of `keyproxy init`. */
+    readonly caFile?: string
+    /** Client certificate and key (PEM) for a proxy that requires mutual TLS. */
+    readonly clientCertFile?: string
+    readonly clientKeyFile?: string
+    /** SigV4 region. Default us-east-1. */
+    readonly region?: string
+    /** requestMetadata.awsPrincipalArn (an ARN). */
+    readonly awsPrincipalArn?: string
+    /** requestMetadata.kmsKeyArn template, `{keyId}` stands for the external key id. */
+    readonly kmsKeyArn?: string
+  }
   | { readonly kind: 'aws-kms'; readonly region: string; readonly endpoint?: string }
 
 export interface KeysConfig {

@@ -86,12 +86,29 @@ function provider(v: unknown, path: string, baseDir: string): ProviderConfig {
       return { kind: 'pkcs11', ...(library ? { library } : {}), tokenLabel: str(v, 'tokenLabel', path)!, pinEnv: str(v, 'pinEnv', path)! }
     }
     case 'xks': {
-      onlyKeys(v, ['kind', 'endpoint', 'uriPrefix', 'credentialsFile', 'timeoutMs'], path)
+      onlyKeys(v, ['kind', 'endpoint', 'uriPrefix', 'credentialsFile', 'timeoutMs', 'allowInsecureHttp', 'caFile', 'clientCertFile', 'clientKeyFile', 'region', 'awsPrincipalArn', 'kmsKeyArn'], path)
       const endpoint = str(v, 'endpoint', path)!
-      if (!/^https?:\/\//.test(endpoint)) throw bad(`${path}.endpoint`, 'an http(s):// URL')
+      if (v.allowInsecureHttp !== undefined && typeof v.allowInsecureHttp !== 'boolean') throw bad(`${path}.allowInsecureHttp`, 'true or false')
+      const allowInsecureHttp = v.allowInsecureHttp === true
+      if (!/^https:\/\//.test(endpoint) && !(allowInsecureHttp && /^http:\/\//.test(endpoint))) {
+        throw bad(`${path}.endpoint`, 'an https:// URL (http:// only with "allowInsecureHttp": true, for development)')
+      }
       const uriPrefix = str(v, 'uriPrefix', path, true)
       const timeoutMs = int(v, 'timeoutMs', path, 10, 60_000)
-      return { kind: 'xks', endpoint, ...(uriPrefix ? { uriPrefix } : {}), credentialsFile: resolve(baseDir, str(v, 'credentialsFile', path)!), ...(timeoutMs ? { timeoutMs } : {}) }
+      const file = (key: string): Record<string, string> => {
+        const f = str(v, key, path, true)
+        return f === undefined ? {} : { [key]: resolve(baseDir, f) }
+      }
+      const text = (key: string): Record<string, string> => {
+        const t = str(v, key, path, true)
+        return t === undefined ? {} : { [key]: t }
+      }
+      if ((v.clientCertFile === undefined) !== (v.clientKeyFile === undefined)) throw bad(path, 'both "clientCertFile" and "clientKeyFile" (mutual TLS), or neither')
+      return {
+        kind: 'xks', endpoint, ...(uriPrefix ? { uriPrefix } : {}), credentialsFile: resolve(baseDir, str(v, 'credentialsFile', path)!), ...(timeoutMs ? { timeoutMs } : {}),
+        ...(allowInsecureHttp ? { allowInsecureHttp } : {}), ...file('caFile'), ...file('clientCertFile'), ...file('clientKeyFile'),
+        ...text('region'), ...text('awsPrincipalArn'), ...text('kmsKeyArn'),
+      }
     }
     case 'aws-kms': {
       onlyKeys(v, ['kind', 'region', 'endpoint'], path)

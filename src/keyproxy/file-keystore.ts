@@ -3,18 +3,33 @@
  *
  * Layout (all files mode 0600, directories 0700):
  *   <dir>/master.key           32 random bytes: the proxy master key
- *   <dir>/keys/<keyId>.json    one key: { v, keyId, label, enabled, createdAt, updatedAt, iv, tag, ct }
+ *   <dir>/keys/<keyId>.json    one key: { v, keyId, label, enabled, keySpec?, keyUsage?, createdAt, updatedAt, iv, tag, ct }
  *
- * Each key's 32 bytes are sealed with AES-256-GCM under the master key, with AAD binding the
- * sealed bytes to the key id (a key file renamed to another id does not open). Files are written
- * atomically (temp file, fsync, rename). State is read from disk on every request, so
+ * Each key's bytes (32 for AES_256, 16 for AES_128) are sealed with AES-256-GCM under the master
+ * key, with AAD binding the sealed bytes to the key id (a key file renamed to another id does not
+ * open). A file without keySpec/keyUsage is an AES_256 key allowed to ENCRYPT and DECRYPT. Files are
+ * written atomically (temp file, fsync, rename). State is read from disk on every request, so
  * `domicile keyproxy disable-key` run from another process takes effect on the very next request.
+ *
+ * All AES-GCM runs through src/crypto/aead.ts (the primitives the Wycheproof vectors test).
  */
-import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DecryptionFailedError, DomicileError } from '../errors.js'
-import type { GcmSealed, ProxyKeyState, ProxyKeystore } from './proxy-keystore.js'
+import { aesGcmDecrypt, aesGcmEncrypt, GCM_TAG_BYTES } from '../crypto/aead.js'
+import { defaultNonceSource } from '../crypto/nonce-source.js'
+import { DecryptionFailedError, DomicileError, isDomicileError } from '../errors.js'
+import {
+  FULL_USAGE,
+  normaliseKeyOptions,
+  type CreateProxyKeyOptions,
+  type GcmSealed,
+  type ProxyKeyInfo,
+  type ProxyKeySpec,
+  type ProxyKeyState,
+  type ProxyKeystore,
+  type ProxyKeyUsage,
+} from './proxy-keystore.js'
 
 const MASTER_FILE = 'master.key'
 const KEYS_DIR = 'keys'
@@ -26,11 +41,23 @@ interface KeyFile {
   keyId: string
   label: string
   enabled: boolean
+  keySpec?: ProxyKeySpec
+  keyUsage?: ProxyKeyUsage[]
   createdAt: string
   updatedAt: string
   iv: string
   tag: string
   ct: string
+}
+
+const KEY_BYTES: Record<ProxyKeySpec, number> = { AES_256: 32, AES_128: 16 }
+
+function specOf(f: KeyFile): ProxyKeySpec {
+  return f.keySpec ?? 'AES_256'
+}
+
+function usageOf(f: KeyFile): readonly ProxyKeyUsage[] {
+  return f.keyUsage ?? FULL_USAGE
 }
 
 function sealAad(keyId: string): Buffer {
@@ -135,16 +162,23 @@ export class FileKeystore implements ProxyKeystore {
       throw e
     }
     const f = JSON.parse(text) as KeyFile
-    if (f?.v !== 1 || f.keyId !== keyId || typeof f.enabled !== 'boolean') {
+    if (f?.v !== 1 || f.keyId !== keyId || typeof f.enabled !== 'boolean' ||
+      (f.keySpec !== undefined && KEY_BYTES[f.keySpec] === undefined) ||
+      (f.keyUsage !== undefined && (!Array.isArray(f.keyUsage) || f.keyUsage.some((u) => !FULL_USAGE.includes(u))))) {
       throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', 'A key file in the key proxy directory is corrupt. Restore it from backup.')
     }
     return f
   }
 
-  async #readUsable(keyId: string): Promise<KeyFile> {
+  /** The key file of a key that may run `usage` now: present, enabled, AES_256, usage allowed. */
+  async #readUsable(keyId: string, usage: ProxyKeyUsage): Promise<KeyFile> {
     const f = await this.#read(keyId)
     if (f === undefined) throw new DomicileError('ERR_KEY_NOT_FOUND', 'No such key in this key proxy.')
     if (!f.enabled) throw new DomicileError('ERR_KEY_REVOKED', 'The key is disabled in this key proxy. Enable it with "domicile keyproxy enable-key".')
+    /* Precondition: the key is AES_256 and its usage allows the operation. */
+    if (specOf(f) !== 'AES_256' || !usageOf(f).includes(usage)) {
+      throw new DomicileError('ERR_KEY_INVALID', `This key may not ${usage}: it is ${specOf(f)} with usage [${usageOf(f).join(', ')}].`)
+    }
     return f
   }
 
@@ -152,30 +186,36 @@ export class FileKeystore implements ProxyKeystore {
   async #unseal(f: KeyFile): Promise<Buffer> {
     const master = await this.#masterKey()
     try {
-      const d = createDecipheriv('aes-256-gcm', master, Buffer.from(f.iv, 'base64'), { authTagLength: 16 })
-      d.setAAD(sealAad(f.keyId))
-      d.setAuthTag(Buffer.from(f.tag, 'base64'))
-      const out = Buffer.concat([d.update(Buffer.from(f.ct, 'base64')), d.final()])
-      if (out.length !== 32) throw new Error('length')
+      const sealed = Buffer.concat([Buffer.from(f.ct, 'base64'), Buffer.from(f.tag, 'base64')])
+      const out = aesGcmDecrypt(master, Buffer.from(f.iv, 'base64'), sealed, sealAad(f.keyId))
+      if (out.length !== KEY_BYTES[specOf(f)]) {
+        out.fill(0)
+        throw new Error('length')
+      }
       return out
     } catch {
       throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', 'A key file does not open under this directory\'s master key (corrupt or from another proxy). Restore it from backup.')
     }
   }
 
-  async createKey(label = ''): Promise<string> {
+  async createKey(opts: CreateProxyKeyOptions = {}): Promise<string> {
+    const norm = normaliseKeyOptions(opts)
+    /* Precondition: the key spec and usage are ones this keystore knows. */
+    if (typeof norm === 'string') throw new DomicileError('ERR_INPUT_INVALID', `create-key: ${norm}.`)
     const master = await this.#masterKey()
     const keyId = randomUUID()
-    const key = randomBytes(32)
+    const key = randomBytes(KEY_BYTES[norm.keySpec])
     try {
-      const iv = randomBytes(12)
-      const c = createCipheriv('aes-256-gcm', master, iv, { authTagLength: 16 })
-      c.setAAD(sealAad(keyId))
-      const ct = Buffer.concat([c.update(key), c.final()])
+      const iv = defaultNonceSource.next()
+      const sealed = aesGcmEncrypt(master, iv, key, sealAad(keyId))
+      const ctLen = sealed.length - GCM_TAG_BYTES
       const now = new Date().toISOString()
+      const restricted = norm.keySpec !== 'AES_256' || norm.keyUsage.length !== FULL_USAGE.length
       const f: KeyFile = {
-        v: 1, keyId, label: String(label), enabled: true, createdAt: now, updatedAt: now,
-        iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), ct: ct.toString('base64'),
+        v: 1, keyId, label: String(opts.label ?? ''), enabled: true,
+        ...(restricted ? { keySpec: norm.keySpec, keyUsage: norm.keyUsage } : {}),
+        createdAt: now, updatedAt: now,
+        iv: Buffer.from(iv).toString('base64'), tag: sealed.subarray(ctLen).toString('base64'), ct: sealed.subarray(0, ctLen).toString('base64'),
       }
       await mkdir(join(this.dir, KEYS_DIR), { recursive: true, mode: 0o700 })
       await writeFileAtomic(this.#keyPath(keyId)!, JSON.stringify(f, null, 2) + '\n')
@@ -191,6 +231,13 @@ export class FileKeystore implements ProxyKeystore {
     return f === undefined ? 'missing' : f.enabled ? 'enabled' : 'disabled'
   }
 
+  async describe(keyId: string): Promise<ProxyKeyInfo | undefined> {
+    if (this.#closed) throw new DomicileError('ERR_CLOSED', 'The file keystore is closed.')
+    const f = await this.#read(keyId)
+    if (f === undefined) return undefined
+    return { state: f.enabled ? 'enabled' : 'disabled', keySpec: specOf(f), keyUsage: [...usageOf(f)] }
+  }
+
   async setEnabled(keyId: string, enabled: boolean): Promise<void> {
     if (this.#closed) throw new DomicileError('ERR_CLOSED', 'The file keystore is closed.')
     const f = await this.#read(keyId)
@@ -200,34 +247,28 @@ export class FileKeystore implements ProxyKeystore {
   }
 
   async encrypt(keyId: string, plaintext: Uint8Array, aad: Uint8Array): Promise<GcmSealed> {
-    const key = await this.#unseal(await this.#readUsable(keyId))
+    const key = await this.#unseal(await this.#readUsable(keyId, 'ENCRYPT'))
     try {
-      const iv = randomBytes(12)
-      const c = createCipheriv('aes-256-gcm', key, iv, { authTagLength: 16 })
-      c.setAAD(aad)
-      const ciphertext = Buffer.concat([c.update(plaintext), c.final()])
-      return { iv, ciphertext, tag: c.getAuthTag() }
+      const iv = defaultNonceSource.next()
+      const sealed = aesGcmEncrypt(key, iv, plaintext, aad)
+      const ctLen = sealed.length - GCM_TAG_BYTES
+      return { iv, ciphertext: sealed.subarray(0, ctLen), tag: sealed.subarray(ctLen) }
     } finally {
       key.fill(0)
     }
   }
 
   async decrypt(keyId: string, iv: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
-    const key = await this.#unseal(await this.#readUsable(keyId))
+    const key = await this.#unseal(await this.#readUsable(keyId, 'DECRYPT'))
     try {
-      const d = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: 16 })
-      d.setAAD(aad)
-      d.setAuthTag(tag)
-      const head = d.update(ciphertext)
-      try {
-        return Buffer.concat([head, d.final()])
-      } catch {
-        head.fill(0)
-        throw new DecryptionFailedError()
-      }
+      /* Precondition: a 16-byte tag (the 12-byte IV is checked by aesGcmDecrypt). */
+      if (tag.length !== GCM_TAG_BYTES) throw new DecryptionFailedError()
+      return aesGcmDecrypt(key, iv, Buffer.concat([ciphertext, tag]), aad)
     } catch (e) {
       if (e instanceof DecryptionFailedError) throw e
-      throw new DecryptionFailedError()
+      // aesGcmDecrypt refuses other IV sizes before OpenSSL sees them: to the caller that is a bad ciphertext.
+      if (isDomicileError(e, 'ERR_INPUT_INVALID')) throw new DecryptionFailedError()
+      throw e
     } finally {
       key.fill(0)
     }
@@ -236,15 +277,10 @@ export class FileKeystore implements ProxyKeystore {
   /** Proves the master key is present and AES-GCM runs. */
   async healthCheck(): Promise<void> {
     const master = await this.#masterKey()
-    const iv = randomBytes(12)
+    const iv = defaultNonceSource.next()
     const probe = randomBytes(16)
-    const c = createCipheriv('aes-256-gcm', master, iv, { authTagLength: 16 })
-    c.setAAD(Buffer.from('health'))
-    const ct = Buffer.concat([c.update(probe), c.final()])
-    const d = createDecipheriv('aes-256-gcm', master, iv, { authTagLength: 16 })
-    d.setAAD(Buffer.from('health'))
-    d.setAuthTag(c.getAuthTag())
-    const back = Buffer.concat([d.update(ct), d.final()])
+    const aad = Buffer.from('health')
+    const back = aesGcmDecrypt(master, iv, aesGcmEncrypt(master, iv, probe, aad), aad)
     if (!back.equals(probe)) throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', 'The file keystore failed its health check.')
   }
 

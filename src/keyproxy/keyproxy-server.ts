@@ -8,30 +8,40 @@
  * spec's recommendation: u16be(len(aad)) || aad || u8(len(ciphertextMetadata)) || ciphertextMetadata.
  * This proxy never issues ciphertextMetadata, so that length is 0 on encrypt.
  *
- * Plain HTTP only: put TLS in front (a reverse proxy or load balancer) when it leaves the host.
+ * Transport: HTTPS with TLS 1.2 or later (the spec's MUST), optionally requiring a client
+ * certificate from a given CA (mutual TLS) and with a given subject CN. Plain HTTP only when the
+ * caller says `insecureHttp: true` (development behind a TLS-terminating load balancer).
+ *
+ * Credentials can be replaced while serving (`setCredentials`): the CLI re-reads the credentials
+ * file on change and on SIGHUP, so SigV4 credentials rotate without a restart.
  * The log callback gets request metadata (kmsRequestId etc.), never plaintext, keys or ciphertext.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { DomicileError, isDomicileError } from '../errors.js'
-import { verifyRequest, XKS_SIGV4_SERVICE, type VerifyFailure } from '../keys/providers/xks/sigv4.js'
+import { verifyRequest, XKS_SIGV4_SERVICE, type VerifyFailure } from '../xks/sigv4.js'
 import {
   decodeBase64Strict,
   isValidXksKeyId,
   normalizeUriPrefix,
   XKS_API_ROOT,
   XKS_ERROR_STATUS,
+  XKS_MAX_AAD_BYTES,
+  XKS_MAX_CIPHERTEXT_METADATA_BYTES,
+  XKS_MAX_PLAINTEXT_BYTES,
   type XksErrorName,
-} from '../keys/providers/xks/xks-api.js'
-import type { ProxyKeystore } from './proxy-keystore.js'
+} from '../xks/xks-api.js'
+import type { ProxyKeystore, ProxyKeyUsage } from './proxy-keystore.js'
 
 /** Default request body limit. The spec's minimums (8192 B AAD + 4300 B plaintext, Base64, plus 2048-char ARNs) need ~21 KB. */
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024
-const MAX_PLAINTEXT = 4300
-const MAX_AAD = 8192
-const MAX_CIPHERTEXT_METADATA = 20
-const PROXY_VERSION = '0.1.0'
+const MAX_PLAINTEXT = XKS_MAX_PLAINTEXT_BYTES
+const MAX_AAD = XKS_MAX_AAD_BYTES
+const MAX_CIPHERTEXT_METADATA = XKS_MAX_CIPHERTEXT_METADATA_BYTES
+const PROXY_VERSION = '0.2.0'
 
 export interface KeyProxyCredential {
   readonly accessKeyId: string
@@ -54,6 +64,17 @@ export interface KeyProxyLogEvent {
   readonly durationMs: number
 }
 
+export interface KeyProxyTlsOptions {
+  /** PEM server certificate (chain). */
+  readonly cert: string
+  /** PEM private key of the certificate. */
+  readonly key: string
+  /** PEM CA certificate(s): when set, every client must present a certificate chained to one of them (mutual TLS). */
+  readonly clientCa?: string
+  /** With clientCa: the subject CN the client certificate must carry (e.g. cks.kms.eu-west-1.amazonaws.com). */
+  readonly clientCommonName?: string
+}
+
 export interface KeyProxyOptions {
   /** Listen address. Default 127.0.0.1. */
   readonly host?: string
@@ -61,6 +82,10 @@ export interface KeyProxyOptions {
   readonly port?: number
   /** Path prefix before /kms/xks/v1, e.g. '/xks'. Default ''. */
   readonly uriPrefix?: string
+  /** Serve HTTPS with this certificate. Required unless `insecureHttp` is true. */
+  readonly tls?: KeyProxyTlsOptions
+  /** Serve plain HTTP instead of HTTPS (development only). */
+  readonly insecureHttp?: boolean
   /** Accepted SigV4 credentials (two at once allow rotation without downtime). */
   readonly credentials: readonly KeyProxyCredential[]
   readonly keystore: ProxyKeystore
@@ -72,15 +97,24 @@ export interface KeyProxyOptions {
 }
 
 export interface KeyProxyHandle {
-  /** `http://host:port` */
+  /** `https://host:port` (`http://` with insecureHttp) */
   readonly url: string
   readonly uriPrefix: string
+  /** Replaces the accepted SigV4 credentials; requests already verified are unaffected. */
+  setCredentials(credentials: readonly KeyProxyCredential[]): void
   close(): Promise<void>
 }
 
 class XksFault extends Error {
   constructor(readonly errorName: XksErrorName, readonly errorMessage: string, readonly status: number = XKS_ERROR_STATUS[errorName]) {
     super(errorMessage)
+  }
+}
+
+/** A body over the limit: 400 ValidationException, and the connection is closed (unread bytes remain). */
+class OversizedBody extends XksFault {
+  constructor(max: number) {
+    super('ValidationException', `Request body exceeds ${max} bytes.`)
   }
 }
 
@@ -112,7 +146,11 @@ function readMetadata(body: Json, required: readonly string[]): Json {
   return md as Json
 }
 
-function b64Field(body: Json, name: string, opts: { required: boolean; max: number; invalid: XksErrorName }): Buffer | undefined {
+/**
+ * A Base64 field. Over `max` bytes: UnsupportedOperationException (501) where the spec sets a
+ * minimum this proxy meets exactly, ValidationException (400) where the spec sets a hard limit.
+ */
+function b64Field(body: Json, name: string, opts: { required: boolean; max: number; invalid: XksErrorName; tooBig?: XksErrorName }): Buffer | undefined {
   const v = body[name]
   if (v === undefined) {
     if (opts.required) throw new XksFault(opts.invalid, `${name} is required.`)
@@ -120,7 +158,11 @@ function b64Field(body: Json, name: string, opts: { required: boolean; max: numb
   }
   const b = decodeBase64Strict(v)
   if (b === undefined) throw new XksFault(opts.invalid, `${name} must be standard Base64.`)
-  if (b.length > opts.max) throw new XksFault('UnsupportedOperationException', `${name} is larger than this proxy supports.`)
+  if (b.length > opts.max) {
+    throw opts.tooBig === 'ValidationException'
+      ? new XksFault('ValidationException', `${name} is longer than the XKS API allows.`)
+      : new XksFault(opts.tooBig ?? 'UnsupportedOperationException', `${name} is larger than this proxy supports.`)
+  }
   return b
 }
 
@@ -129,6 +171,7 @@ function keystoreFault(e: unknown): XksFault {
     switch (e.code) {
       case 'ERR_KEY_NOT_FOUND': return new XksFault('KeyNotFoundException', 'The external key was not found.')
       case 'ERR_KEY_REVOKED': return new XksFault('InvalidStateException', 'The external key is disabled.')
+      case 'ERR_KEY_INVALID': return new XksFault('InvalidKeyUsageException', 'The external key does not support this operation.')
       case 'ERR_DECRYPTION_FAILED': return new XksFault('InvalidCiphertextException', 'The ciphertext, IV, AAD or authentication tag is invalid.')
       default: break
     }
@@ -145,18 +188,44 @@ function keystoreFault(e: unknown): XksFault {
  * // ... later
  * await proxy.close()
  */
+function credentialMap(list: readonly KeyProxyCredential[]): Map<string, string> {
+  /* Precondition: at least one SigV4 credential, each with non-empty id and secret. */
+  if (!Array.isArray(list) || list.length === 0 || list.some((c) => !str(c?.accessKeyId) || !str(c?.secretAccessKey))) {
+    throw new DomicileError('ERR_CONFIG_INVALID', 'keyproxy: at least one credential { accessKeyId, secretAccessKey } is required. Run "domicile keyproxy init".', { path: 'credentials' })
+  }
+  return new Map(list.map((c) => [c.accessKeyId, c.secretAccessKey] as const))
+}
+
+/** The usage a request needs, checked before the keystore runs (CDIV needs DECRYPT too). */
+async function requireUsage(keystore: ProxyKeystore, keyId: string, usage: readonly ProxyKeyUsage[]): Promise<void> {
+  let info
+  try {
+    info = await keystore.describe(keyId)
+  } catch (e) {
+    throw keystoreFault(e)
+  }
+  if (info === undefined) throw new XksFault('KeyNotFoundException', 'The external key was not found.')
+  if (info.state !== 'enabled') throw new XksFault('InvalidStateException', 'The external key is disabled.')
+  if (info.keySpec !== 'AES_256' || usage.some((u) => !info.keyUsage.includes(u))) {
+    throw new XksFault('InvalidKeyUsageException', 'The external key does not support this operation.')
+  }
+}
+
 export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHandle> {
   const prefix = normalizeUriPrefix(opts.uriPrefix)
   /* Precondition: uriPrefix uses only A-Z a-z 0-9 / - _ and fits the 128-character XKS path limit. */
   if (prefix === undefined) {
     throw new DomicileError('ERR_CONFIG_INVALID', 'keyproxy: uriPrefix must look like "/seg/seg" using A-Z a-z 0-9 - _ (no trailing slash).', { path: 'uriPrefix' })
   }
-  /* Precondition: at least one SigV4 credential, each with non-empty id and secret. */
-  if (!Array.isArray(opts.credentials) || opts.credentials.length === 0 ||
-    opts.credentials.some((c) => !str(c?.accessKeyId) || !str(c?.secretAccessKey))) {
-    throw new DomicileError('ERR_CONFIG_INVALID', 'keyproxy: at least one credential { accessKeyId, secretAccessKey } is required. Run "domicile keyproxy init".', { path: 'credentials' })
+  /* Precondition: HTTPS with a certificate and key, or plain HTTP asked for explicitly. */
+  if (opts.insecureHttp === true ? opts.tls !== undefined : (typeof opts.tls?.cert !== 'string' || typeof opts.tls.key !== 'string')) {
+    throw new DomicileError('ERR_CONFIG_INVALID', 'keyproxy: give tls { cert, key } to serve HTTPS, or insecureHttp: true (development only), not both.', { path: 'tls' })
   }
-  const secrets = new Map(opts.credentials.map((c) => [c.accessKeyId, c.secretAccessKey] as const))
+  /* Precondition: a client CN check comes with a client CA. */
+  if (opts.tls?.clientCommonName !== undefined && opts.tls.clientCa === undefined) {
+    throw new DomicileError('ERR_CONFIG_INVALID', 'keyproxy: clientCommonName needs clientCa (mutual TLS).', { path: 'tls.clientCommonName' })
+  }
+  let secrets = credentialMap(opts.credentials)
   const keystore = opts.keystore
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
   const apiRoot = `${prefix}${XKS_API_ROOT}`
@@ -175,12 +244,13 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
 
   async function readBody(req: IncomingMessage): Promise<Buffer> {
     const declared = Number(req.headers['content-length'] ?? 0)
-    if (declared > maxBody) throw new XksFault('ValidationException', `Request body exceeds ${maxBody} bytes.`, 413)
+    /* Precondition: the request body is bounded (400 ValidationException). */
+    if (declared > maxBody) throw new OversizedBody(maxBody)
     const chunks: Buffer[] = []
     let total = 0
     for await (const chunk of req) {
       total += (chunk as Buffer).length
-      if (total > maxBody) throw new XksFault('ValidationException', `Request body exceeds ${maxBody} bytes.`, 413)
+      if (total > maxBody) throw new OversizedBody(maxBody)
       chunks.push(chunk as Buffer)
     }
     return Buffer.concat(chunks)
@@ -196,6 +266,8 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
       if (pt.length === 0) throw new XksFault('ValidationException', 'plaintext must not be empty.')
       const aad = b64Field(body, 'additionalAuthenticatedData', { required: false, max: MAX_AAD, invalid: 'ValidationException' }) ?? Buffer.alloc(0)
       const fullAad = ekmAad(aad, Buffer.alloc(0))
+      // With a CDIV the proxy decrypts its own output: the key must allow DECRYPT as well.
+      if (cdivAlg === 'SHA_256') await requireUsage(keystore, keyId, ['ENCRYPT', 'DECRYPT'])
       let sealed
       try {
         sealed = await keystore.encrypt(keyId, pt, fullAad)
@@ -233,7 +305,8 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
     const iv = b64Field(body, 'initializationVector', { required: true, max: 16, invalid: 'InvalidCiphertextException' })!
     const tag = b64Field(body, 'authenticationTag', { required: true, max: 16, invalid: 'InvalidCiphertextException' })!
     const aad = b64Field(body, 'additionalAuthenticatedData', { required: false, max: MAX_AAD, invalid: 'ValidationException' }) ?? Buffer.alloc(0)
-    const meta = b64Field(body, 'ciphertextMetadata', { required: false, max: MAX_CIPHERTEXT_METADATA, invalid: 'InvalidCiphertextException' }) ?? Buffer.alloc(0)
+    /* Precondition: ciphertextMetadata is at most 20 bytes (400 ValidationException). */
+    const meta = b64Field(body, 'ciphertextMetadata', { required: false, max: MAX_CIPHERTEXT_METADATA, invalid: 'InvalidCiphertextException', tooBig: 'ValidationException' }) ?? Buffer.alloc(0)
     if (ct.length === 0 || (iv.length !== 12 && iv.length !== 16) || tag.length !== 16) {
       throw new XksFault('InvalidCiphertextException', 'The ciphertext, IV, AAD or authentication tag is invalid.')
     }
@@ -251,18 +324,21 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
 
   async function handleMetadata(keyId: string, body: Json): Promise<Json> {
     readMetadata(body, ['awsPrincipalArn', 'kmsOperation', 'kmsRequestId'])
-    let state
+    let info
     try {
-      state = await keystore.getState(keyId)
+      info = await keystore.describe(keyId)
     } catch (e) {
       throw keystoreFault(e)
     }
-    if (state === 'missing') throw new XksFault('KeyNotFoundException', 'The external key was not found.')
-    return { keySpec: 'AES_256', keyUsage: ['ENCRYPT', 'DECRYPT'], keyStatus: state === 'enabled' ? 'ENABLED' : 'DISABLED' }
+    if (info === undefined) throw new XksFault('KeyNotFoundException', 'The external key was not found.')
+    return { keySpec: info.keySpec, keyUsage: [...info.keyUsage], keyStatus: info.state === 'enabled' ? 'ENABLED' : 'DISABLED' }
   }
 
-  async function handleHealth(): Promise<Json> {
-    // GetHealthStatus does not return ValidationException (spec table), so the body is not checked.
+  async function handleHealth(body: Json): Promise<Json> {
+    // The spec's error table leaves ValidationException out for GetHealthStatus, but its request
+    // syntax makes requestMetadata { kmsRequestId, kmsOperation } REQUIRED, and AWS's own test
+    // client expects ValidationException without it: a malformed health request is refused.
+    readMetadata(body, ['kmsRequestId', 'kmsOperation'])
     try {
       await keystore.healthCheck?.()
     } catch {
@@ -332,7 +408,7 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
       }
       let out: Json
       if (r.op === 'health') {
-        out = await handleHealth()
+        out = await handleHealth(json as Json)
       } else {
         /* Precondition: the external key id is 1-128 of A-Z a-z 0-9 - . _ */
         if (!isValidXksKeyId(r.keyId)) throw new XksFault('ValidationException', 'The external key id is not valid.')
@@ -347,7 +423,7 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
       ev.errorName = fault.errorName
       if (!res.headersSent) {
         // After an oversized body the connection holds unread bytes: close it.
-        send(res, fault.status, { errorName: fault.errorName, errorMessage: fault.errorMessage }, fault.status === 413 ? { connection: 'close' } : {})
+        send(res, fault.status, { errorName: fault.errorName, errorMessage: fault.errorMessage }, fault instanceof OversizedBody ? { connection: 'close' } : {})
       } else {
         res.destroy()
       }
@@ -365,9 +441,33 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
     }
   }
 
-  const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     void handle(req, res)
-  })
+  }
+  const timeouts = { requestTimeout: 10_000, headersTimeout: 5_000 }
+  const tls = opts.tls
+  let server: Server
+  if (tls === undefined) {
+    server = createHttpServer(timeouts, onRequest)
+  } else {
+    server = createHttpsServer({
+      ...timeouts,
+      cert: tls.cert,
+      key: tls.key,
+      minVersion: 'TLSv1.2',
+      ...(tls.clientCa !== undefined ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+    }, onRequest)
+    const cn = tls.clientCommonName
+    if (cn !== undefined) {
+      // Spec (Authentication): terminate the connection of a client whose certificate names another subject.
+      server.on('secureConnection', (socket: TLSSocket) => {
+        const subject = socket.getPeerCertificate()?.subject as { CN?: string | string[] } | undefined
+        if (subject?.CN !== cn) socket.destroy()
+      })
+    }
+    // A failed handshake (untrusted client certificate, plain HTTP on the TLS port) is the client's problem.
+    server.on('tlsClientError', (_e, socket) => socket.destroy())
+  }
   server.keepAliveTimeout = 5_000
 
   await new Promise<void>((resolve, reject) => {
@@ -381,8 +481,11 @@ export async function startKeyProxy(opts: KeyProxyOptions): Promise<KeyProxyHand
   const hostPart = addr.address.includes(':') ? `[${addr.address}]` : addr.address
   let closing: Promise<void> | undefined
   return {
-    url: `http://${hostPart}:${addr.port}`,
+    url: `${tls === undefined ? 'http' : 'https'}://${hostPart}:${addr.port}`,
     uriPrefix: prefix,
+    setCredentials(list: readonly KeyProxyCredential[]): void {
+      secrets = credentialMap(list)
+    },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -10,10 +10,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { signRequest, XKS_SIGV4_SERVICE } from '../../src/keys/providers/xks/sigv4.js'
+import { signRequest, XKS_SIGV4_SERVICE } from '../../src/xks/sigv4.js'
 import { FileKeystore } from '../../src/keyproxy/file-keystore.js'
 import { generateCredential } from '../../src/keyproxy/keyproxy-credentials.js'
 import { startKeyProxy, type KeyProxyHandle, type KeyProxyLogEvent } from '../../src/keyproxy/keyproxy-server.js'
+import { isDomicileError } from '../../src/errors.js'
 
 interface Reply { status: number; body: Record<string, unknown>; headers: Headers }
 
@@ -56,8 +57,9 @@ describe('keyproxy server (XKS API v1)', () => {
     parent = await mkdtemp(join(tmpdir(), 'domicile-keyproxy-srv-'))
     await FileKeystore.initialize(join(parent, 'd'))
     ks = new FileKeystore(join(parent, 'd'))
-    keyId = await ks.createKey('test')
-    proxy = await startKeyProxy({ uriPrefix: prefix, credentials: [cred, cred2], keystore: ks, log: (e) => events.push(e) })
+    keyId = await ks.createKey({ label: 'test' })
+    // Plain HTTP here so the XKS semantics can be driven with fetch; TLS has its own suite below.
+    proxy = await startKeyProxy({ uriPrefix: prefix, credentials: [cred, cred2], keystore: ks, insecureHttp: true, log: (e) => events.push(e) })
   })
 
   after(async () => {
@@ -227,9 +229,9 @@ describe('keyproxy server (XKS API v1)', () => {
     assert.equal(tooBig.body['errorName'], 'UnsupportedOperationException')
   })
 
-  test('Precondition: the request body is bounded (413 ValidationException).', async () => {
+  test('Precondition: the request body is bounded (400 ValidationException).', async () => {
     const r = await call(keyPath(keyId, 'encrypt'), { requestMetadata: md(), plaintext: randomBytes(40 * 1024).toString('base64'), encryptionAlgorithm: 'AES_GCM' })
-    assert.equal(r.status, 413)
+    assert.equal(r.status, 400)
     assert.equal(r.body['errorName'], 'ValidationException')
     // The proxy still serves afterwards.
     const ok = await call(keyPath(keyId, 'encrypt'), { requestMetadata: md(), plaintext: 'AAAA', encryptionAlgorithm: 'AES_GCM' })
@@ -254,5 +256,75 @@ describe('keyproxy server (XKS API v1)', () => {
     const bad = await call(keyPath(keyId, 'encrypt'), { requestMetadata: md(), plaintext: 'AAA', encryptionAlgorithm: 'AES_GCM' })
     const msg = bad.body['errorMessage'] as string
     assert.ok(msg.length < 512 && /^[\x20-\x7e]*$/.test(msg))
+  })
+  test('GetHealthStatus without or with empty requestMetadata -> 400 ValidationException (as AWS\'s test client expects)', async () => {
+    for (const body of [{}, { requestMetadata: {} }, { requestMetadata: { kmsOperation: 'KmsHealthCheck' } }, { requestMetadata: { kmsRequestId: 'r' } }, { requestMetadata: 'x' }]) {
+      const r = await call(`${prefix}/kms/xks/v1/health`, body)
+      assert.equal(r.status, 400, JSON.stringify(body))
+      assert.equal(r.body['errorName'], 'ValidationException', JSON.stringify(body))
+    }
+    // Any kmsOperation is accepted (spec: MUST NOT reject other operations).
+    const ok = await call(`${prefix}/kms/xks/v1/health`, { requestMetadata: { kmsRequestId: 'r', kmsOperation: 'SomeFutureOperation' } })
+    assert.equal(ok.status, 200)
+  })
+
+  test('Precondition: ciphertextMetadata is at most 20 bytes (400 ValidationException).', async () => {
+    const enc = await call(keyPath(keyId, 'encrypt'), { requestMetadata: md(), plaintext: 'AAAA', encryptionAlgorithm: 'AES_GCM' })
+    const base = { requestMetadata: md('Decrypt'), encryptionAlgorithm: 'AES_GCM', ciphertext: enc.body['ciphertext'], initializationVector: enc.body['initializationVector'], authenticationTag: enc.body['authenticationTag'] }
+    const over = await call(keyPath(keyId, 'decrypt'), { ...base, ciphertextMetadata: randomBytes(21).toString('base64') })
+    assert.equal(over.status, 400)
+    assert.equal(over.body['errorName'], 'ValidationException')
+    // 20 bytes is within the limit: the AAD then differs, so the tag check fails instead.
+    const at = await call(keyPath(keyId, 'decrypt'), { ...base, ciphertextMetadata: randomBytes(20).toString('base64') })
+    assert.equal(at.body['errorName'], 'InvalidCiphertextException')
+  })
+
+  test('key usage: encrypt-only, decrypt-only, neither, and AES_128 keys -> InvalidKeyUsageException; metadata says why', async () => {
+    const encOnly = await ks.createKey({ keyUsage: ['ENCRYPT'] })
+    const decOnly = await ks.createKey({ keyUsage: ['DECRYPT'] })
+    const impotent = await ks.createKey({ keyUsage: [] })
+    const aes128 = await ks.createKey({ keySpec: 'AES_128' })
+    const meta = async (id: string) => (await call(keyPath(id, 'metadata'), { requestMetadata: { awsPrincipalArn: 'p', kmsOperation: 'DescribeKey', kmsRequestId: 'r' } })).body
+    assert.deepEqual(await meta(encOnly), { keySpec: 'AES_256', keyUsage: ['ENCRYPT'], keyStatus: 'ENABLED' })
+    assert.deepEqual(await meta(decOnly), { keySpec: 'AES_256', keyUsage: ['DECRYPT'], keyStatus: 'ENABLED' })
+    assert.deepEqual(await meta(impotent), { keySpec: 'AES_256', keyUsage: [], keyStatus: 'ENABLED' })
+    assert.deepEqual(await meta(aes128), { keySpec: 'AES_128', keyUsage: ['ENCRYPT', 'DECRYPT'], keyStatus: 'ENABLED' })
+    const aad = Buffer.from('project=nile').toString('base64')
+    const encrypt = (id: string, extra: Record<string, unknown> = {}) => call(keyPath(id, 'encrypt'), { requestMetadata: md(), plaintext: 'cGxhaW50ZXh0Cg==', encryptionAlgorithm: 'AES_GCM', ...extra })
+    const usageRefused = (r: Reply, what: string) => {
+      assert.equal(r.status, 400, what)
+      assert.equal(r.body['errorName'], 'InvalidKeyUsageException', what)
+    }
+    // Encrypt-only: encrypt works (with or without AAD), decrypt is refused, and so is a CDIV (the proxy would have to decrypt).
+    for (const extra of [{}, { additionalAuthenticatedData: aad }]) {
+      const e = await encrypt(encOnly, extra)
+      assert.equal(e.status, 200, JSON.stringify(e.body))
+      usageRefused(await call(keyPath(encOnly, 'decrypt'), { requestMetadata: md('Decrypt'), encryptionAlgorithm: 'AES_GCM', ciphertext: e.body['ciphertext'], initializationVector: e.body['initializationVector'], authenticationTag: e.body['authenticationTag'], ...extra }), 'decrypt with encrypt-only')
+    }
+    usageRefused(await encrypt(encOnly, { additionalAuthenticatedData: aad, ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }), 'CDIV with encrypt-only')
+    usageRefused(await encrypt(encOnly, { ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }), 'CDIV without AAD with encrypt-only')
+    // Decrypt-only, neither, AES_128: every encrypt variant is refused.
+    for (const id of [decOnly, impotent, aes128]) {
+      for (const extra of [{}, { additionalAuthenticatedData: aad }, { ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }, { additionalAuthenticatedData: aad, ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }]) {
+        usageRefused(await encrypt(id, extra), `encrypt ${JSON.stringify(extra)}`)
+      }
+    }
+    // A decrypt-only key may decrypt: garbage reaches the tag check (InvalidCiphertextException), not a usage refusal.
+    const garbage = await call(keyPath(decOnly, 'decrypt'), { requestMetadata: md('Decrypt'), encryptionAlgorithm: 'AES_GCM', ciphertext: 'AAAA', initializationVector: randomBytes(12).toString('base64'), authenticationTag: randomBytes(16).toString('base64') })
+    assert.equal(garbage.body['errorName'], 'InvalidCiphertextException')
+    usageRefused(await call(keyPath(aes128, 'decrypt'), { requestMetadata: md('Decrypt'), encryptionAlgorithm: 'AES_GCM', ciphertext: 'AAAA', initializationVector: randomBytes(12).toString('base64'), authenticationTag: randomBytes(16).toString('base64') }), 'decrypt with AES_128')
+  })
+
+  test('setCredentials: a new credential works at once and a removed one is refused, without a restart', async () => {
+    const fresh = generateCredential()
+    const body = { requestMetadata: md(), plaintext: 'AAAA', encryptionAlgorithm: 'AES_GCM' }
+    assert.equal((await call(keyPath(keyId, 'encrypt'), body, { creds: fresh })).status, 401)
+    proxy.setCredentials([cred, cred2, fresh])
+    assert.equal((await call(keyPath(keyId, 'encrypt'), body, { creds: fresh })).status, 200)
+    proxy.setCredentials([cred, fresh])
+    assert.equal((await call(keyPath(keyId, 'encrypt'), body, { creds: cred2 })).status, 401)
+    assert.equal((await call(keyPath(keyId, 'encrypt'), body, { creds: cred })).status, 200)
+    assert.throws(() => proxy.setCredentials([]), (e: unknown) => isDomicileError(e, 'ERR_CONFIG_INVALID'))
+    proxy.setCredentials([cred, cred2])
   })
 })

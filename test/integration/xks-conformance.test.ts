@@ -4,6 +4,9 @@
  * keystore on a fresh SoftHSM2 token. Revoke = `domicile keyproxy disable-key` run as a child
  * process; restore = `enable-key`.
  *
+ * Over HTTPS: `keyproxy serve` with the TLS pair `keyproxy init` generated, the client trusting its
+ * certificate through `caFile`.
+ *
  * Deadline: 1 s instead of the 250 ms production default, so a loaded 2-core CI box does not turn
  * a behaviour test into a latency test (the 250 ms deadline is tested in xks-provider.test.ts).
  */
@@ -22,11 +25,11 @@ async function xksFixture(serveArgs: readonly string[], env: NodeJS.ProcessEnv |
   const keyId = await createKeyViaCli(dir.dir, serveArgs, env)
   const provider = createXksKeyProvider({
     name: 'acme-xks',
-    endpoint: proxy.url,
-    uriPrefix: proxy.uriPrefix,
-    credentials: proxy.credentials,
+    ...proxy.providerOptions,
     timeoutMs: TIMEOUT_MS,
   })
+  /* The proxy serves HTTPS with the self-signed pair `keyproxy init` made; the client trusts it through caFile. */
+  if (!proxy.url.startsWith('https://') || proxy.caFile === undefined) throw new Error('the conformance suite runs over HTTPS')
   await provider.health() // warm the keep-alive connection
   return {
     provider,

@@ -7,6 +7,8 @@
 import { after, before, describe, test } from 'node:test'
 import { strict as assert } from 'node:assert'
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { DecryptionFailedError } from '../../src/errors.js'
 import { createXksKeyProvider, type XksKeyProvider } from '../../src/keys/providers/xks/xks-key-provider.js'
@@ -40,7 +42,7 @@ describe('xks provider against the keyproxy child process', () => {
     proxy = await startKeyProxyProcess({ dir: dir.dir, uriPrefix: '/xks' })
     keyId = await createKeyViaCli(dir.dir)
     // Generous deadline for the functional cases (2 cores, loaded CI); the deadline cases set their own.
-    xks = createXksKeyProvider({ endpoint: proxy.url, uriPrefix: proxy.uriPrefix, credentials: proxy.credentials, timeoutMs: 2000 })
+    xks = createXksKeyProvider({ ...proxy.providerOptions, timeoutMs: 2000 })
   })
 
   after(async () => {
@@ -130,11 +132,11 @@ describe('xks provider against the keyproxy child process', () => {
 
   test('bad credentials -> ERR_KEY_PROVIDER_UNAVAILABLE naming the host and operation, not the secret', async () => {
     const wrongSecret = createXksKeyProvider({
-      endpoint: proxy.url, uriPrefix: proxy.uriPrefix, timeoutMs: 2000,
+      ...proxy.providerOptions, timeoutMs: 2000,
       credentials: { accessKeyId: proxy.credentials.accessKeyId, secretAccessKey: randomBytes(32).toString('base64') },
     })
     const unknownId = createXksKeyProvider({
-      endpoint: proxy.url, uriPrefix: proxy.uriPrefix, timeoutMs: 2000,
+      ...proxy.providerOptions, timeoutMs: 2000,
       credentials: { accessKeyId: 'AAAAAAAAAAAAAAAAAAAAAAAAAA', secretAccessKey: proxy.credentials.secretAccessKey },
     })
     for (const p of [wrongSecret, unknownId]) {
@@ -152,7 +154,7 @@ describe('xks provider against the keyproxy child process', () => {
   })
 
   test('a wrong uriPrefix -> ERR_KEY_PROVIDER_UNAVAILABLE (InvalidUriPathException)', async () => {
-    const p = createXksKeyProvider({ endpoint: proxy.url, uriPrefix: '/other', credentials: proxy.credentials, timeoutMs: 2000 })
+    const p = createXksKeyProvider({ ...proxy.providerOptions, uriPrefix: '/other', timeoutMs: 2000 })
     const e = await rejection(p.wrapKey({ keyId, plaintextKey: new Uint8Array(32), context: ctx() }))
     assert.equal(e.code, 'ERR_KEY_PROVIDER_UNAVAILABLE')
     assert.match(e.message, /InvalidUriPathException/)
@@ -165,8 +167,43 @@ describe('xks provider against the keyproxy child process', () => {
     assert.equal(e.code, 'ERR_KEY_PROVIDER_UNAVAILABLE')
   })
 
+  test('the credentials file `keyproxy init` wrote is accepted as-is by credentialsFile', async () => {
+    const p = createXksKeyProvider({ endpoint: proxy.url, uriPrefix: proxy.uriPrefix, caFile: proxy.caFile!, credentialsFile: proxy.credentialsFile, timeoutMs: 2000 })
+    const key = randomBytes(32)
+    const w = await p.wrapKey({ keyId, plaintextKey: new Uint8Array(key), context: ctx() })
+    assert.deepEqual(Buffer.from(await p.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx() })), key)
+    await p.close()
+  })
+
+  test('requestMetadata carries well-formed ARNs, the defaults and configured ones', async () => {
+    const p = createXksKeyProvider({ ...proxy.providerOptions, timeoutMs: 2000, region: 'eu-west-1',
+      awsPrincipalArn: 'arn:aws:iam::123456789012:role/acme-app', kmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/{keyId}' })
+    await p.keyStatus(keyId)
+    await xks.keyStatus(keyId)
+    await p.close()
+    const events = proxy.stderrTail().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e['operation'] === 'metadata' && e['keyId'] === keyId)
+    assert.ok(events.some((e) => e['awsPrincipalArn'] === 'arn:aws:iam::123456789012:role/acme-app' && e['kmsKeyArn'] === `arn:aws:kms:eu-west-1:123456789012:key/${keyId}`))
+    assert.ok(events.some((e) => e['awsPrincipalArn'] === 'arn:aws:iam::000000000000:role/domicile' && e['kmsKeyArn'] === `arn:aws:kms:us-east-1:000000000000:key/${keyId}`))
+  })
+
+  test('Precondition: the external key is AES_256 and allowed to ENCRYPT and DECRYPT.', async () => {
+    for (const extra of [['--usage', 'encrypt'], ['--usage', 'decrypt'], ['--usage', 'none'], ['--spec', 'AES_128']]) {
+      const id = await createKeyViaCli(dir.dir, extra)
+      const e = await rejection(xks.keyStatus(id))
+      assert.equal(e.code, 'ERR_KEY_INVALID', extra.join(' '))
+      assert.match(e.message, /AES_256 key allowed to ENCRYPT and DECRYPT/)
+    }
+    // The proxy's InvalidKeyUsageException on wrap/unwrap is the same error, not an outage.
+    const decOnly = await createKeyViaCli(dir.dir, ['--usage', 'decrypt'])
+    assert.equal((await rejection(xks.wrapKey({ keyId: decOnly, plaintextKey: new Uint8Array(32), context: ctx() }))).code, 'ERR_KEY_INVALID')
+    const encOnly = await createKeyViaCli(dir.dir, ['--usage', 'encrypt'])
+    // wrapKey asks for a CDIV, which needs DECRYPT too: refused before anything is encrypted.
+    assert.equal((await rejection(xks.wrapKey({ keyId: encOnly, plaintextKey: new Uint8Array(32), context: ctx() }))).code, 'ERR_KEY_INVALID')
+  })
+
   test('round-trip latency over a warm connection (diagnostic only, not asserted)', async (t) => {
-    const fast = createXksKeyProvider({ endpoint: proxy.url, uriPrefix: proxy.uriPrefix, credentials: proxy.credentials, timeoutMs: 2000 })
+    const fast = createXksKeyProvider({ ...proxy.providerOptions, timeoutMs: 2000 })
     const w = await fast.wrapKey({ keyId, plaintextKey: new Uint8Array(randomBytes(32)), context: ctx() })
     const times: number[] = []
     for (let i = 0; i < 30; i++) {
@@ -179,15 +216,74 @@ describe('xks provider against the keyproxy child process', () => {
   })
 })
 
+describe('SigV4 credential rotation without restarting the proxy', () => {
+  test('rotate-credentials: the serving proxy accepts the new credential at once, the file-based client switches to it, retire refuses the old', async () => {
+    const dir = await initKeyProxyDir()
+    const proxy = await startKeyProxyProcess({ dir: dir.dir })
+    try {
+      const keyId = await createKeyViaCli(dir.dir)
+      const old = createXksKeyProvider({ ...proxy.providerOptions, timeoutMs: 2000 })
+      const fromFile = createXksKeyProvider({ endpoint: proxy.url, uriPrefix: proxy.uriPrefix, caFile: proxy.caFile!, credentialsFile: proxy.credentialsFile, timeoutMs: 2000 })
+      assert.equal((await fromFile.keyStatus(keyId)).state, 'enabled')
+      const added = JSON.parse(await runKeyproxyCliOk(['rotate-credentials', '--dir', dir.dir, '--json'])) as { accessKeyId: string; active: string[] }
+      assert.deepEqual(added.active, [proxy.credentials.accessKeyId, added.accessKeyId])
+      const doc = JSON.parse(await readFile(proxy.credentialsFile, 'utf8')) as { credentials: Array<{ accessKeyId: string; secretAccessKey: string }> }
+      const fresh = createXksKeyProvider({ ...proxy.providerOptions, credentials: doc.credentials[1]!, timeoutMs: 2000 })
+      // The proxy reloads on the file change: poll its answer (no fixed sleep), bounded at 5 s.
+      const deadline = Date.now() + 5000
+      while ((await fresh.keyStatus(keyId)).state !== 'enabled') {
+        assert.ok(Date.now() < deadline, `the proxy did not pick up the new credential: ${proxy.stderrTail()}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.match(proxy.stderrTail(), /"event":"credentials-reloaded","trigger":"file-change"/)
+      assert.equal((await old.keyStatus(keyId)).state, 'enabled', 'the old credential stays valid until retired')
+      // The client reading the file signs with the newest credential once it notices the change (checked at most once a second).
+      await new Promise((r) => setTimeout(r, 1100))
+      const metadataLines = () => proxy.stderrTail().split('\n').filter((l) => l.includes('"operation":"metadata"')).map((l) => JSON.parse(l) as { accessKeyId?: string })
+      const before = metadataLines().length
+      await fromFile.keyStatus(keyId)
+      // The proxy logs after it answers: wait for the line.
+      const logDeadline = Date.now() + 5000
+      while (metadataLines().length === before) {
+        assert.ok(Date.now() < logDeadline, 'the request was not logged')
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      assert.equal(metadataLines().at(-1)?.accessKeyId, added.accessKeyId)
+      await runKeyproxyCliOk(['rotate-credentials', '--dir', dir.dir, '--retire', proxy.credentials.accessKeyId])
+      const until = Date.now() + 5000
+      while ((await old.keyStatus(keyId)).state !== 'unavailable') {
+        assert.ok(Date.now() < until, 'the retired credential is still accepted')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.match((await rejection(old.wrapKey({ keyId, plaintextKey: new Uint8Array(32), context: ctx() }))).message, /AuthenticationFailedException/)
+      assert.equal((await fromFile.keyStatus(keyId)).state, 'enabled')
+      // SIGHUP also reloads (for file systems without change notification).
+      proxy.child.kill('SIGHUP')
+      const hup = Date.now() + 5000
+      while (!/"trigger":"SIGHUP"/.test(proxy.stderrTail())) {
+        assert.ok(Date.now() < hup, 'no reload on SIGHUP')
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      // The last credential cannot be retired.
+      const last = await runKeyproxyCli(['rotate-credentials', '--dir', dir.dir, '--retire', added.accessKeyId])
+      assert.equal(last.code, 2)
+      for (const p of [old, fromFile, fresh]) await p.close()
+    } finally {
+      assert.equal(await proxy.stop(), 0)
+      await dir.cleanup()
+    }
+  })
+})
+
 describe('xks provider outages', () => {
   test('proxy process killed -> ERR_KEY_PROVIDER_UNAVAILABLE within the deadline', async () => {
     const dir = await initKeyProxyDir()
     try {
       const proxy = await startKeyProxyProcess({ dir: dir.dir })
       const keyId = await createKeyViaCli(dir.dir)
-      const xks = createXksKeyProvider({ endpoint: proxy.url, credentials: proxy.credentials, timeoutMs: 250 })
+      const xks = createXksKeyProvider({ ...proxy.providerOptions, timeoutMs: 250 })
       // Warm up with a generous deadline so the keep-alive connection exists.
-      const warm = createXksKeyProvider({ endpoint: proxy.url, credentials: proxy.credentials, timeoutMs: 2000 })
+      const warm = createXksKeyProvider({ ...proxy.providerOptions, timeoutMs: 2000 })
       const w = await warm.wrapKey({ keyId, plaintextKey: new Uint8Array(randomBytes(32)), context: ctx() })
       await warm.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx() })
       await proxy.kill()
@@ -219,6 +315,7 @@ describe('xks provider outages', () => {
       const port = (server.address() as { port: number }).port
       const xks = createXksKeyProvider({
         endpoint: `http://127.0.0.1:${port}`,
+        allowInsecureHttp: true,
         credentials: { accessKeyId: 'AAAAAAAAAAAAAAAAAAAAAAAAAA', secretAccessKey: 'secret' },
       })
       const t0 = performance.now()
@@ -234,12 +331,41 @@ describe('xks provider outages', () => {
     }
   })
 
+  test('Precondition: the health response has the fields and ranges the spec requires.', async () => {
+    // A proxy that answers 200 with out-of-spec health bodies (what no real proxy here does, so a small HTTP server).
+    const answers = [
+      { xksProxyFleetSize: 0, xksProxyVendor: 'V', xksProxyModel: 'M', ekmVendor: 'E', ekmFleetDetails: [{ id: 'a', model: 'm', healthStatus: 'ACTIVE' }] },
+      { xksProxyFleetSize: 1, xksProxyVendor: 'V', xksProxyModel: 'M', ekmVendor: 'E', ekmFleetDetails: [] },
+      { xksProxyFleetSize: 1, xksProxyVendor: 'V', xksProxyModel: 'M', ekmVendor: 'E', ekmFleetDetails: [{ id: 'a', model: 'm', healthStatus: 'FINE' }] },
+      { xksProxyFleetSize: 1, xksProxyVendor: 'V', xksProxyModel: 'M', ekmVendor: 'E', ekmFleetDetails: [{ id: 'a', model: 'm', healthStatus: 'UNAVAILABLE' }] },
+    ]
+    let next = 0
+    const server = createHttpServer((req, res) => {
+      req.resume()
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answers[next++])))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    try {
+      const port = (server.address() as { port: number }).port
+      const xks = createXksKeyProvider({ endpoint: `http://127.0.0.1:${port}`, allowInsecureHttp: true, credentials: { accessKeyId: 'A', secretAccessKey: 'B' }, timeoutMs: 2000 })
+      for (const want of [/xksProxyFleetSize/, /ekmFleetDetails/, /healthStatus/, /every external key manager UNAVAILABLE/]) {
+        const e = await rejection(xks.health())
+        assert.equal(e.code, 'ERR_KEY_PROVIDER_UNAVAILABLE')
+        assert.match(e.message, want)
+      }
+      await xks.close()
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  })
+
   test('a closed port -> ERR_KEY_PROVIDER_UNAVAILABLE quickly', async () => {
     const server = createServer()
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
     const port = (server.address() as { port: number }).port
     await new Promise<void>((r) => server.close(() => r()))
-    const xks = createXksKeyProvider({ endpoint: `http://127.0.0.1:${port}`, credentials: { accessKeyId: 'A', secretAccessKey: 'B' } })
+    const xks = createXksKeyProvider({ endpoint: `http://127.0.0.1:${port}`, allowInsecureHttp: true, credentials: { accessKeyId: 'A', secretAccessKey: 'B' } })
     const e = await rejection(xks.unwrapKey({ keyId: 'k1', ciphertext: new Uint8Array([1, 12, ...new Uint8Array(12), 16, ...new Uint8Array(16), 0, 1, 2]), context: ctx() }))
     assert.equal(e.code, 'ERR_KEY_PROVIDER_UNAVAILABLE')
     assert.match(e.message, /ECONNREFUSED/)

@@ -1,11 +1,14 @@
 /**
  * Test support: the reference key proxy as a REAL child process (`node bin/domicile.mjs keyproxy
  * serve ...`), and the keyproxy CLI (init / create-key / disable-key / enable-key / status) run as
- * child processes, exactly as a customer would run them.
+ * child processes, exactly as a customer would run them. The proxy serves HTTPS with the
+ * self-signed pair `keyproxy init` generated (its certificate is `proxy.caFile`) unless
+ * `insecureHttp` is asked for.
  *
  * @example
  * const dir = await initKeyProxyDir()
  * const proxy = await startKeyProxyProcess({ dir: dir.dir, uriPrefix: '/xks' })
+ * const xks = createXksKeyProvider({ ...proxy.providerOptions, timeoutMs: 2000 })
  * const { keyId } = JSON.parse((await runKeyproxyCli(['create-key', '--dir', dir.dir, '--json'])).stdout)
  * await proxy.stop()
  */
@@ -62,10 +65,24 @@ export async function createKeyViaCli(dir: string, extra: readonly string[] = []
   return (JSON.parse(out) as { keyId: string }).keyId
 }
 
+/** What an `xks` provider needs to reach a proxy process (spread into createXksKeyProvider). */
+export interface ProxyClientOptions {
+  readonly endpoint: string
+  readonly uriPrefix: string
+  readonly credentials: ProxyCredentials
+  readonly caFile?: string
+  readonly allowInsecureHttp?: boolean
+}
+
 export interface KeyProxyProcess {
   readonly url: string
   readonly uriPrefix: string
   readonly credentials: ProxyCredentials
+  /** The self-signed certificate the proxy serves (DIR/tls/cert.pem); undefined for plain HTTP or another pair. */
+  readonly caFile: string | undefined
+  /** The credentials file the proxy reads (DIR/credentials.json). */
+  readonly credentialsFile: string
+  readonly providerOptions: ProxyClientOptions
   readonly child: ChildProcess
   /** SIGTERM and wait for exit; resolves to the exit code. */
   stop(): Promise<number | null>
@@ -78,6 +95,8 @@ export interface KeyProxyProcess {
 export interface StartKeyProxyProcessOptions {
   readonly dir: string
   readonly uriPrefix?: string
+  /** Serve plain HTTP (`--insecure-http`) instead of HTTPS. */
+  readonly insecureHttp?: boolean
   /** Extra `serve` arguments, e.g. the PKCS#11 options. */
   readonly extraArgs?: readonly string[]
   readonly env?: NodeJS.ProcessEnv
@@ -88,11 +107,11 @@ export interface StartKeyProxyProcessOptions {
 /** Starts `domicile keyproxy serve --dir DIR --port 0` and waits for its `{"url","uriPrefix"}` line. */
 export async function startKeyProxyProcess(opts: StartKeyProxyProcessOptions): Promise<KeyProxyProcess> {
   const doc = JSON.parse(await readFile(join(opts.dir, 'credentials.json'), 'utf8')) as { credentials: ProxyCredentials[] }
-  const first = doc.credentials[0]
+  const first = doc.credentials[doc.credentials.length - 1]
   if (first === undefined) throw new Error('credentials.json has no credentials')
   const credentials = { accessKeyId: first.accessKeyId, secretAccessKey: first.secretAccessKey }
   const args = [DOMICILE_BIN, 'keyproxy', 'serve', '--dir', opts.dir, '--host', '127.0.0.1', '--port', '0',
-    ...(opts.uriPrefix === undefined ? [] : ['--uri-prefix', opts.uriPrefix]), ...(opts.extraArgs ?? [])]
+    ...(opts.uriPrefix === undefined ? [] : ['--uri-prefix', opts.uriPrefix]), ...(opts.insecureHttp === true ? ['--insecure-http'] : []), ...(opts.extraArgs ?? [])]
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
   const tail: string[] = []
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -101,7 +120,7 @@ export async function startKeyProxyProcess(opts: StartKeyProxyProcessOptions): P
   })
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
 
-  const ready = await new Promise<{ url: string; uriPrefix: string }>((resolvePromise, reject) => {
+  const ready = await new Promise<{ url: string; uriPrefix: string; credentialsFile: string; caFile: string | null }>((resolvePromise, reject) => {
     let buf = ''
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -114,7 +133,7 @@ export async function startKeyProxyProcess(opts: StartKeyProxyProcessOptions): P
       clearTimeout(timer)
       child.stdout!.off('data', onData)
       try {
-        resolvePromise(JSON.parse(buf.slice(0, nl)) as { url: string; uriPrefix: string })
+        resolvePromise(JSON.parse(buf.slice(0, nl)) as { url: string; uriPrefix: string; credentialsFile: string; caFile: string | null })
       } catch (e) {
         reject(e)
       }
@@ -128,10 +147,20 @@ export async function startKeyProxyProcess(opts: StartKeyProxyProcessOptions): P
   // Keep draining stdout so the child never blocks on a full pipe.
   child.stdout!.resume()
 
+  const caFile = ready.caFile ?? undefined
   return {
     url: ready.url,
     uriPrefix: ready.uriPrefix,
     credentials,
+    caFile,
+    credentialsFile: ready.credentialsFile,
+    providerOptions: {
+      endpoint: ready.url,
+      uriPrefix: ready.uriPrefix,
+      credentials,
+      ...(caFile !== undefined ? { caFile } : {}),
+      ...(ready.url.startsWith('http:') ? { allowInsecureHttp: true } : {}),
+    },
     child,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode

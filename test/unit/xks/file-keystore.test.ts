@@ -29,7 +29,7 @@ describe('FileKeystore', () => {
   })
 
   test('encrypt/decrypt round trip with AAD; wrong AAD or tag is the opaque failure', async () => {
-    const id = await ks.createKey('t')
+    const id = await ks.createKey({ label: 't' })
     const pt = randomBytes(32)
     const aad = Buffer.from('ctx')
     const s = await ks.encrypt(id, pt, aad)
@@ -102,5 +102,32 @@ describe('FileKeystore', () => {
     await k.healthCheck()
     await k.close()
     await assert.rejects(k.getState('x'), (e: unknown) => isDomicileError(e, 'ERR_CLOSED'))
+  })
+  test('Precondition: the key is AES_256 and its usage allows the operation.', async () => {
+    const encOnly = await ks.createKey({ keyUsage: ['ENCRYPT'] })
+    const decOnly = await ks.createKey({ keyUsage: ['DECRYPT'] })
+    const aes128 = await ks.createKey({ keySpec: 'AES_128' })
+    assert.deepEqual(await ks.describe(encOnly), { state: 'enabled', keySpec: 'AES_256', keyUsage: ['ENCRYPT'] })
+    assert.deepEqual(await ks.describe(aes128), { state: 'enabled', keySpec: 'AES_128', keyUsage: ['ENCRYPT', 'DECRYPT'] })
+    assert.equal(await ks.describe('no-such-key'), undefined)
+    const s = await ks.encrypt(encOnly, Buffer.from('x'), Buffer.alloc(0))
+    await assert.rejects(ks.decrypt(encOnly, s.iv, s.ciphertext, s.tag, Buffer.alloc(0)), (e: unknown) => isDomicileError(e, 'ERR_KEY_INVALID'))
+    await assert.rejects(ks.encrypt(decOnly, Buffer.from('x'), Buffer.alloc(0)), (e: unknown) => isDomicileError(e, 'ERR_KEY_INVALID'))
+    await assert.rejects(ks.encrypt(aes128, Buffer.from('x'), Buffer.alloc(0)), (e: unknown) => isDomicileError(e, 'ERR_KEY_INVALID'))
+    await assert.rejects(ks.createKey({ keySpec: 'RSA_2048' as never }), (e: unknown) => isDomicileError(e, 'ERR_INPUT_INVALID'))
+    await assert.rejects(ks.createKey({ keyUsage: ['SIGN' as never] }), (e: unknown) => isDomicileError(e, 'ERR_INPUT_INVALID'))
+    // A key file without keySpec/keyUsage (as written before they existed) is an AES_256 key for both operations.
+    const full = await ks.createKey()
+    const f = JSON.parse(await readFile(join(dir, 'keys', `${full}.json`), 'utf8')) as Record<string, unknown>
+    assert.equal(f['keySpec'], undefined)
+    assert.equal(f['keyUsage'], undefined)
+    assert.deepEqual(await ks.describe(full), { state: 'enabled', keySpec: 'AES_256', keyUsage: ['ENCRYPT', 'DECRYPT'] })
+  })
+
+  test('a 16-byte IV or a short tag is the opaque decryption failure (aead.ts accepts 96-bit IVs only)', async () => {
+    const id = await ks.createKey()
+    const s = await ks.encrypt(id, Buffer.from('data'), Buffer.alloc(0))
+    await assert.rejects(ks.decrypt(id, randomBytes(16), s.ciphertext, s.tag, Buffer.alloc(0)), (e: unknown) => e instanceof DecryptionFailedError)
+    await assert.rejects(ks.decrypt(id, s.iv, s.ciphertext, s.tag.subarray(0, 12), Buffer.alloc(0)), (e: unknown) => e instanceof DecryptionFailedError)
   })
 })

@@ -19,7 +19,7 @@ import {
   verifyRequest,
   XKS_SIGV4_SERVICE,
   type SigV4Request,
-} from '../../../src/keys/providers/xks/sigv4.js'
+} from '../../../src/xks/sigv4.js'
 
 const creds = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' }
 const suiteDate = new Date('2015-08-30T12:36:00Z')

@@ -1,25 +1,31 @@
 /**
  * The `xks` key provider (HYOK rung): wraps and unwraps tenant data keys with a key that lives in
  * the customer's own key manager, reached through an AWS KMS External Key Store proxy (XKS proxy API
- * v1, SigV4-signed JSON over HTTP). Domicile never sees the key-encryption key.
+ * v1, SigV4-signed JSON over HTTPS). Domicile never sees the key-encryption key.
  *
- * Mapping to the spec (src/keys/providers/xks/xks-api.ts):
+ * Mapping to the spec (src/xks/xks-api.ts):
  * - wrapKey    -> POST {uriPrefix}/kms/xks/v1/keys/{keyId}/encrypt, plaintext = data key,
  *                 additionalAuthenticatedData = encodeWrapContext(context), CDIV SHA_256 requested
  *                 and checked before the wrapped key is handed back.
  * - unwrapKey  -> POST .../decrypt with the same AAD.
- * - keyStatus  -> POST .../metadata (keyStatus ENABLED / DISABLED).
- * - health     -> POST {uriPrefix}/kms/xks/v1/health.
+ * - keyStatus  -> POST .../metadata: keyStatus ENABLED / DISABLED, and the key must be AES_256 with
+ *                 ENCRYPT and DECRYPT in keyUsage (else ERR_KEY_INVALID).
+ * - health     -> POST {uriPrefix}/kms/xks/v1/health, the answer checked as the spec describes.
+ *
+ * Transport (xks-http.ts): HTTPS with TLS 1.2 or later; `http://` endpoints are refused unless
+ * `allowInsecureHttp` is set. A private CA or self-signed proxy certificate is trusted through
+ * `ca`/`caFile`; a client certificate can be presented for proxies that require mutual TLS.
+ * requestMetadata carries well-formed ARNs (`awsPrincipalArn`, `kmsKeyArn`, both configurable).
  *
  * Every call has a deadline: the caller's signal combined with `timeoutMs` (default 250 ms, the
  * budget AWS KMS itself gives a proxy). Errors: InvalidStateException -> ERR_KEY_REVOKED,
  * KeyNotFoundException -> ERR_KEY_NOT_FOUND, InvalidCiphertextException -> DecryptionFailedError,
- * everything else (timeouts, refused connections, 5xx, bad signature, malformed answers) ->
- * ERR_KEY_PROVIDER_UNAVAILABLE. Messages name the proxy host and the operation, never bodies or keys.
- *
- * Uses the global fetch (undici), which keeps connections alive between calls.
+ * InvalidKeyUsageException -> ERR_KEY_INVALID, everything else (timeouts, refused connections, TLS
+ * failures, 5xx, bad signature, malformed answers) -> ERR_KEY_PROVIDER_UNAVAILABLE. Messages name
+ * the proxy host and the operation, never bodies, keys or secrets.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
+import { readFileSync, statSync } from 'node:fs'
 import { DecryptionFailedError, DomicileError } from '../../../errors.js'
 import {
   encodeWrapContext,
@@ -30,34 +36,62 @@ import {
   type WrappedKey,
   type WrapRequest,
 } from '../../key-provider.js'
-import { signRequest, XKS_SIGV4_SERVICE } from './sigv4.js'
+import { signRequest, XKS_SIGV4_SERVICE } from '../../../xks/sigv4.js'
+import { newestCredential, parseCredentialsFile, type XksCredential } from '../../../xks/xks-credentials.js'
 import {
   decodeBase64Strict,
+  healthResponseProblem,
   isValidXksKeyId,
+  isWellFormedArn,
   isXksErrorName,
   normalizeUriPrefix,
   xksPath,
+  XKS_KEY_SPEC,
+  XKS_MAX_CIPHERTEXT_METADATA_BYTES,
   type XksEncryptResponse,
   type XksErrorName,
   type XksHealthResponse,
   type XksOperation,
-} from './xks-api.js'
+} from '../../../xks/xks-api.js'
+import { XksHttp } from './xks-http.js'
 
 export interface XksKeyProviderOptions {
   /** Instance name from config. Default 'xks'. */
   readonly name?: string
-  /** Proxy origin, `http(s)://host:port`, no path. */
+  /** Proxy origin, `https://host:port`, no path. `http://` only with `allowInsecureHttp`. */
   readonly endpoint: string
   /** Optional path prefix before /kms/xks/v1, e.g. '/xks'. Default ''. */
   readonly uriPrefix?: string
-  /** SigV4 credentials configured at the proxy. */
-  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string }
-  /** SigV4 region in the credential scope. Default 'us-east-1'. */
+  /** SigV4 credentials configured at the proxy. Give these or `credentialsFile`. */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string }
+  /**
+   * A credentials file: the one `domicile keyproxy init` writes (the newest credential is used), or
+   * `{"accessKeyId","secretAccessKey"}`. Re-read when it changes (checked at most once a second),
+   * so credentials rotated at the proxy are picked up without a restart.
+   */
+  readonly credentialsFile?: string
+  /** SigV4 region in the credential scope, also the region of the default kmsKeyArn. Default 'us-east-1'. */
   readonly region?: string
   /** Per-request deadline in ms. Default 250. */
   readonly timeoutMs?: number
-  /** Sent as requestMetadata.awsPrincipalArn (for the proxy's logs and authorization). Default 'domicile'. */
-  readonly principalArn?: string
+  /** requestMetadata.awsPrincipalArn, a well-formed ARN. Default 'arn:aws:iam::000000000000:role/domicile'. */
+  readonly awsPrincipalArn?: string
+  /**
+   * requestMetadata.kmsKeyArn: an ARN template in which `{keyId}` stands for the external key id.
+   * Default 'arn:aws:kms:{region}:000000000000:key/{keyId}' with the SigV4 region filled in.
+   */
+  readonly kmsKeyArn?: string
+  /** Allow a plain `http://` endpoint (development only: SigV4 protects integrity, not secrecy). Default false. */
+  readonly allowInsecureHttp?: boolean
+  /** PEM certificate(s) to trust for the proxy (its private CA, or its self-signed certificate). */
+  readonly ca?: string
+  /** A file holding `ca`, e.g. the `DIR/tls/cert.pem` that `domicile keyproxy init` generates. */
+  readonly caFile?: string
+  /** PEM client certificate and key (or their files), for a proxy that requires mutual TLS. */
+  readonly clientCert?: string
+  readonly clientKey?: string
+  readonly clientCertFile?: string
+  readonly clientKeyFile?: string
 }
 
 /** Health summary returned by `health()`. */
@@ -65,11 +99,14 @@ export type XksHealth = XksHealthResponse
 
 export interface XksKeyProvider extends KeyProvider {
   readonly kind: 'xks'
-  /** GetHealthStatus. Throws ERR_KEY_PROVIDER_UNAVAILABLE if the proxy cannot be asked. */
+  /** GetHealthStatus. Throws ERR_KEY_PROVIDER_UNAVAILABLE if the proxy cannot be asked or answers out of spec. */
   health(opts?: OpOptions): Promise<XksHealth>
-  /** Marks the provider closed; later calls fail with ERR_CLOSED. */
+  /** Closes pooled connections; later calls fail with ERR_CLOSED. */
   close(): Promise<void>
 }
+
+export const DEFAULT_AWS_PRINCIPAL_ARN = 'arn:aws:iam::000000000000:role/domicile'
+export const DEFAULT_KMS_KEY_ARN = 'arn:aws:kms:{region}:000000000000:key/{keyId}'
 
 /*
  * Wrapped-key blob (what `wrapKey` returns as `ciphertext`, opaque to everyone else):
@@ -84,7 +121,7 @@ export interface XksKeyProvider extends KeyProvider {
  * another tenant, region or key id does not open.
  */
 const BLOB_VERSION = 1
-const MAX_CIPHERTEXT_METADATA = 20
+const MAX_CIPHERTEXT_METADATA = XKS_MAX_CIPHERTEXT_METADATA_BYTES
 
 function encodeBlob(iv: Uint8Array, tag: Uint8Array, meta: Uint8Array, ct: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + iv.length + tag.length + meta.length + ct.length)
@@ -126,7 +163,6 @@ const ERROR_ADVICE: Partial<Record<XksErrorName, string>> = {
   AccessDeniedException: 'denied the request by its authorization policy. Ask the key holder to allow this principal',
   ValidationException: 'rejected the request as invalid. Check that the proxy implements XKS API v1',
   InvalidUriPathException: 'does not serve this URI path. Check the endpoint and uriPrefix',
-  InvalidKeyUsageException: 'says the external key does not allow this operation. Ask the key holder to allow ENCRYPT and DECRYPT',
   ThrottlingException: 'is throttling requests. Retry later or ask the key holder to raise the limit',
   UnsupportedOperationException: 'does not support this operation',
   DependencyTimeoutException: 'timed out reaching its key manager. Retry later',
@@ -135,17 +171,88 @@ const ERROR_ADVICE: Partial<Record<XksErrorName, string>> = {
   InvalidStateException: 'reports the key store is disabled. Ask the key holder to enable it',
 }
 
+/** TLS failures a client can fix by configuration, with what to do. */
+const TLS_ADVICE: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'presented a self-signed certificate this client does not trust. Set caFile to the proxy\'s certificate (DIR/tls/cert.pem of "domicile keyproxy init")',
+  SELF_SIGNED_CERT_IN_CHAIN: 'presented a certificate chain ending in a CA this client does not trust. Set caFile to that CA certificate',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'presented a certificate this client cannot verify. Set caFile to the CA that issued it',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'presented a certificate whose issuer this client does not trust. Set caFile to the CA that issued it',
+  CERT_HAS_EXPIRED: 'presented an expired certificate. Renew the proxy\'s certificate',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'presented a certificate that does not name this host. Use the host name in the certificate, or reissue it for this host',
+}
+
+const KEY_USAGE_ADVICE = 'Domicile needs an AES_256 key allowed to ENCRYPT and DECRYPT; create such a key at the key holder and bind it instead'
+
+function readPem(file: string, path: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    throw new DomicileError('ERR_CONFIG_INVALID', `xks provider: cannot read ${path} (${what}). Check the path and its permissions.`, { path })
+  }
+}
+
+interface CredentialSource {
+  current(): XksCredential
+  /** Re-reads the file if it changed (at most once a second). */
+  refresh(): void
+}
+
+function fixedCredentials(c: XksCredential): CredentialSource {
+  return { current: () => c, refresh: () => undefined }
+}
+
+function fileCredentials(file: string): CredentialSource {
+  const load = (): XksCredential => {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: cannot read the credentials file. Check credentialsFile and its permissions.', { path: 'credentialsFile' })
+    }
+    const parsed = parseCredentialsFile(text)
+    if (!parsed.ok) throw new DomicileError('ERR_CONFIG_INVALID', `xks provider: the credentials file ${parsed.problem}.`, { path: 'credentialsFile' })
+    return newestCredential(parsed.credentials)
+  }
+  const stamp = (): string => {
+    try {
+      const st = statSync(file)
+      return `${st.mtimeMs}:${st.size}:${st.ino}`
+    } catch {
+      return ''
+    }
+  }
+  let cred = load()
+  let seen = stamp()
+  let checkedAt = Date.now()
+  return {
+    current: () => cred,
+    refresh: () => {
+      const now = Date.now()
+      if (now - checkedAt < 1000) return
+      checkedAt = now
+      const s = stamp()
+      if (s === seen || s === '') return
+      try {
+        cred = load()
+        seen = s
+      } catch {
+        // A half-written or broken file: keep signing with the last good credential.
+      }
+    },
+  }
+}
+
 class XksKeyProviderImpl implements XksKeyProvider {
   readonly kind = 'xks' as const
   readonly name: string
-  readonly #origin: string
   readonly #host: string
   readonly #uriPrefix: string
-  readonly #accessKeyId: string
-  readonly #secretAccessKey: string
+  readonly #credentials: CredentialSource
   readonly #region: string
   readonly #timeoutMs: number
   readonly #principalArn: string
+  readonly #kmsKeyArn: string
+  readonly #http: XksHttp
   #closed = false
 
   constructor(o: XksKeyProviderOptions) {
@@ -153,37 +260,79 @@ class XksKeyProviderImpl implements XksKeyProvider {
     try {
       url = new URL(o.endpoint)
     } catch {
-      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: endpoint must be an absolute http(s) URL such as https://xks.example.com:443.', { path: 'endpoint' })
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: endpoint must be an absolute https URL such as https://xks.example.com:443.', { path: 'endpoint' })
     }
     /* Precondition: endpoint is an http(s) origin without path, query or user info. */
     if ((url.protocol !== 'https:' && url.protocol !== 'http:') || (url.pathname !== '/' && url.pathname !== '') ||
       url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: endpoint must be an http(s) origin (scheme, host, port) without path or query; put the path prefix in uriPrefix.', { path: 'endpoint' })
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: endpoint must be an https origin (scheme, host, port) without path or query; put the path prefix in uriPrefix.', { path: 'endpoint' })
+    }
+    /* Precondition: the endpoint is https, unless allowInsecureHttp is set. */
+    if (url.protocol === 'http:' && o.allowInsecureHttp !== true) {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: endpoint must be https:// (the XKS API requires TLS). For a development proxy on plain HTTP set "allowInsecureHttp": true.', { path: 'endpoint' })
     }
     const prefix = normalizeUriPrefix(o.uriPrefix)
     /* Precondition: uriPrefix uses only A-Z a-z 0-9 / - _ and fits the 128-character XKS path limit. */
     if (prefix === undefined) {
       throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: uriPrefix must look like "/seg/seg" using A-Z a-z 0-9 - _ (no trailing slash, at most 117 characters).', { path: 'uriPrefix' })
     }
-    /* Precondition: credentials are non-empty strings. */
-    if (typeof o.credentials?.accessKeyId !== 'string' || o.credentials.accessKeyId === '' ||
-      typeof o.credentials.secretAccessKey !== 'string' || o.credentials.secretAccessKey === '') {
-      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: credentials.accessKeyId and credentials.secretAccessKey are required (the SigV4 credentials configured at the proxy).', { path: 'credentials' })
+    /* Precondition: credentials are non-empty strings, given inline or in a credentials file (not both). */
+    if (o.credentials !== undefined && o.credentialsFile !== undefined) {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: give credentials or credentialsFile, not both.', { path: 'credentials' })
+    }
+    if (o.credentialsFile !== undefined) {
+      this.#credentials = fileCredentials(o.credentialsFile)
+    } else {
+      if (typeof o.credentials?.accessKeyId !== 'string' || o.credentials.accessKeyId === '' ||
+        typeof o.credentials.secretAccessKey !== 'string' || o.credentials.secretAccessKey === '') {
+        throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: credentials.accessKeyId and credentials.secretAccessKey are required (the SigV4 credentials configured at the proxy), or a credentialsFile.', { path: 'credentials' })
+      }
+      this.#credentials = fixedCredentials({ accessKeyId: o.credentials.accessKeyId, secretAccessKey: o.credentials.secretAccessKey })
     }
     const timeoutMs = o.timeoutMs ?? 250
     /* Precondition: timeoutMs is a positive integer. */
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
       throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: timeoutMs must be a positive integer (milliseconds).', { path: 'timeoutMs' })
     }
+    const region = o.region ?? 'us-east-1'
+    /* Precondition: the SigV4 region is a region name (lower-case letters, digits, dashes). */
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(region)) {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: region must be a region name such as us-east-1.', { path: 'region' })
+    }
+    const principalArn = o.awsPrincipalArn ?? DEFAULT_AWS_PRINCIPAL_ARN
+    /* Precondition: awsPrincipalArn and kmsKeyArn are well-formed ARNs. */
+    if (!isWellFormedArn(principalArn)) {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: awsPrincipalArn must be an ARN such as arn:aws:iam::123456789012:role/domicile.', { path: 'awsPrincipalArn' })
+    }
+    const kmsKeyArn = (o.kmsKeyArn ?? DEFAULT_KMS_KEY_ARN).replaceAll('{region}', region)
+    if (!isWellFormedArn(kmsKeyArn.replaceAll('{keyId}', 'k'.repeat(128)))) {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: kmsKeyArn must be an ARN template such as arn:aws:kms:eu-west-1:123456789012:key/{keyId}.', { path: 'kmsKeyArn' })
+    }
+    /* Precondition: ca/caFile, clientCert/clientCertFile, clientKey/clientKeyFile are each given at most once, and a client certificate comes with its key. */
+    for (const [inline, file] of [['ca', 'caFile'], ['clientCert', 'clientCertFile'], ['clientKey', 'clientKeyFile']] as const) {
+      if (o[inline] !== undefined && o[file] !== undefined) {
+        throw new DomicileError('ERR_CONFIG_INVALID', `xks provider: give ${inline} or ${file}, not both.`, { path: file })
+      }
+    }
+    const ca = o.ca ?? (o.caFile !== undefined ? readPem(o.caFile, 'caFile', 'the CA certificate to trust for the proxy') : undefined)
+    const clientCert = o.clientCert ?? (o.clientCertFile !== undefined ? readPem(o.clientCertFile, 'clientCertFile', 'the client certificate for mutual TLS') : undefined)
+    const clientKey = o.clientKey ?? (o.clientKeyFile !== undefined ? readPem(o.clientKeyFile, 'clientKeyFile', 'the client private key for mutual TLS') : undefined)
+    if ((clientCert === undefined) !== (clientKey === undefined)) {
+      throw new DomicileError('ERR_CONFIG_INVALID', 'xks provider: a client certificate for mutual TLS needs both clientCertFile and clientKeyFile.', { path: clientCert === undefined ? 'clientCertFile' : 'clientKeyFile' })
+    }
     this.name = o.name ?? 'xks'
-    this.#origin = url.origin
     this.#host = url.host
     this.#uriPrefix = prefix
-    this.#accessKeyId = o.credentials.accessKeyId
-    this.#secretAccessKey = o.credentials.secretAccessKey
-    this.#region = o.region ?? 'us-east-1'
+    this.#region = region
     this.#timeoutMs = timeoutMs
-    this.#principalArn = o.principalArn ?? 'domicile'
+    this.#principalArn = principalArn
+    this.#kmsKeyArn = kmsKeyArn
+    this.#http = new XksHttp({
+      origin: url,
+      ...(ca !== undefined ? { ca } : {}),
+      ...(clientCert !== undefined ? { clientCert } : {}),
+      ...(clientKey !== undefined ? { clientKey } : {}),
+    })
   }
 
   async wrapKey(req: WrapRequest, opts?: OpOptions): Promise<WrappedKey> {
@@ -243,33 +392,47 @@ class XksKeyProviderImpl implements XksKeyProvider {
 
   /**
    * GetKeyMetadata. ENABLED -> 'enabled', DISABLED (or InvalidStateException) -> 'disabled';
-   * a proxy that cannot be asked -> 'unavailable'. An unknown key throws ERR_KEY_NOT_FOUND.
+   * a proxy that cannot be asked -> 'unavailable'. An unknown key throws ERR_KEY_NOT_FOUND; a key
+   * that is not AES_256 or not allowed to ENCRYPT and DECRYPT throws ERR_KEY_INVALID.
    */
   async keyStatus(keyId: string, opts?: OpOptions): Promise<KeyStatus> {
     this.#checkKeyId(keyId)
+    let res: { keyStatus?: unknown; keySpec?: unknown; keyUsage?: unknown }
     try {
-      const res = (await this.#call('metadata', keyId, { requestMetadata: this.#metadata('DescribeKey', keyId) }, opts)) as { keyStatus?: unknown }
-      if (res.keyStatus === 'ENABLED') return { keyId, state: 'enabled' }
-      if (res.keyStatus === 'DISABLED') return { keyId, state: 'disabled' }
-      return { keyId, state: 'unavailable' }
+      res = await this.#call('metadata', keyId, { requestMetadata: this.#metadata('DescribeKey', keyId) }, opts)
     } catch (e) {
       if (e instanceof DomicileError && e.code === 'ERR_KEY_REVOKED') return { keyId, state: 'disabled' }
       if (e instanceof DomicileError && e.code === 'ERR_KEY_PROVIDER_UNAVAILABLE') return { keyId, state: 'unavailable' }
       throw e
     }
+    if (res.keyStatus !== 'ENABLED' && res.keyStatus !== 'DISABLED') return { keyId, state: 'unavailable' }
+    /* Precondition: the external key is AES_256 and allowed to ENCRYPT and DECRYPT. */
+    if (res.keySpec !== XKS_KEY_SPEC) {
+      throw new DomicileError('ERR_KEY_INVALID', `XKS proxy ${this.#host} reports the external key is not an AES_256 key (metadata). ${KEY_USAGE_ADVICE}.`)
+    }
+    const usage = Array.isArray(res.keyUsage) ? res.keyUsage : []
+    const missing = (['ENCRYPT', 'DECRYPT'] as const).filter((u) => !usage.includes(u))
+    if (missing.length > 0) {
+      throw new DomicileError('ERR_KEY_INVALID', `XKS proxy ${this.#host} reports the external key may not ${missing.join(' or ')} (metadata). ${KEY_USAGE_ADVICE}.`)
+    }
+    return { keyId, state: res.keyStatus === 'ENABLED' ? 'enabled' : 'disabled' }
   }
 
   async health(opts?: OpOptions): Promise<XksHealth> {
-    const res = (await this.#call('health', undefined, { requestMetadata: { kmsRequestId: randomUUID(), kmsOperation: 'KmsHealthCheck' } }, opts)) as Partial<XksHealthResponse>
-    if (typeof res.xksProxyFleetSize !== 'number' || typeof res.xksProxyVendor !== 'string' || typeof res.xksProxyModel !== 'string' ||
-      typeof res.ekmVendor !== 'string' || !Array.isArray(res.ekmFleetDetails)) {
-      throw this.#unavailable('health', 'returned a malformed health response. Check that the proxy implements XKS API v1')
+    const res = await this.#call('health', undefined, { requestMetadata: { kmsRequestId: randomUUID(), kmsOperation: 'KmsHealthCheck' } }, opts)
+    const problem = healthResponseProblem(res)
+    /* Precondition: the health response has the fields and ranges the spec requires. */
+    if (problem !== undefined) throw this.#unavailable('health', `returned a health response that ${problem}. Check that the proxy implements XKS API v1`)
+    const h = res as unknown as XksHealth
+    if (h.ekmFleetDetails.every((e) => e.healthStatus === 'UNAVAILABLE')) {
+      throw this.#unavailable('health', 'reports every external key manager UNAVAILABLE. Ask the key holder to check their key manager')
     }
-    return res as XksHealth
+    return h
   }
 
   async close(): Promise<void> {
     this.#closed = true
+    this.#http.close()
   }
 
   #checkKeyId(keyId: string): void {
@@ -283,8 +446,7 @@ class XksKeyProviderImpl implements XksKeyProvider {
   #metadata(kmsOperation: string, keyId: string): Record<string, string> {
     return {
       awsPrincipalArn: this.#principalArn,
-      // Not an AWS ARN: Domicile calls the proxy directly. Identifies the provider and key for the proxy's log.
-      kmsKeyArn: `domicile:xks:${this.name}:${keyId}`,
+      kmsKeyArn: this.#kmsKeyArn.replaceAll('{keyId}', keyId),
       kmsOperation,
       kmsRequestId: randomUUID(),
     }
@@ -295,43 +457,35 @@ class XksKeyProviderImpl implements XksKeyProvider {
   }
 
   async #call(op: OpName, keyId: string | undefined, body: unknown, opts?: OpOptions): Promise<Record<string, unknown>> {
+    if (this.#closed) throw new DomicileError('ERR_CLOSED', `xks provider "${this.name}" is closed; create a new one.`)
+    const callerSignal = opts?.signal
+    if (callerSignal?.aborted) throw this.#unavailable(op, 'was not asked: the caller\'s deadline had already passed')
+    this.#credentials.refresh()
+    const credentials = this.#credentials.current()
     const path = xksPath(this.#uriPrefix, op, keyId)
     const payload = JSON.stringify(body)
     const signed = signRequest(
       { method: 'POST', path, headers: { host: this.#host }, body: payload },
-      { credentials: { accessKeyId: this.#accessKeyId, secretAccessKey: this.#secretAccessKey }, region: this.#region, service: XKS_SIGV4_SERVICE },
+      { credentials, region: this.#region, service: XKS_SIGV4_SERVICE },
     )
-    const callerSignal = opts?.signal
-    if (callerSignal?.aborted) throw this.#unavailable(op, 'was not asked: the caller\'s deadline had already passed')
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const signal = callerSignal === undefined ? timeout : AbortSignal.any([callerSignal, timeout])
 
     let status: number
     let text: string
-    const send = () => fetch(this.#origin + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: signed.authorization, 'x-amz-date': signed.amzDate },
-      body: payload,
-      signal,
-    })
     try {
-      let res: Response
-      try {
-        res = await send()
-      } catch (e) {
-        // A pooled keep-alive socket the proxy already closed fails before any response: every XKS
-        // operation is safe to repeat, so retry once on a fresh connection within the same deadline.
-        const code = (e as { cause?: { code?: unknown } })?.cause?.code
-        if (signal.aborted || (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET' && code !== 'EPIPE')) throw e
-        res = await send()
-      }
-      status = res.status
-      text = await res.text()
+      ({ status, text } = await this.#http.post(path, {
+        host: this.#host,
+        'content-type': 'application/json',
+        authorization: signed.authorization,
+        'x-amz-date': signed.amzDate,
+      }, payload, signal))
     } catch (e) {
       if (timeout.aborted) throw this.#unavailable(op, `did not answer within ${this.#timeoutMs} ms. Check that the proxy is running and reachable; the call is safe to retry`)
       if (callerSignal?.aborted) throw this.#unavailable(op, 'did not answer before the caller\'s deadline')
-      const code = (e as { cause?: { code?: unknown } })?.cause?.code
-      const detail = typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` (${code})` : ''
+      const code = (e as { code?: unknown })?.code
+      if (typeof code === 'string' && TLS_ADVICE[code] !== undefined) throw this.#unavailable(op, `${TLS_ADVICE[code]} [${code}]`)
+      const detail = typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? ` (${code})` : ''
       throw this.#unavailable(op, `could not be reached${detail}. Check that the proxy is running and the endpoint is right`, e)
     }
 
@@ -355,6 +509,9 @@ class XksKeyProviderImpl implements XksKeyProvider {
       if (errorName === 'InvalidStateException' && op !== 'health') {
         throw new DomicileError('ERR_KEY_REVOKED', `XKS proxy ${this.#host} reports the external key is disabled (${op}). The key holder must enable it in their key manager before its data can be read.`)
       }
+      if (errorName === 'InvalidKeyUsageException') {
+        throw new DomicileError('ERR_KEY_INVALID', `XKS proxy ${this.#host} says the external key does not allow this operation (${op}). ${KEY_USAGE_ADVICE}.`)
+      }
       if (errorName === 'InvalidCiphertextException' && op === 'decrypt') throw new DecryptionFailedError()
       throw this.#unavailable(op, `${ERROR_ADVICE[errorName] ?? 'returned an error'} [${errorName}, HTTP ${status}]`)
     }
@@ -369,7 +526,8 @@ class XksKeyProviderImpl implements XksKeyProvider {
  * const xks = createXksKeyProvider({
  *   endpoint: 'https://xks.acme.example:443',
  *   uriPrefix: '/xks',
- *   credentials: { accessKeyId: 'AKSAMPLEACCESSKEYID234567', secretAccessKey: process.env.XKS_SECRET ?? '' },
+ *   credentialsFile: '/etc/domicile/acme-xks-credentials.json',
+ *   caFile: '/etc/domicile/acme-xks-ca.pem',
  * })
  * const wrapped = await xks.wrapKey({ keyId: 'acme-kek', plaintextKey: new Uint8Array(32), context: { tenantId: 'acme', region: 'eu-west-1', dataKeyId: 'dk1', purpose: 'data' } })
  */

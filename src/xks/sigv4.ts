@@ -2,8 +2,9 @@
  * AWS Signature Version 4 (HMAC-SHA256), signer and verifier, on node:crypto only.
  *
  * The XKS proxy API v1 authenticates every request with SigV4 under the service name
- * `kms-xks-proxy` (xks_proxy_api_spec.md, Appendix A). The client (xks-key-provider.ts) signs with
- * `signRequest`; the reference proxy (src/keyproxy) checks with `verifyRequest`, which recomputes the
+ * `kms-xks-proxy` (xks_proxy_api_spec.md, Appendix A). This module is neutral ground shared by both
+ * ends: the client (src/keys/providers/xks) signs with `signRequest`; the reference proxy
+ * (src/keyproxy) checks with `verifyRequest`, which recomputes the
  * signature, compares in constant time and refuses requests more than five minutes off the clock.
  *
  * Scope: header-based signing (Authorization header), no chunked payloads, no presigned URLs, no

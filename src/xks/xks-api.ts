@@ -1,7 +1,8 @@
 /**
  * The AWS KMS External Key Store (XKS) proxy API v1 on the wire: paths, JSON shapes, error names
- * and their HTTP statuses, and the identifier rules. Shared by the `xks` client and the reference
- * proxy (src/keyproxy), so both read the specification from one place.
+ * and their HTTP statuses, size limits, the identifier and ARN rules, and the health response
+ * check. Neutral ground shared by the `xks` client (src/keys/providers/xks) and the reference proxy
+ * (src/keyproxy), so both read the specification from one place and neither imports the other.
  *
  * Source: aws/aws-kms-xksproxy-api-spec, xks_proxy_api_spec.md (last updated Nov 10, 2022).
  */
@@ -10,6 +11,21 @@
 export const XKS_API_ROOT = '/kms/xks/v1'
 
 export type XksOperation = 'metadata' | 'encrypt' | 'decrypt'
+
+/** The proxy MUST accept plaintext (and ciphertext) of up to this many bytes (spec, Encrypt). */
+export const XKS_MAX_PLAINTEXT_BYTES = 4300
+/** The proxy MUST accept AAD of up to this many bytes (spec, Encrypt). */
+export const XKS_MAX_AAD_BYTES = 8192
+/** ciphertextMetadata is at most 20 bytes (spec, Encrypt response). */
+export const XKS_MAX_CIPHERTEXT_METADATA_BYTES = 20
+/** ARNs in requestMetadata are at most 2048 characters. */
+export const XKS_MAX_ARN_CHARS = 2048
+
+/** The only key spec XKS v1 uses for Encrypt/Decrypt. */
+export const XKS_KEY_SPEC = 'AES_256'
+export type XksKeyUsage = 'ENCRYPT' | 'DECRYPT'
+/** GetKeyMetadata health states of an external key manager. */
+export const XKS_EKM_HEALTH = ['ACTIVE', 'DEGRADED', 'UNAVAILABLE'] as const
 
 /** The `requestMetadata` object every request carries. Fields are opaque to the proxy. */
 export interface XksRequestMetadata {
@@ -50,7 +66,7 @@ export interface XksDecryptRequest {
 
 export interface XksMetadataResponse {
   readonly keySpec: string
-  readonly keyUsage: readonly string[]
+  readonly keyUsage: readonly XksKeyUsage[]
   readonly keyStatus: 'ENABLED' | 'DISABLED'
 }
 
@@ -122,4 +138,44 @@ export function decodeBase64Strict(s: unknown): Buffer | undefined {
   if (typeof s !== 'string' || !B64.test(s)) return undefined
   const b = Buffer.from(s, 'base64')
   return b.toString('base64') === s ? b : undefined
+}
+
+/**
+ * A well-formed ARN: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, at most 2048 characters, no
+ * whitespace or control characters. Region and account may be empty (IAM ARNs have no region).
+ */
+const ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(?:\d{12})?:[\x21-\x7e]+$/
+
+export function isWellFormedArn(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= XKS_MAX_ARN_CHARS && ARN.test(s)
+}
+
+/**
+ * Checks a GetHealthStatus response as the spec describes it: xksProxyFleetSize an integer > 0;
+ * xksProxyVendor, xksProxyModel and ekmVendor non-empty strings; ekmFleetDetails 1 to 10 entries of
+ * { id, model, healthStatus ACTIVE | DEGRADED | UNAVAILABLE }. Returns the first problem, in words
+ * safe to show (no values), or undefined if the response is valid.
+ */
+export function healthResponseProblem(r: unknown): string | undefined {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return 'is not a JSON object'
+  const h = r as Record<string, unknown>
+  if (typeof h['xksProxyFleetSize'] !== 'number' || !Number.isInteger(h['xksProxyFleetSize']) || h['xksProxyFleetSize'] < 1) {
+    return 'has no xksProxyFleetSize integer greater than zero'
+  }
+  for (const f of ['xksProxyVendor', 'xksProxyModel', 'ekmVendor'] as const) {
+    if (typeof h[f] !== 'string' || h[f] === '') return `has no ${f} string`
+  }
+  const fleet = h['ekmFleetDetails']
+  if (!Array.isArray(fleet) || fleet.length < 1 || fleet.length > 10) return 'does not list 1 to 10 ekmFleetDetails entries'
+  for (const e of fleet) {
+    if (typeof e !== 'object' || e === null) return 'has an ekmFleetDetails entry that is not an object'
+    const d = e as Record<string, unknown>
+    if (typeof d['id'] !== 'string' || d['id'] === '' || typeof d['model'] !== 'string' || d['model'] === '') {
+      return 'has an ekmFleetDetails entry without id and model strings'
+    }
+    if (!(XKS_EKM_HEALTH as readonly unknown[]).includes(d['healthStatus'])) {
+      return 'has an ekmFleetDetails entry whose healthStatus is not ACTIVE, DEGRADED or UNAVAILABLE'
+    }
+  }
+  return undefined
 }
