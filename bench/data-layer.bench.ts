@@ -47,7 +47,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createDomicile, parseConfig, type Domicile } from '../src/index.js'
-import { SESSION_OPEN, tenantTransactionPrelude } from '../src/regions/tenant-context.js'
+import { CHECKED_COMMIT, SESSION_OPEN, tenantTransactionPrelude } from '../src/regions/tenant-context.js'
 import { postgresUnavailable, startPgCluster, type PgCluster } from '../test/support/pg-cluster.js'
 import { bootstrapOverheadCi, median, overheadPct, prng, round, summarize, type Summary } from './lib/stats.js'
 import { interleave, timeUs, type Arm, type ArmSamples } from './lib/timing.js'
@@ -230,7 +230,7 @@ async function capOf(conn: object, query: (sql: string) => Promise<unknown>): Pr
 function checkShape(stmts: string[], tenant: string, what: string): { prelude: string; body: string } {
   /* Precondition: a tenant transaction is exactly prelude, one statement, COMMIT. */
   const m = PRELUDE.exec(stmts[0] ?? '')
-  if (stmts.length !== 3 || !m || stmts[0] !== tenantTransactionPrelude(tenant, m[1]!) || stmts[2] !== 'COMMIT') {
+  if (stmts.length !== 3 || !m || stmts[0] !== tenantTransactionPrelude(tenant, m[1]!) || stmts[2] !== CHECKED_COMMIT) {
     throw new Error(`${what}: unexpected statement sequence from the data layer: ${JSON.stringify(stmts)}`)
   }
   return { prelude: stmts[0]!, body: stmts[1]! }
@@ -408,7 +408,7 @@ function pgPoolArms(name: string, tag: string, keys: number[], sql: BaselineSql,
           await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
           const r = await c.query(sql.read, [t.id, `c-${keys[i % keys.length]}`])
           if (!rowsOf(r)[0]) throw new Error(`${name} read: row missing`)
-          await c.query('COMMIT')
+          await c.query(CHECKED_COMMIT)
         } finally {
           c.release()
         }
@@ -422,7 +422,7 @@ function pgPoolArms(name: string, tag: string, keys: number[], sql: BaselineSql,
         try {
           await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
           await c.query(sql.insert, [t.id, `${tag}-${i}`, `Customer ${tag}-${i}`, PLANS[i % 3]!])
-          await c.query('COMMIT')
+          await c.query(CHECKED_COMMIT)
         } finally {
           c.release()
         }
@@ -442,7 +442,7 @@ function pgClientArms(name: string, tag: string, keys: number[], sql: BaselineSq
         await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
         const r = await c.query(sql.read, [t.id, `c-${keys[i % keys.length]}`])
         if (!rowsOf(r)[0]) throw new Error(`${name} read: row missing`)
-        await c.query('COMMIT')
+        await c.query(CHECKED_COMMIT)
       },
     },
     insert: {
@@ -452,7 +452,7 @@ function pgClientArms(name: string, tag: string, keys: number[], sql: BaselineSq
         const c = clients.get(t.region)!
         await c.query(sql.prelude(t.id, connectionCaps.get(c) ?? (await capOf(c, (q) => c.query(q)))))
         await c.query(sql.insert, [t.id, `${tag}-${i}`, `Customer ${tag}-${i}`, PLANS[i % 3]!])
-        await c.query('COMMIT')
+        await c.query(CHECKED_COMMIT)
       },
     },
   }
@@ -469,7 +469,7 @@ function pgliteArms(name: string, tag: string, keys: number[], sql: BaselineSql,
         await db.exec(sql.prelude(t.id, connectionCaps.get(db) ?? (await capOf(db, (q) => db.query(q)))))
         const r = await db.query<Record<string, unknown>>(sql.read, [t.id, `c-${keys[i % keys.length]}`])
         if (!r.rows[0]) throw new Error(`${name} read: row missing`)
-        await db.exec('COMMIT')
+        await db.exec(CHECKED_COMMIT)
       },
     },
     insert: {
@@ -479,7 +479,7 @@ function pgliteArms(name: string, tag: string, keys: number[], sql: BaselineSql,
         const db = dbs.get(t.region)!
         await db.exec(sql.prelude(t.id, connectionCaps.get(db) ?? (await capOf(db, (q) => db.query(q)))))
         await db.query(sql.insert, [t.id, `${tag}-${i}`, `Customer ${tag}-${i}`, PLANS[i % 3]!])
-        await db.exec('COMMIT')
+        await db.exec(CHECKED_COMMIT)
       },
     },
   }
@@ -506,7 +506,7 @@ function layerArms(d: Domicile, keys: number[], sql: BaselineSql, shared: Readon
           // poolSize 1: the session is the region's one connection, whose capability was captured.
           await s.exec(sql.prelude(t.id, connectionCaps.get(shared.get(t.region)!)!))
           need((await s.query(sql.read, [t.id, key(i)])).rows[0], 'driver')
-          await s.exec('COMMIT')
+          await s.exec(CHECKED_COMMIT)
         })
       },
     },

@@ -47,7 +47,7 @@ import { createDomicile, parseConfig, type Domicile, type Row } from '../src/ind
 import { blindIndex, deriveColumnIndexKey } from '../src/fields/blind-index.js'
 import { prepareColumn } from '../src/fields/field-codec.js'
 import { FieldEncryptor } from '../src/fields/field-encryptor.js'
-import { tenantTransactionPrelude } from '../src/regions/router.js'
+import { SESSION_OPEN } from '../src/regions/tenant-context.js'
 import { postgresUnavailable, startPgCluster, type PgCluster } from '../test/support/pg-cluster.js'
 import { machineInfo, printTable, writeResults } from './lib/report.js'
 import { bootstrapOverheadCi, median, prng, round, summarize, type Summary } from './lib/stats.js'
@@ -298,12 +298,24 @@ function insertColumns(text: string): string[] {
   return m[1]!.split(',').map((c) => c.trim().replace(/"/g, ''))
 }
 
-/** The one data statement of a captured tenant transaction (prelude, statement, COMMIT). */
-function bodyOf(stmts: Captured[], what: string): Captured {
+/** The statements that open and close every tenant transaction, as the router sent them. */
+interface Framing { readonly prelude: string; readonly commit: string }
+const isPrelude = (text: string) => text.includes('domicile_enter(')
+const isCommit = (text: string) => /\bCOMMIT$/.test(text)
+
+/** The framing of a captured tenant transaction (prelude, statement, COMMIT). */
+function framingOf(stmts: Captured[]): Framing {
   /* Precondition: a tenant transaction is exactly prelude, one statement, COMMIT. */
-  if (stmts.length !== 3 || stmts[0]!.text !== tenantTransactionPrelude(TENANT) || stmts[2]!.text !== 'COMMIT') {
-    throw new Error(`${what}: unexpected statement sequence from the data layer: ${JSON.stringify(stmts.map((s) => s.text.slice(0, 80)))}`)
+  if (stmts.length !== 3 || !isPrelude(stmts[0]!.text) || !isCommit(stmts[2]!.text)) {
+    throw new Error(`unexpected statement sequence from the data layer: ${JSON.stringify(stmts.map((s) => s.text.slice(0, 80)))}`)
   }
+  return { prelude: stmts[0]!.text, commit: stmts[2]!.text }
+}
+
+/** The one data statement of a captured tenant transaction, framed exactly like `framing`. */
+function bodyOf(stmts: Captured[], what: string, framing: Framing): Captured {
+  const f = framingOf(stmts)
+  if (f.prelude !== framing.prelude || f.commit !== framing.commit) throw new Error(`${what}: the transaction was framed differently`)
   return stmts[1]!
 }
 
@@ -368,20 +380,26 @@ async function main(): Promise<void> {
   const rawPid = Number((await raw.query('SELECT pg_backend_pid() AS pid')).rows[0]?.pid)
   const pinning = pinClientAndServers([dlPid, rawPid])
   log(`CPU pinning: ${pinning.applied ? 'on' : 'off'} (${pinning.detail})`)
-  const prelude = tenantTransactionPrelude(TENANT)
+  // The framing the router sends (session reset, BEGIN, role, tenant context with the
+  // connection's capability, stamp; checked COMMIT), replayed on the raw connection with its own
+  // capability.
+  const framing = framingOf(await captureQueries(pg, () => countRows(d, 'plain_customers')))
+  const rawCap = String((await raw.query(SESSION_OPEN)).rows[0]?.capability)
+  const prelude = framing.prelude.replace(/'[0-9a-f]{64}'/, `'${rawCap}'`)
+  if (prelude === framing.prelude) throw new Error('the captured prelude carries no capability')
   const rawTx = async (text: string, values: unknown[]): Promise<PgResult> => {
     await raw.query(prelude)
     const r = await raw.query(text, values)
-    await raw.query('COMMIT')
+    await raw.query(framing.commit)
     return r
   }
 
   // The exact statements of one insert and one lookup per table.
   const captured = {
-    sealedInsert: bodyOf(await captureQueries(pg, () => insertRows(d, 'sealed_customers', ['check-2'])), 'sealed insert'),
-    plainInsert: bodyOf(await captureQueries(pg, () => insertRows(d, 'plain_customers', ['check-2'])), 'plain insert'),
-    sealedLookup: bodyOf(await captureQueries(pg, () => findByEmail(d, 'sealed_customers', 'check-2')), 'sealed lookup'),
-    plainLookup: bodyOf(await captureQueries(pg, () => findByEmail(d, 'plain_customers', 'check-2')), 'plain lookup'),
+    sealedInsert: bodyOf(await captureQueries(pg, () => insertRows(d, 'sealed_customers', ['check-2'])), 'sealed insert', framing),
+    plainInsert: bodyOf(await captureQueries(pg, () => insertRows(d, 'plain_customers', ['check-2'])), 'plain insert', framing),
+    sealedLookup: bodyOf(await captureQueries(pg, () => findByEmail(d, 'sealed_customers', 'check-2')), 'sealed lookup', framing),
+    plainLookup: bodyOf(await captureQueries(pg, () => findByEmail(d, 'plain_customers', 'check-2')), 'plain lookup', framing),
   }
   for (const [k, v] of Object.entries(captured)) log(`${k}: ${v.text}`)
 
@@ -454,8 +472,8 @@ async function main(): Promise<void> {
   const sealedSelects: Captured[] = []
   const plainSelects: Captured[] = []
   for (const k of keys) {
-    sealedSelects.push(bodyOf(await captureQueries(pg, () => findByEmail(d, 'sealed_customers', k)), 'sealed lookup'))
-    plainSelects.push(bodyOf(await captureQueries(pg, () => findByEmail(d, 'plain_customers', k)), 'plain lookup'))
+    sealedSelects.push(bodyOf(await captureQueries(pg, () => findByEmail(d, 'sealed_customers', k)), 'sealed lookup', framing))
+    plainSelects.push(bodyOf(await captureQueries(pg, () => findByEmail(d, 'plain_customers', k)), 'plain lookup', framing))
   }
   const explain = async (c: Captured): Promise<string[]> => (await rawTx(`EXPLAIN (ANALYZE, BUFFERS) ${c.text}`, c.values)).rows.map((r) => String(Object.values(r)[0]))
   const plans = { sealed: await explain(sealedSelects[0]!), plain: await explain(plainSelects[0]!) }
@@ -598,7 +616,7 @@ async function main(): Promise<void> {
       lookup: 'find({ email }) of a row from a fixed random key set (same sequence for both arms): through domicile.tenant(id).table(t).find (one transaction per call; the target) and inside a withTenant transaction; find() alone also timed inside the transaction',
       replayed: 'the data layer\'s captured statements (same text, same kind of parameters; sealed bytes reused, id and blind index varied) through a dedicated pg.Client, with the same prelude and COMMIT: the cost of the stored row shape without field crypto or data-layer code',
       sched: '/proc/<pid>/schedstat of the Node main thread and the serving backend, summed per block: cpu = on a CPU, runq = runnable but waiting for a CPU (other processes); cpuCostRatio = plain/sealed of (node cpu + pg cpu); contentionFreeRatio = plain/sealed of (mean wall - both runq waits)',
-      attribution: 'FieldEncryptor.prototype.{seal,index,matches|holdKeyFor+matchesHeld (as fe.matches)} and pg Client.prototype.query wrapped with timers; 4 interleaved passes per operation after the comparison',
+      attribution: 'FieldEncryptor.prototype.{seal,index,holdKeyFor+matchesHeld (as fe.matches)} and pg Client.prototype.query wrapped with timers; 4 interleaved passes per operation after the comparison',
     },
     capturedStatements: Object.fromEntries(Object.entries(captured).map(([k, v]) => [k, v.text])),
     queryPlans: { ...plans, usesIndex },
@@ -633,8 +651,8 @@ async function attribute(d: Domicile, pg: PgModule, keys: readonly string[]): Pr
   const proto = FieldEncryptor.prototype as unknown as Record<string, (...a: unknown[]) => unknown>
   const pgProto = pg.Client.prototype
   const saved: Array<() => void> = []
-  // The false-positive filter: matches (inside withTenant), or holdKeyFor + matchesHeld (one-shot).
-  const timed = { seal: 'fe.seal', index: 'fe.index', matches: 'fe.matches', holdKeyFor: 'fe.matches', matchesHeld: 'fe.matches' } as const
+  // The false-positive filter (src/data/candidate-filter.ts): holdKeyFor + matchesHeld.
+  const timed = { seal: 'fe.seal', index: 'fe.index', holdKeyFor: 'fe.matches', matchesHeld: 'fe.matches' } as const
   for (const [m, key] of Object.entries(timed)) {
     const orig = proto[m]!
     // Keeps each method's sync/async shape: a synchronous result stays synchronous.
@@ -657,7 +675,7 @@ async function attribute(d: Domicile, pg: PgModule, keys: readonly string[]): Pr
   pgProto.query = function (this: unknown, ...a: unknown[]) {
     const a0 = a[0]
     const text = typeof a0 === 'string' ? a0 : String((a0 as { text?: string }).text)
-    const kind = text.startsWith('BEGIN') ? 'sql.prelude' : text === 'COMMIT' ? 'sql.commit' : 'sql.stmt'
+    const kind = isPrelude(text) ? 'sql.prelude' : isCommit(text) ? 'sql.commit' : 'sql.stmt'
     const t0 = nowUs()
     const r = origQuery.apply(this, a) as unknown
     if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).finally === 'function') return (r as Promise<unknown>).finally(() => add(kind, nowUs() - t0))

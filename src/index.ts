@@ -24,7 +24,7 @@ import { regionMap, type RegionSupplier } from './regions/region-supplier.js'
 import { RegionRouter } from './regions/router.js'
 import type { StoreDriver } from './regions/store-driver.js'
 import { defineSchema, isSchema, type Schema, type TableDef } from './schema/define-schema.js'
-import { wireKeys } from './keys/wire-keys.js'
+import { wireCustody } from './wire-custody.js'
 
 export { Domicile } from './domicile.js'
 export type { AddTenantOptions, DomicileParts, TenantTables } from './domicile.js'
@@ -90,7 +90,7 @@ export async function createDomicile(opts: CreateDomicileOptions = {}): Promise<
   const router = new RegionRouter(Object.keys(config.regions), supplier)
   const controlPlane = storeFromConfig(config.controlPlane, 'control-plane')
   const directory = new TenantDirectory(controlPlane, { pollMs: config.directoryPollMs })
-  const { keys, fields } = wireKeys(config, directory)
+  const { keys, fields } = wireCustody(config, directory)
   const regionInfo = Object.fromEntries(Object.entries(config.regions).map(([n, r]) => [n, { driver: r.driver, ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}) }]))
   return new Domicile({ schema, router, controlPlane, directory, keys, fields, regionInfo })
 }

@@ -13,18 +13,17 @@ export interface FieldProtection {
   index(table: ResolvedTable, column: ResolvedColumn, value: unknown): MaybePromise<Uint8Array>
   wrap(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown
   /**
-   * Whether a stored value equals `value` (after the column's normalisation). Opens it inside the
-   * data layer only, to drop blind-index false positives; the plaintext never reaches the caller.
-   */
-  matches(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): MaybePromise<boolean>
-  /**
-   * For a false-positive filter that runs after the transaction's statements: fetches now, inside the transaction, the data key
-   * `stored` was sealed under and keeps a private copy for `matchesHeld`, so the filter can run
-   * without the session (for a one-shot read, while its COMMIT is in flight). Copies are zeroed by
-   * `releaseHeldKeys()`, and when the transaction rolls back.
+   * For the blind-index candidate filter (src/data/candidate-filter.ts): fetches now, inside the
+   * transaction, the data key `stored` was sealed under (the key state is checked as for any use)
+   * and keeps a private copy for `matchesHeld`, so the filter can run without the session. Copies
+   * are zeroed by `releaseHeldKeys()`, and when the transaction rolls back.
    */
   holdKeyFor(stored: Uint8Array): MaybePromise<void>
-  /** `matches` with held keys only: synchronous, never fetches a key (the session may be gone). */
+  /**
+   * Whether a stored value equals `value` (after the column's normalisation), with held keys only:
+   * synchronous, never fetches a key (the session may be gone). Opens it inside the data layer
+   * only, to drop blind-index false positives; the plaintext never reaches the caller.
+   */
   matchesHeld(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean
   releaseHeldKeys(): void
 }

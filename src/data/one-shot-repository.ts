@@ -6,15 +6,12 @@
  *
  * Each call runs exactly as `withTenant(id, (s) => s.table(name).<call>(...))` would: region stamp
  * checked before any statement, row-level security bound to the tenant, sensitive fields sealed
- * on the way in and returned as sealed values. A `find` also moves its client-side work off the
- * round trips: it holds the data keys its candidates need (inside the transaction), sends COMMIT,
- * and drops blind-index false positives and wraps sealed values while the COMMIT is in flight.
- * The transaction only read, so committing before that filter changes nothing in the store;
- * no row reaches the caller unchecked.
+ * on the way in and returned as sealed values. A `find` runs its blind-index false-positive
+ * filter while its COMMIT is in flight (src/data/candidate-filter.ts).
  */
-import { DomicileError } from '../errors.js'
 import type { TenantTransaction } from '../regions/router.js'
 import type { ResolvedTable } from '../schema/define-schema.js'
+import { finishWhileCommitting } from './candidate-filter.js'
 import type { FieldProtection } from './field-protection.js'
 import { TableRepository, type ListOptions, type Page, type Repository, type Row } from './repository.js'
 
@@ -43,16 +40,11 @@ export class OneShotRepository<R extends Row = Row> implements Repository<R> {
   }
 
   async find(where: Partial<R>, opts: { limit?: number } = {}): Promise<R[]> {
-    let out: R[] | undefined
+    let rows: (() => R[]) | undefined
     await this.#in(async (repo, tx) => {
-      const finish = await repo.findLater(where, opts)
-      tx.whileCommitInFlight(() => {
-        out = finish()
-      })
+      rows = finishWhileCommitting(tx, await repo.findDeferred(where, opts))
     })
-    /* Postcondition: the filter ran (the router runs in-flight work before the COMMIT resolves). */
-    if (out === undefined) throw new DomicileError('ERR_QUERY_FAILED', `find on ${this.#table.name}: the result filter did not run. Retry the lookup.`)
-    return out
+    return rows!()
   }
 
   update(id: string | number, patch: Partial<R>): Promise<R | undefined> {

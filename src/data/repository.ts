@@ -8,6 +8,7 @@ import { DomicileError } from '../errors.js'
 import { BLIND_INDEX_SUFFIX, type ResolvedColumn, type ResolvedTable } from '../schema/define-schema.js'
 import { q } from '../schema/ddl.js'
 import type { TenantTransaction } from '../regions/router.js'
+import { candidateFilter, type BlindMatch, type FinishLookup } from './candidate-filter.js'
 import type { FieldProtection } from './field-protection.js'
 
 export type Row = Record<string, unknown>
@@ -224,7 +225,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     return r.rows[0] ? this.#toPublic(r.rows[0]) : undefined
   }
 
-  async #where(where: Row, params: unknown[], blind: Array<[ResolvedColumn, unknown]>): Promise<string[]> {
+  async #where(where: Row, params: unknown[], blind: BlindMatch[]): Promise<string[]> {
     const clauses = ['tenant_id = $1']
     for (const [name, v] of Object.entries(where)) {
       if (name.endsWith(BLIND_INDEX_SUFFIX)) throw unknownColumn(this.#t, name)
@@ -262,83 +263,24 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   }
 
   async find(where: Partial<R>, opts: { limit?: number } = {}): Promise<R[]> {
-    const { rows, blind } = await this.#select(where, opts)
-    if (blind.length === 0) return rows.map((row) => this.#toPublic(row))
-    // Blind indexes are short on purpose, so unequal values can collide: drop those candidates.
-    // Here the filter runs inside the transaction, with the cached keys as they are (findLater
-    // holds copies instead, for a filter that runs after the statements).
-    const fields = this.#needFields()
-    const out: R[] = []
-    for (const row of rows) {
-      const rowKey = String(row[this.#t.primaryKey])
-      let ok = true
-      for (const [col, v] of blind) {
-        const stored = row[col.name]
-        if (!(stored instanceof Uint8Array)) {
-          ok = false // a NULL never equals a searched value
-          continue
-        }
-        const m = fields.matches(this.#t, col, rowKey, stored, v)
-        if (!(m instanceof Promise ? await m : m)) ok = false
-      }
-      if (ok) out.push(this.#toPublic(row))
-    }
-    return out
+    return (await this.findDeferred(where, opts))()
   }
 
   /**
-   * `find` for a transaction that does nothing else (one-shot reads): runs the statement, fetches
-   * (inside the transaction) and holds copies of the data keys its candidates need, and returns the
-   * rest of the work (dropping blind-index false positives, wrapping sealed values) as a
-   * synchronous function that needs no session and releases the keys, to run while the COMMIT is in
-   * flight.
+   * `find` up to its client-side rest: runs the statement and holds (inside the transaction) the
+   * keys its blind-index candidates need, and returns the synchronous rest (drop false positives,
+   * shape rows) to run now or while the COMMIT is in flight (src/data/candidate-filter.ts).
    */
-  async findLater(where: Partial<R>, opts: { limit?: number } = {}): Promise<() => R[]> {
+  async findDeferred(where: Partial<R>, opts: { limit?: number } = {}): Promise<FinishLookup<R>> {
     const { rows, blind } = await this.#select(where, opts)
-    if (blind.length === 0) return () => rows.map((row) => this.#toPublic(row))
-    const fields = this.#needFields()
-    try {
-      for (const row of rows) {
-        for (const [col] of blind) {
-          const stored = row[col.name]
-          if (!(stored instanceof Uint8Array)) continue
-          const h = fields.holdKeyFor(stored)
-          if (h instanceof Promise) await h
-        }
-      }
-    } catch (e) {
-      fields.releaseHeldKeys()
-      throw e
-    }
-    return () => {
-      try {
-        const out: R[] = []
-        for (const row of rows) {
-          const rowKey = String(row[this.#t.primaryKey])
-          let ok = true
-          for (const [col, v] of blind) {
-            const stored = row[col.name]
-            // A NULL never equals a searched value; held keys make every other check synchronous.
-            if (!(stored instanceof Uint8Array)) {
-              ok = false
-              continue
-            }
-            if (!fields.matchesHeld(this.#t, col, rowKey, stored, v)) ok = false
-          }
-          if (ok) out.push(this.#toPublic(row))
-        }
-        return out
-      } finally {
-        fields.releaseHeldKeys()
-      }
-    }
+    return candidateFilter(this.#t, rows, blind, blind.length > 0 ? this.#needFields() : undefined, (row) => this.#toPublic(row))
   }
 
-  async #select(where: Partial<R>, opts: { limit?: number }): Promise<{ rows: Row[]; blind: Array<[ResolvedColumn, unknown]> }> {
+  async #select(where: Partial<R>, opts: { limit?: number }): Promise<{ rows: Row[]; blind: BlindMatch[] }> {
     if (typeof where !== 'object' || where === null) throw new DomicileError('ERR_INPUT_INVALID', `find on ${this.#t.name}: expected an object of column -> value.`)
     const limit = clampLimit(opts.limit ?? 1000)
     const params: unknown[] = [this.#tx.tenantId]
-    const blind: Array<[ResolvedColumn, unknown]> = []
+    const blind: BlindMatch[] = []
     const clauses = await this.#where(where as Row, params, blind)
     params.push(limit)
     const r = await this.#tx.session.query<Row>(

@@ -2,22 +2,28 @@
  * Field-level encryption for one tenant transaction: seals sensitive values under the tenant's
  * current data key (AES-256-GCM, AAD = format version, key number, tenant, table, column, row
  * key), computes blind indexes under per-column keys derived from the tenant's index root key,
- * wraps stored ciphertext as SealedValues, and reveals them deliberately: every reveal writes an
- * audit record (tenant, table, column, row key, purpose, actor; never plaintext) in the tenant's
- * region, and that record survives a rollback of the scope.
+ * wraps stored ciphertext as SealedValues, and reveals them deliberately.
+ *
+ * Every reveal attempt (each value passed to `reveal` / `revealRows`) leaves exactly one audit
+ * record (tenant, table, column, row key, purpose, actor, outcome, error code; never plaintext)
+ * in the tenant's region, whatever the failure path: records go in through the transaction's
+ * records (src/regions/tenant-records.ts); if the transaction rolls back, or could not take them
+ * because an error aborted it, they are written after the rollback in a transaction of their own
+ * (marked `rolledBack`). Plaintext is returned only once its records are written.
+ *
+ * Keys come from the keyring, which checks the tenant's key state at every use (revocation
+ * reaches open scopes) and hands each key to a synchronous callback.
  */
 import { DomicileError, isDomicileError } from '../errors.js'
 import type { TenantRecord } from '../control-plane/tenant-directory.js'
 import type { FieldProtection } from '../data/field-protection.js'
 import type { Row } from '../data/repository.js'
 import type { RevealOptions, Revealer } from '../data/tenant-scope.js'
-import type { TenantKeys } from '../keys/keyring.js'
-import type { Keyring } from '../keys/keyring.js'
+import type { Keyring, TenantKeys } from '../keys/keyring.js'
+import { transactionAudit } from '../audit/transaction-audit.js'
 import type { TenantTransaction } from '../regions/router.js'
-import type { StoreSession } from '../regions/store-driver.js'
+import type { AuditRecord } from '../regions/tenant-records.js'
 import type { Normalization, ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
-import { tenantTransactionPrelude } from '../regions/router.js'
-import { isRetiredKey, releasedKeyError } from '../crypto/context-reserve.js'
 import { blindIndex, deriveColumnIndexKey, normalizeForIndex } from './blind-index.js'
 import { prepareColumn, readKeyNumber, type FieldPlain, type PreparedColumn } from './field-codec.js'
 import type { ScopeFieldsFactory } from './scope-fields-factory.js'
@@ -95,19 +101,14 @@ function indexInput(v: unknown): string | Uint8Array {
   throw new DomicileError('ERR_QUERY_UNSUPPORTED', 'Equality search on a sensitive column takes a plain value (string, number, boolean, bytes).')
 }
 
-interface AuditRow {
-  type: string
-  outcome: string
-  actor: string | null
-  code?: string
-  detail: Record<string, string | number>
-}
+/** Reveal failures that say "no" rather than "something broke". */
+const DENIED_CODES: ReadonlySet<string> = new Set(['ERR_DECRYPTION_FAILED', 'ERR_KEY_REVOKED', 'ERR_KEY_PENDING_IMPORT', 'ERR_KEY_NOT_FOUND', 'ERR_INPUT_INVALID'])
+const codeOf = (e: unknown): string => (isDomicileError(e) ? e.code : 'ERR_UNKNOWN')
 
 export class FieldEncryptor implements FieldProtection, Revealer {
   readonly #tenant: TenantRecord
   readonly #tx: TenantTransaction
   readonly #keys: TenantKeys
-  #pendingAudit: AuditRow[] | undefined
   #lastProbe: { ref: ColumnRef; value: unknown; probe: string | Uint8Array } | undefined
   /** Data keys copied by holdKeyFor, by key number; zeroed by releaseHeldKeys. */
   #held: Map<number, Uint8Array> | undefined
@@ -122,9 +123,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
   seal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, value: unknown): Uint8Array | Promise<Uint8Array> {
     const plain = checkPlain(table, col, value)
     const prep = columnRef(this.#tenant.id, table, col).prepared
-    const hot = this.#keys.tryEncryptionKey()
-    if (hot) return prep.seal(hot.key, hot.keyNumber, rowKey, plain)
-    return fresh(() => this.#keys.encryptionKey(), (k) => k.key).then(({ keyNumber, key }) => prep.seal(key, keyNumber, rowKey, plain))
+    return this.#keys.withEncryptionKey((key, keyNumber) => prep.seal(key, keyNumber, rowKey, plain))
   }
 
   index(table: ResolvedTable, col: ResolvedColumn, value: unknown): Uint8Array | Promise<Uint8Array> {
@@ -132,9 +131,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     if (!s || !s.searchable) throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${table.name}.${col.name} is not searchable.`)
     const input = indexInput(value)
     const ref = columnRef(this.#tenant.id, table, col)
-    const ck = this.#keys.columnIndexKey(ref, deriveForRef)
-    if (ck instanceof Uint8Array) return blindIndex(ck, input, ref.options)
-    return fresh(() => this.#keys.columnIndexKey(ref, deriveForRef), (k) => k).then((k) => blindIndex(k, input, ref.options))
+    return this.#keys.withColumnIndexKey(ref, deriveForRef, (k) => blindIndex(k, input, ref.options))
   }
 
   wrap(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown {
@@ -142,24 +139,11 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     return adoptSealed(stored, columnRef(this.#tenant.id, table, col), rowKey)
   }
 
-  /** Opens a stored value without revealing it to the caller (blind-index false-positive filter). */
-  matches(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean | Promise<boolean> {
-    const n = readKeyNumber(stored)
-    const hot = this.#keys.peekDataKey(n)
-    if (hot) return this.#equal(table, col, rowKey, stored, value, hot)
-    return this.#dataKey(n).then((key) => this.#equal(table, col, rowKey, stored, value, key))
-  }
-
   matchesHeld(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array, value: unknown): boolean {
     const key = this.#held?.get(readKeyNumber(stored))
     /* Precondition: the key was held by holdKeyFor (no key fetch may happen here: the transaction is over). */
     if (!key) throw new DomicileError('ERR_KEY_NOT_FOUND', `${table.name}.${col.name}: a data key needed to check a search result was not held. Retry the lookup.`)
     return this.#equal(table, col, rowKey, stored, value, key)
-  }
-
-  /** A data key by number, fetched again if the cache let go of it between the fetch and now. */
-  #dataKey(n: number): Promise<Uint8Array> {
-    return fresh(() => this.#keys.dataKey(n), (k) => k)
   }
 
   holdKeyFor(stored: Uint8Array): void | Promise<void> {
@@ -173,13 +157,11 @@ export class FieldEncryptor implements FieldProtection, Revealer {
       }
     }
     const held = this.#held
-    const hold = (key: Uint8Array): void => {
-      // A copy (the cache may zero its own), unless the keys were released meanwhile.
+    // A copy (the cache may zero its own), unless the keys were released meanwhile.
+    const h = this.#keys.withDataKey(n, (key) => {
       if (this.#held === held) held.set(n, Uint8Array.from(key))
-    }
-    const hot = this.#keys.peekDataKey(n)
-    if (hot) return hold(hot)
-    return this.#dataKey(n).then(hold)
+    })
+    if (h instanceof Promise) return h
   }
 
   releaseHeldKeys(): void {
@@ -219,7 +201,7 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     rows.forEach((row, i) => {
       for (const [k, v] of Object.entries(row)) {
         if (!isSealedValue(v)) continue
-        if (opts.columns && !opts.columns.includes(k)) continue
+        if (opts?.columns && !opts.columns.includes(k)) continue
         cells.push([i, k])
         values.push(v)
       }
@@ -232,84 +214,74 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     return out as R[]
   }
 
+  /**
+   * Opens each value, and records one audit record per value whatever happens. Either every value
+   * opens and the plaintexts are returned (outcome ok), or nothing is returned and the call fails
+   * with the first failure; values that opened are then recorded as withheld (outcome denied).
+   */
   async #revealMany(values: readonly unknown[], opts: RevealOptions): Promise<unknown[]> {
-    /* Precondition: a reveal states its purpose. */
-    if (typeof opts?.purpose !== 'string' || opts.purpose.trim() === '' || opts.purpose.length > MAX_PURPOSE) {
-      throw new DomicileError('ERR_INPUT_INVALID', `reveal needs { purpose } (1-${MAX_PURPOSE} characters): why the plaintext is needed. It is recorded in the audit log.`)
-    }
-    if (opts.actor !== undefined && (typeof opts.actor !== 'string' || opts.actor.length > MAX_PURPOSE)) {
-      throw new DomicileError('ERR_INPUT_INVALID', `reveal: actor must be a string of at most ${MAX_PURPOSE} characters.`)
-    }
-    const audit: AuditRow[] = []
+    const purpose = typeof opts?.purpose === 'string' && opts.purpose.trim() !== '' && opts.purpose.length <= MAX_PURPOSE ? opts.purpose : undefined
+    const actorOk = opts?.actor === undefined || (typeof opts.actor === 'string' && opts.actor.length <= MAX_PURPOSE)
+    const actor = actorOk && typeof opts?.actor === 'string' ? opts.actor : null
+    const records: AuditRecord[] = []
     const out: unknown[] = []
-    let failure: unknown
-    try {
-      for (const v of values) {
+    let failure: { error: unknown } | undefined
+    for (const v of values) {
+      let detail: Record<string, string | number> = purpose === undefined ? {} : { purpose }
+      try {
+        /* Precondition: a reveal states its purpose. */
+        if (purpose === undefined) {
+          throw new DomicileError('ERR_INPUT_INVALID', `reveal needs { purpose } (1-${MAX_PURPOSE} characters): why the plaintext is needed. It is recorded in the audit log.`)
+        }
+        if (!actorOk) throw new DomicileError('ERR_INPUT_INVALID', `reveal: actor must be a string of at most ${MAX_PURPOSE} characters.`)
         /* Precondition: only sealed values of this tenant are revealed in its scope. */
         if (!isSealedValue(v)) throw new DomicileError('ERR_INPUT_INVALID', 'reveal takes a sealed value read in this scope (a sensitive field of a row).')
         const loc = sealedLocation(v)
+        // Another tenant's identifiers are not written into this tenant's audit log.
         if (loc.tenantId !== this.#tenant.id) throw new DomicileError('ERR_INPUT_INVALID', 'This sealed value belongs to another tenant; reveal it in that tenant\'s scope.')
-        const detail = { table: loc.table, column: loc.column, rowKey: String(loc.rowKey), purpose: opts.purpose }
-        try {
-          const bytes = sealedBytes(v)
-          const n = readKeyNumber(bytes)
-          const key = this.#keys.peekDataKey(n) ?? (await this.#dataKey(n))
-          out.push(prepareColumnFor(loc).open(key, loc.rowKey, bytes))
-          audit.push({ type: 'field.reveal', outcome: 'ok', actor: opts.actor ?? null, detail })
-        } catch (e) {
-          audit.push({ type: 'field.reveal', outcome: 'denied', actor: opts.actor ?? null, code: isDomicileError(e) ? e.code : 'ERR_UNKNOWN', detail })
-          throw e
-        }
+        detail = { table: loc.table, column: loc.column, rowKey: String(loc.rowKey), purpose }
+        const bytes = sealedBytes(v)
+        const opened = this.#keys.withDataKey(readKeyNumber(bytes), (key) => prepareColumnFor(loc).open(key, loc.rowKey, bytes))
+        out.push(opened instanceof Promise ? await opened : opened)
+        records.push({ type: 'field.reveal', outcome: 'ok', actor, detail })
+      } catch (e) {
+        failure ??= { error: e }
+        const code = codeOf(e)
+        records.push({ type: 'field.reveal', outcome: DENIED_CODES.has(code) ? 'denied' : 'error', actor, detail: { ...detail, code } })
       }
-    } catch (e) {
-      failure = e
     }
-    if (audit.length > 0) await this.#record(audit)
-    if (failure !== undefined) throw failure
+    if (failure !== undefined) {
+      const code = codeOf(failure.error)
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!
+        if (r.outcome === 'ok') records[i] = { ...r, outcome: 'denied', detail: { ...r.detail, code, withheld: 1 } }
+      }
+      wipe(out)
+      await this.#record(records).catch(() => undefined) // kept for after the rollback
+      throw failure.error
+    }
+    try {
+      await this.#record(records)
+    } catch (e) {
+      wipe(out)
+      throw e
+    }
     return out
   }
 
-  /** Writes audit rows in the transaction; re-writes them after a rollback so they survive it. */
-  async #record(rows: AuditRow[]): Promise<void> {
-    await insertAudit(this.#tx.session, this.#tenant.id, rows)
-    if (!this.#pendingAudit) {
-      this.#pendingAudit = []
-      const pending = this.#pendingAudit
-      this.#tx.onRollback(async (s) => {
-        await s.exec(tenantTransactionPrelude(this.#tenant.id))
-        try {
-          await insertAudit(s, this.#tenant.id, pending.map((r) => ({ ...r, detail: { ...r.detail, rolledBack: 1 } })))
-          await s.exec('COMMIT')
-        } catch {
-          await s.exec('ROLLBACK').catch(() => undefined)
-        }
-      })
-    }
-    this.#pendingAudit.push(...rows)
+  /**
+   * Writes the records in the transaction; kept for after its rollback when it cannot take them
+   * (then an ok record becomes an error one: that plaintext is not returned).
+   */
+  #record(records: AuditRecord[]): Promise<void> {
+    return transactionAudit(this.#tx).append(records, (r, e) => (r.outcome === 'ok' ? { ...r, outcome: 'error', detail: { ...r.detail, code: codeOf(e) } } : r))
   }
 }
 
-async function insertAudit(s: StoreSession, tenantId: string, rows: readonly AuditRow[]): Promise<void> {
-  const params: unknown[] = [tenantId]
-  const values = rows.map((r) => {
-    params.push(r.type, r.outcome, r.actor, JSON.stringify(r.code ? { ...r.detail, code: r.code } : r.detail))
-    const n = params.length
-    return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::jsonb)`
-  })
-  await s.query(`INSERT INTO domicile_audit (tenant_id, type, outcome, actor, detail) VALUES ${values.join(', ')}`, params)
-}
-
-/**
- * Awaits a key and, if the key cache let go of that key object in the microtask between its fetch
- * and this use (expiry or eviction retires and zeroes it), fetches it once more. Never uses a
- * retired key: sealing or hashing under zeroed bytes would be silent corruption.
- */
-async function fresh<T>(get: () => T | Promise<T>, keyOf: (t: T) => Uint8Array): Promise<T> {
-  const first = await get()
-  if (!isRetiredKey(keyOf(first))) return first
-  const again = await get()
-  if (isRetiredKey(keyOf(again))) throw releasedKeyError()
-  return again
+/** Zeroes revealed byte values that will not be returned. */
+function wipe(values: unknown[]): void {
+  for (const v of values) if (v instanceof Uint8Array) v.fill(0)
+  values.length = 0
 }
 
 /** Reveal works from a sealed value's location (table and column names), not schema objects. */

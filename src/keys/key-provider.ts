@@ -9,6 +9,8 @@
  * own provider module under providers/, imported lazily.
  */
 
+import type { AuditSink } from '../audit/audit-sink.js'
+
 /** How much of the key the customer holds. */
 export type Custody = 'kms' | 'byok' | 'hyok'
 
@@ -65,6 +67,11 @@ export interface KeyStatus {
 /** Every remote call has a deadline; the runtime wrapper always passes a signal. */
 export interface OpOptions {
   readonly signal?: AbortSignal
+  /**
+   * Where the runtime wrapper records this one call, instead of its own sink (e.g. the audit log
+   * of the tenant's region, in the transaction that needed the key). Providers ignore it.
+   */
+  readonly audit?: AuditSink
 }
 
 export interface CreateKeyRequest {

@@ -11,18 +11,38 @@
  * spent is retired and a new data key is created. A block reserved in a transaction is private
  * to it until it commits, and forgotten if it rolls back, so the counter never under-counts sealed
  * values that persist.
+ *
+ * Revocation reaches keys in use (docs/ARCHITECTURE.md "Data-key cache and the kill switch"):
+ * every use of a data key or index key, cache hits inside an open scope included, first compares
+ * the scope's directory entry with the directory's current one (an identity compare; the directory
+ * drops an entry on LISTEN/NOTIFY or its poll). A changed entry is read again, and a revoked key is
+ * refused with ERR_KEY_REVOKED before the key is used. Keys are handed to a callback that runs
+ * synchronously right after that check (`withEncryptionKey`, `withDataKey`, `withColumnIndexKey`),
+ * so no caller keeps a key across an await.
  */
 import { randomBytes } from 'node:crypto'
+import { transactionAudit } from '../audit/transaction-audit.js'
 import type { KeyBinding, TenantRecord } from '../control-plane/tenant-directory.js'
+import { isRetiredKey, releasedKeyError } from '../crypto/context-reserve.js'
 import { DecryptionFailedError, DomicileError } from '../errors.js'
 import type { TenantTransaction } from '../regions/router.js'
 import type { DataKeyCache } from './data-key-cache.js'
 import type { Custody, KeyProvider } from './key-provider.js'
 
+/** The directory as the keyring reads it (TenantDirectory). */
+export interface KeyringDirectory {
+  /** The current entry when it can be trusted without I/O; undefined after a change until re-read. */
+  cached(tenantId: string): TenantRecord | undefined
+  /** The current entry, read from the control plane when needed. */
+  get(tenantId: string): Promise<TenantRecord>
+}
+
 export interface KeyringOptions {
   /** Resolves a provider instance name to its (runtime-wrapped) provider. */
   readonly provider: (name: string) => Promise<KeyProvider>
   readonly cache: DataKeyCache
+  /** Where each use of a key checks the tenant's current key state. */
+  readonly directory: KeyringDirectory
   readonly cacheTtlMs: Readonly<Record<Custody, number>>
   readonly maxEncryptionsPerKey: number
   readonly reservationBlock: number
@@ -37,6 +57,10 @@ interface Budget {
 type Purpose = 'data' | 'index'
 
 const hasRoom = (b: Budget): boolean => b.next < b.end
+
+/** Data-key numbers: 1..2^31-1 (a PostgreSQL integer). */
+const MAX_KEY_NUMBER = 0x7fff_ffff
+const validKeyNumber = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= MAX_KEY_NUMBER
 
 /** Refuses use of a tenant's key on our side of the kill switch, before any provider call. */
 export function assertKeyUsable(tenant: TenantRecord): KeyBinding {
@@ -74,12 +98,16 @@ export class Keyring {
   }
 }
 
+/** How often a use re-reads a changed entry or refetches a released key before giving up (ERR_CONFLICT). */
+const USE_ATTEMPTS = 3
+
 export class TenantKeys {
   readonly #o: KeyringOptions
   readonly #budgets: Map<string, Budget>
-  readonly #tenant: TenantRecord
+  /** The directory entry this transaction works under; replaced by the current one when it changes. */
+  #tenant: TenantRecord
   readonly #tx: TenantTransaction
-  readonly #ttl: number
+  #ttl: number
   readonly #budgetKey: string
   /** Budget reserved in this transaction, not yet committed. */
   #local: Budget | undefined
@@ -90,8 +118,54 @@ export class TenantKeys {
     this.#budgets = budgets
     this.#tenant = tenant
     this.#tx = tx
-    this.#ttl = tenant.cacheTtlMs ?? (tenant.key ? o.cacheTtlMs[tenant.key.custody] : 0)
+    this.#ttl = ttlOf(o, tenant)
     this.#budgetKey = `${tenant.id}|${tx.region}`
+  }
+
+  /**
+   * The synchronous check before every use of a key: the entry this transaction works under is
+   * still the directory's current one (or the directory already holds a newer one, adopted
+   * here), and its key is usable (else ERR_KEY_REVOKED / ERR_KEY_PENDING_IMPORT / ERR_KEY_NOT_FOUND).
+   * Undefined when the entry changed and has not been read again yet: use `#checkAsync`.
+   */
+  #check(): KeyBinding | undefined {
+    const current = this.#o.directory.cached(this.#tenant.id)
+    if (current !== this.#tenant) {
+      if (current === undefined) return undefined
+      this.#adopt(current)
+    }
+    return assertKeyUsable(this.#tenant)
+  }
+
+  /** `#check`, reading a changed entry from the control plane (fails closed if it cannot). */
+  async #checkAsync(): Promise<KeyBinding> {
+    const ok = this.#check()
+    if (ok) return ok
+    this.#adopt(await this.#o.directory.get(this.#tenant.id))
+    return assertKeyUsable(this.#tenant)
+  }
+
+  #adopt(entry: TenantRecord): void {
+    this.#tenant = entry
+    this.#ttl = ttlOf(this.#o, entry)
+  }
+
+  /**
+   * Runs `use` with a key right after the key state was checked, synchronously. `load` fetches the
+   * key (cache or unwrap); a key the cache released meanwhile is fetched again, a directory change
+   * meanwhile is read before the key is used.
+   */
+  async #use<T>(load: () => Promise<Uint8Array>, use: (key: Uint8Array) => T): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      await this.#checkAsync()
+      const key = await load()
+      // A revocation or a cache release may have come in while the key loaded.
+      if (this.#check() !== undefined && !isRetiredKey(key)) return use(key)
+      if (attempt === USE_ATTEMPTS) {
+        await this.#checkAsync() // a revocation wins over the retry advice
+        throw releasedKeyError()
+      }
+    }
   }
 
   #cacheId(purpose: Purpose, n: number, provider: string, keyId: string): string {
@@ -122,63 +196,41 @@ export class TenantKeys {
     return id
   }
 
-  /** Synchronous hit path: the data key if it is cached under the current binding. */
-  peekDataKey(keyNumber: number): Uint8Array | undefined {
-    assertKeyUsable(this.#tenant)
-    return this.#o.cache.peek(this.#boundId('data', keyNumber))
-  }
-
   /**
-   * Synchronous hit path for sealing: consumes one encryption of an already reserved budget when
-   * its key is cached; undefined when a reservation or an unwrap is needed (use encryptionKey()).
+   * Seals one value: `use(key, keyNumber)` runs synchronously with the data key to seal under
+   * (do not keep the key), and one encryption of a reserved budget is consumed. Synchronous when
+   * the budget and the key are at hand. Budget reserved by this transaction stays private to it
+   * until it commits (a concurrent transaction must not seal under a reservation that may still
+   * roll back); after the commit the rest of the block is shared with later transactions.
    */
-  tryEncryptionKey(): { keyNumber: number; key: Uint8Array } | undefined {
-    assertKeyUsable(this.#tenant)
-    const b = this.#usableBudget()
-    if (!b) return undefined
-    const key = this.#o.cache.peek(this.#boundId('data', b.keyNumber))
-    if (!key) return undefined
-    b.next++
-    return { keyNumber: b.keyNumber, key }
+  withEncryptionKey<T>(use: (key: Uint8Array, keyNumber: number) => T): T | Promise<T> {
+    if (this.#check() !== undefined) {
+      const b = this.#usableBudget()
+      if (b) {
+        const key = this.#o.cache.peek(this.#boundId('data', b.keyNumber))
+        if (key) {
+          b.next++
+          return use(key, b.keyNumber)
+        }
+      }
+    }
+    return this.#encryptionKeySlow(use)
   }
 
-  /**
-   * The HMAC key of one searchable column, derived from the index root key and kept in the
-   * data-key cache with the tenant's other keys (zeroed and revoked with them).
-   */
-  columnIndexKey(ref: ColumnKeyRef, derive: (root: Uint8Array, ref: ColumnKeyRef) => Uint8Array): Uint8Array | Promise<Uint8Array> {
-    assertKeyUsable(this.#tenant)
-    const id = this.#memo(ref, () => {
-      const b = this.#tenant.key!
-      return `${this.#tenant.id}|${this.#tx.region}|column|${ref.table}.${ref.column}|${b.provider}|${b.keyId}`
-    })
-    const hit = this.#o.cache.peek(id)
-    if (hit) return hit
-    return this.#o.cache.load(id, this.#tenant.id, this.#ttl, async () => derive(await this.indexRootKey(), ref))
-  }
-
-  #context(purpose: Purpose, n: number) {
-    return { tenantId: this.#tenant.id, region: this.#tx.region, dataKeyId: String(n), purpose }
-  }
-
-  /**
-   * The data key to seal one value with now; one encryption of its budget is consumed.
-   * Budget reserved by this transaction stays private to it until it commits (a concurrent
-   * transaction must not seal under a reservation that may still roll back); after the commit the
-   * rest of the block is shared with later transactions of this process.
-   */
-  async encryptionKey(): Promise<{ keyNumber: number; key: Uint8Array }> {
-    const binding = assertKeyUsable(this.#tenant)
+  async #encryptionKeySlow<T>(use: (key: Uint8Array, keyNumber: number) => T): Promise<T> {
+    const binding = await this.#checkAsync()
     let b = this.#usableBudget()
     if (!b) {
       b = await this.#reserve(binding)
       this.#local = b
       if (!this.#hooked) {
         this.#hooked = true
-        this.#tx.onCommit(() => {
+        this.#tx.onCommit((committed) => {
           const mine = this.#local
-          const cur = this.#budgets.get(this.#budgetKey)
-          if (mine && hasRoom(mine) && !(cur && hasRoom(cur))) this.#budgets.set(this.#budgetKey, mine)
+          void committed.then((ok) => {
+            const cur = this.#budgets.get(this.#budgetKey)
+            if (ok && mine && hasRoom(mine) && !(cur && hasRoom(cur))) this.#budgets.set(this.#budgetKey, mine)
+          })
         })
         this.#tx.onRollback(() => {
           this.#local = undefined
@@ -186,7 +238,8 @@ export class TenantKeys {
       }
     }
     b.next++
-    return { keyNumber: b.keyNumber, key: await this.dataKey(b.keyNumber) }
+    const n = b.keyNumber
+    return this.#use(() => this.#key('data', n), (key) => use(key, n))
   }
 
   /** This transaction's own reservation if it has room, else the process's committed one, if any. */
@@ -197,30 +250,59 @@ export class TenantKeys {
     return shared && hasRoom(shared) ? shared : undefined
   }
 
+  /**
+   * Opens with data key `keyNumber`: `use(key)` runs synchronously with it (do not keep it).
+   * Synchronous on a cache hit. A number no key can have is the opaque decryption failure, before
+   * any SQL.
+   */
+  withDataKey<T>(keyNumber: number, use: (key: Uint8Array) => T): T | Promise<T> {
+    /* Precondition: a data-key number is an integer from 1 to 2^31-1. */
+    if (!validKeyNumber(keyNumber)) throw new DecryptionFailedError()
+    if (this.#check() !== undefined) {
+      const hot = this.#o.cache.peek(this.#boundId('data', keyNumber))
+      if (hot) return use(hot)
+    }
+    return this.#use(() => this.#key('data', keyNumber), use)
+  }
+
+  /**
+   * The HMAC key of one searchable column, derived from the index root key and kept in the
+   * data-key cache with the tenant's other keys (zeroed and revoked with them), handed to `use`
+   * synchronously.
+   */
+  withColumnIndexKey<T>(ref: ColumnKeyRef, derive: (root: Uint8Array, ref: ColumnKeyRef) => Uint8Array, use: (key: Uint8Array) => T): T | Promise<T> {
+    const ok = this.#check() !== undefined
+    const id = this.#columnId(ref)
+    if (ok) {
+      const hit = this.#o.cache.peek(id)
+      if (hit) return use(hit)
+    }
+    return this.#use(() => {
+      // The id under the entry as re-read by the check (a changed binding is another key).
+      const now = this.#columnId(ref)
+      return this.#o.cache.get(now, this.#tenant.id, this.#ttl, () => this.#use(() => this.#indexRootKey(), (root) => derive(root, ref)))
+    }, use)
+  }
+
+  #columnId(ref: ColumnKeyRef): string {
+    return this.#memo(ref, () => {
+      const b = this.#tenant.key!
+      return `${this.#tenant.id}|${this.#tx.region}|column|${ref.table}.${ref.column}|${b.provider}|${b.keyId}`
+    })
+  }
+
+  #context(purpose: Purpose, n: number) {
+    return { tenantId: this.#tenant.id, region: this.#tx.region, dataKeyId: String(n), purpose }
+  }
+
   /** Reserves a block of the active data key's budget; creates the next data key when spent. */
   async #reserve(binding: KeyBinding): Promise<Budget> {
-    const s = this.#tx.session
     for (let attempt = 0; attempt < 5; attempt++) {
-      const r = await s.query<{ key_number: number; reserved: string; max: string }>(
-        `SELECT key_number, encryptions_reserved::text AS reserved, max_encryptions::text AS max FROM domicile_data_keys
-         WHERE tenant_id = $1 AND purpose = 'data' AND status = 'active' ORDER BY key_number DESC LIMIT 1 FOR UPDATE`, [this.#tenant.id])
-      const row = r.rows[0]
-      if (row) {
-        const reserved = Number(row.reserved)
-        const max = Number(row.max)
-        if (reserved < max) {
-          const grant = Math.min(this.#o.reservationBlock, max - reserved)
-          await s.query(`UPDATE domicile_data_keys SET encryptions_reserved = encryptions_reserved + $3 WHERE tenant_id = $1 AND purpose = 'data' AND key_number = $2`,
-            [this.#tenant.id, row.key_number, grant])
-          return { keyNumber: Number(row.key_number), next: reserved, end: reserved + grant }
-        }
-        await s.query(`UPDATE domicile_data_keys SET status = 'retired' WHERE tenant_id = $1 AND purpose = 'data' AND key_number = $2`, [this.#tenant.id, row.key_number])
-      }
-      const last = await s.query<{ n: number | null }>(`SELECT max(key_number) AS n FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = 'data'`, [this.#tenant.id])
-      const n = Number(last.rows[0]?.n ?? 0) + 1
+      const g = await this.#tx.records.reserveDataKeyBudget(this.#o.reservationBlock)
+      if (g.keyNumber !== null) return { keyNumber: g.keyNumber, next: g.start, end: g.start + g.granted }
       const grant = Math.min(this.#o.reservationBlock, this.#o.maxEncryptionsPerKey)
-      if (await this.#create(binding, 'data', n, grant)) return { keyNumber: n, next: 0, end: grant }
-      // Another transaction created key n first; take its budget on the next pass.
+      if (await this.#create(binding, 'data', g.nextKeyNumber, grant)) return { keyNumber: g.nextKeyNumber, next: 0, end: grant }
+      // Another transaction created that key first; take its budget on the next pass.
     }
     throw new DomicileError('ERR_CONFLICT', `Could not reserve data-key budget for tenant "${this.#tenant.id}" under contention. Retry the operation.`)
   }
@@ -230,12 +312,12 @@ export class TenantKeys {
     const provider = await this.#o.provider(binding.provider)
     const raw = randomBytes(32)
     try {
-      const wrapped = await provider.wrapKey({ keyId: binding.keyId, plaintextKey: raw, context: this.#context(purpose, n) })
-      const ins = await this.#tx.session.query(
-        `INSERT INTO domicile_data_keys (tenant_id, purpose, key_number, wrapped, provider, key_id, encryptions_reserved, max_encryptions)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING key_number`,
-        [this.#tenant.id, purpose, n, wrapped.ciphertext, binding.provider, binding.keyId, reserved, purpose === 'data' ? this.#o.maxEncryptionsPerKey : 0])
-      if (ins.rows.length === 0) return false
+      const wrapped = await provider.wrapKey({ keyId: binding.keyId, plaintextKey: raw, context: this.#context(purpose, n) }, { audit: transactionAudit(this.#tx).sink() })
+      const stored = await this.#tx.records.insertKey({
+        purpose, keyNumber: n, wrapped: wrapped.ciphertext, provider: binding.provider, keyId: binding.keyId,
+        reserved, maxEncryptions: purpose === 'data' ? this.#o.maxEncryptionsPerKey : 0,
+      })
+      if (!stored) return false
       const id = this.#cacheId(purpose, n, binding.provider, binding.keyId)
       await this.#o.cache.load(id, this.#tenant.id, this.#ttl, async () => Buffer.from(raw))
       // If this transaction rolls back, the key row vanishes: so must the cached plaintext.
@@ -246,25 +328,20 @@ export class TenantKeys {
     }
   }
 
-  /** A data key by number, for opening a sealed value. Use the result synchronously. */
-  async dataKey(keyNumber: number): Promise<Uint8Array> {
-    return this.#key('data', keyNumber)
-  }
-
-  /** The tenant's index root key (blind indexes), created on first use. */
-  async indexRootKey(): Promise<Uint8Array> {
+  /** The tenant's index root key (blind indexes), created on first use. Use it synchronously. */
+  async #indexRootKey(): Promise<Uint8Array> {
     try {
       return await this.#key('index', 1)
     } catch (e) {
       if (!(e instanceof NoSuchKey)) throw e
-      const binding = assertKeyUsable(this.#tenant)
+      const binding = await this.#checkAsync()
       await this.#create(binding, 'index', 1, 0)
       return this.#key('index', 1)
     }
   }
 
+  /** A key from the cache, or read from the store and unwrapped. Check the key state before and after. */
   async #key(purpose: Purpose, n: number): Promise<Uint8Array> {
-    assertKeyUsable(this.#tenant)
     // Fast path: the key this tenant's current binding wrapped.
     const hot = this.#o.cache.peek(this.#boundId(purpose, n))
     if (hot) return hot
@@ -276,11 +353,19 @@ export class TenantKeys {
       throw new DecryptionFailedError()
     }
     const id = this.#cacheId(purpose, n, row.provider, row.key_id)
-    return this.#o.cache.get(id, this.#tenant.id, this.#ttl, async () => {
+    const tenantId = this.#tenant.id
+    return this.#o.cache.get(id, tenantId, this.#ttl, async () => {
+      // Checked once more right before the provider call (a revoke may have come in during the read).
+      await this.#checkAsync()
       const provider = await this.#o.provider(row.provider)
-      return provider.unwrapKey({ keyId: row.key_id, ciphertext: new Uint8Array(row.wrapped), context: this.#context(purpose, n) })
+      // Recorded in the tenant's region, with the transaction that needed the key.
+      return provider.unwrapKey({ keyId: row.key_id, ciphertext: new Uint8Array(row.wrapped), context: this.#context(purpose, n) }, { audit: transactionAudit(this.#tx).sink() })
     })
   }
+}
+
+function ttlOf(o: KeyringOptions, tenant: TenantRecord): number {
+  return tenant.cacheTtlMs ?? (tenant.key ? o.cacheTtlMs[tenant.key.custody] : 0)
 }
 
 class NoSuchKey extends Error {}

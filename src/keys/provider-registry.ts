@@ -3,7 +3,6 @@
  * RuntimeKeyProvider (deadlines, checks, audit, circuit breaker). Vendor-backed providers are
  * imported lazily, so a deployment that never names pkcs11 or aws-kms never loads them.
  */
-import { readFileSync } from 'node:fs'
 import type { ProviderConfig } from '../config/config-types.js'
 import type { AuditSink } from '../audit/audit-sink.js'
 import { DomicileError } from '../errors.js'
@@ -23,7 +22,7 @@ async function instantiate(name: string, cfg: ProviderConfig): Promise<KeyProvid
     case 'local': {
       const { createLocalKeyProvider } = await import('./providers/local/index.js')
       if (!cfg.dir) throw new DomicileError('ERR_CONFIG_INVALID', `keys.providers.${name}.dir: expected the keystore directory`, { path: `keys.providers.${name}.dir` })
-      return createLocalKeyProvider({ name, dir: cfg.dir })
+      return createLocalKeyProvider({ name, dir: cfg.dir, ...(cfg.rootKeyFile ? { rootKeyFile: cfg.rootKeyFile } : {}) })
     }
     case 'pkcs11': {
       const pin = process.env[cfg.pinEnv]
@@ -32,19 +31,14 @@ async function instantiate(name: string, cfg: ProviderConfig): Promise<KeyProvid
       return createPkcs11KeyProvider({ name, tokenLabel: cfg.tokenLabel, pin, ...(cfg.library ? { library: cfg.library } : {}) })
     }
     case 'xks': {
-      let creds: { accessKeyId?: unknown; secretAccessKey?: unknown }
-      try {
-        creds = JSON.parse(readFileSync(cfg.credentialsFile, 'utf8')) as typeof creds
-      } catch {
-        throw new DomicileError('ERR_CONFIG_INVALID', `keys.providers.${name}.credentialsFile: cannot read ${cfg.credentialsFile}; it must hold {"accessKeyId","secretAccessKey"}.`, { path: `keys.providers.${name}.credentialsFile` })
-      }
-      if (typeof creds.accessKeyId !== 'string' || typeof creds.secretAccessKey !== 'string') {
-        throw new DomicileError('ERR_CONFIG_INVALID', `keys.providers.${name}.credentialsFile: expected {"accessKeyId","secretAccessKey"} strings.`, { path: `keys.providers.${name}.credentialsFile` })
-      }
+      // The provider reads the credentials file itself (the format `keyproxy init` writes, or the flat
+      // {"accessKeyId","secretAccessKey"}), and re-reads it when the customer rotates credentials.
       const { createXksKeyProvider } = await import('./providers/xks/xks-key-provider.js')
+      const opt = <K extends keyof typeof cfg>(k: K) => (cfg[k] === undefined ? {} : { [k]: cfg[k] })
       return createXksKeyProvider({
-        name, endpoint: cfg.endpoint, credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
-        ...(cfg.uriPrefix ? { uriPrefix: cfg.uriPrefix } : {}), ...(cfg.timeoutMs ? { timeoutMs: cfg.timeoutMs } : {}),
+        name, endpoint: cfg.endpoint, credentialsFile: cfg.credentialsFile,
+        ...opt('uriPrefix'), ...opt('timeoutMs'), ...opt('allowInsecureHttp'), ...opt('caFile'), ...opt('clientCertFile'),
+        ...opt('clientKeyFile'), ...opt('region'), ...opt('awsPrincipalArn'), ...opt('kmsKeyArn'),
       })
     }
     case 'aws-kms': {

@@ -41,7 +41,7 @@ export const DEFAULT_XKS_TIMEOUT_MS = 250
 export interface RuntimeKeyProviderOptions {
   /** Deadline per call in ms. Default 250 for 'xks', 2000 otherwise. */
   readonly timeoutMs?: number
-  /** Where key.wrap / key.unwrap / key.status events go. Default: nowhere. */
+  /** Where key.wrap / key.unwrap / key.status / key.create events go (a call's `opts.audit` overrides it). Default: nowhere. */
   readonly audit?: AuditSink
   /** Shared breaker; default: a fresh `new CircuitBreaker()` per wrapper. */
   readonly breaker?: CircuitBreaker
@@ -107,10 +107,10 @@ export class RuntimeKeyProvider implements KeyProvider {
       if (wrapped === null || typeof wrapped !== 'object' || !(wrapped.ciphertext instanceof Uint8Array) || wrapped.ciphertext.length === 0) {
         throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `key provider ${this.name} returned a malformed wrap result; check the provider`)
       }
-      await this.#record('wrap', req, started, 'ok')
+      await this.#record(opts?.audit, 'wrap', req, started, 'ok')
       return { keyId: typeof wrapped.keyId === 'string' && wrapped.keyId !== '' ? wrapped.keyId : req.keyId, ciphertext: wrapped.ciphertext }
     } catch (e) {
-      throw await this.#fail('wrap', req, started, e)
+      throw await this.#fail(opts?.audit, 'wrap', req, started, e)
     }
   }
 
@@ -140,11 +140,11 @@ export class RuntimeKeyProvider implements KeyProvider {
         throw new DecryptionFailedError()
       }
       key = result
-      await this.#record('unwrap', req, started, 'ok')
+      await this.#record(opts?.audit, 'unwrap', req, started, 'ok')
       return key
     } catch (e) {
       key?.fill(0)
-      throw await this.#fail('unwrap', req, started, e)
+      throw await this.#fail(opts?.audit, 'unwrap', req, started, e)
     }
   }
 
@@ -160,10 +160,10 @@ export class RuntimeKeyProvider implements KeyProvider {
       if (status === null || typeof status !== 'object' || !KEY_STATES.has(status.state)) {
         throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `key provider ${this.name} returned a malformed key status; check the provider`)
       }
-      await this.#record('status', ref, started, 'ok', { state: status.state })
+      await this.#record(opts?.audit, 'status', ref, started, 'ok', { state: status.state })
       return { keyId, state: status.state }
     } catch (e) {
-      throw await this.#fail('status', ref, started, e)
+      throw await this.#fail(opts?.audit, 'status', ref, started, e)
     }
   }
 
@@ -191,10 +191,10 @@ export class RuntimeKeyProvider implements KeyProvider {
       if (out === null || typeof out !== 'object' || typeof out.keyId !== 'string' || out.keyId === '') {
         throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `key provider ${this.name} returned a malformed createKey result; check the provider`)
       }
-      await this.#record('create', { keyId: out.keyId }, started, 'ok', { origin: req.origin })
+      await this.#record(opts?.audit, 'create', { keyId: out.keyId }, started, 'ok', { origin: req.origin })
       return { keyId: out.keyId }
     } catch (e) {
-      throw await this.#fail('create', ref, started, e)
+      throw await this.#fail(opts?.audit, 'create', ref, started, e)
     }
   }
 
@@ -257,20 +257,21 @@ export class RuntimeKeyProvider implements KeyProvider {
       : new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', message, { cause: e })
   }
 
-  async #fail(op: Op, req: { keyId?: unknown; context?: unknown }, started: number, e: unknown): Promise<unknown> {
+  async #fail(sink: AuditSink | undefined, op: Op, req: { keyId?: unknown; context?: unknown }, started: number, e: unknown): Promise<unknown> {
     const err = isDomicileError(e, 'ERR_DECRYPTION_FAILED') ? new DecryptionFailedError() : e
     const code = isDomicileError(err) ? err.code : 'ERR_KEY_PROVIDER_UNAVAILABLE'
     const outcome: AuditOutcome = code === 'ERR_KEY_REVOKED' || code === 'ERR_KEY_PENDING_IMPORT' || code === 'ERR_DECRYPTION_FAILED' ? 'denied' : 'error'
     try {
-      await this.#record(op, req, started, outcome, undefined, code)
+      await this.#record(sink, op, req, started, outcome, undefined, code)
     } catch {
       // The original failure matters more than a failing audit sink on an already failing call.
     }
     return err
   }
 
-  /** Record one audit event; identifiers only. A throwing sink fails the call (fail closed). */
+  /** Record one audit event (in the call's sink, else this wrapper's); identifiers only. A throwing sink fails the call (fail closed). */
   async #record(
+    sink: AuditSink | undefined,
     op: Op,
     req: { keyId?: unknown; context?: unknown },
     started: number,
@@ -284,7 +285,7 @@ export class RuntimeKeyProvider implements KeyProvider {
     if (typeof ctx.dataKeyId === 'string') detail.dataKeyId = ctx.dataKeyId
     if (typeof ctx.purpose === 'string') detail.purpose = ctx.purpose
     Object.assign(detail, extra)
-    await this.#audit.record({
+    await (sink ?? this.#audit).record({
       type: `key.${op}`,
       ...(typeof ctx.tenantId === 'string' ? { tenantId: ctx.tenantId } : {}),
       ...(typeof ctx.region === 'string' ? { region: ctx.region } : {}),

@@ -8,7 +8,7 @@ import { DomicileError, isDomicileError } from '../errors.js'
 import { ensureStamp, mismatch } from './region-stamp.js'
 import type { RegionSupplier } from './region-supplier.js'
 import type { StoreDriver, StoreSession } from './store-driver.js'
-import { SESSION_OPEN, tenantTransactionPrelude } from './tenant-context.js'
+import { CHECKED_COMMIT, SESSION_OPEN, tenantTransactionPrelude } from './tenant-context.js'
 import { tenantRecords, type AuditRecord, type TenantRecords } from './tenant-records.js'
 
 /** A transaction bound to one tenant in its home region. */
@@ -48,8 +48,6 @@ interface RegionState {
   ok?: boolean
 }
 
-/** COMMIT that cannot report success for a transaction an error aborted (one round trip). */
-const CHECKED_COMMIT = 'SELECT 1; COMMIT'
 
 /** A tenant transaction; hook lists are allocated only when something registers. */
 class Tx implements TenantTransaction {

@@ -39,3 +39,9 @@ export const SESSION_RESET = 'RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION
 export function tenantTransactionPrelude(tenantId: string, capability: string): string {
   return `${SESSION_RESET}; BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT domicile_enter(${literal(capability)}, ${literal(tenantId)}) AS tenant, kind, region FROM domicile_stamp`
 }
+
+/**
+ * COMMIT that cannot report success for a transaction an error aborted (one round trip): the
+ * leading statement fails there, where a bare COMMIT would silently roll back and answer success.
+ */
+export const CHECKED_COMMIT = 'SELECT 1; COMMIT'

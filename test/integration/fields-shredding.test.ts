@@ -73,7 +73,7 @@ describe('crypto-shredding per custody level', { concurrency: false }, () => {
     fx = await createDomicileFixture({
       regions: [REGION],
       // timeoutMs: a generous deadline on a loaded 2-core machine; outages are tested elsewhere.
-      providers: { [XKS]: { kind: 'xks', endpoint: proxy.url, uriPrefix: proxy.uriPrefix, credentialsFile, timeoutMs: 2000 } },
+      providers: { [XKS]: { kind: 'xks', endpoint: proxy.url, uriPrefix: proxy.uriPrefix, credentialsFile, timeoutMs: 2000, ...(proxy.caFile ? { caFile: proxy.caFile } : {}) } },
     })
   })
 

@@ -6,7 +6,8 @@
  * - Our side (operator revoke): reaches every process through the control plane; bound 1 s.
  *   Measured with LISTEN/NOTIFY push; with push withheld (directory change written by SQL without
  *   NOTIFY) so only change-log polling can deliver it, also when its change-log entry commits after
- *   a later one; and after the processes' LISTEN connections were killed.
+ *   a later one; after the processes' LISTEN connections were killed; and inside a withTenant
+ *   scope opened before the revoke that keeps revealing (its key hot in the scope).
  * - Customer side (BYOK material deleted, HYOK key disabled at their proxy, their proxy killed):
  *   no message reaches us, so it takes effect when the cached data key expires; bound cache TTL
  *   plus a stated slack.
@@ -42,7 +43,7 @@ const WORKER_SCRIPT = join(REPO_ROOT, 'test', 'support', 'reveal-worker.ts')
 const TENANTS = ['t-kms', 't-byok', 't-hyok', 't-control'] as const
 
 interface WorkerEvent {
-  readonly event: 'ready' | 'dark' | 'recovered' | 'changed' | 'fatal'
+  readonly event: 'ready' | 'dark' | 'recovered' | 'changed' | 'fatal' | 'scope-open'
   readonly tenant?: string
   readonly code?: string
   readonly at?: number
@@ -133,6 +134,11 @@ class RevealWorker {
     return `events=${JSON.stringify(this.events.slice(-8))} stderr=${err.slice(-2000)}`
   }
 
+  /** Sends one command line to the worker (see test/support/reveal-worker.ts). */
+  send(line: string): void {
+    this.#child.stdin!.write(`${line}\n`)
+  }
+
   /** Closes stdin (the worker's stop signal) and waits for exit; SIGKILL after 5 s. */
   async stop(): Promise<number | null> {
     if (!this.running) return this.#child.exitCode
@@ -203,7 +209,12 @@ describe('kill switch: time-to-dark in every running process', { skip: missing ?
       keys: {
         // The local provider's keystore and root.key, shared by every process through the directory.
         dir: './keys',
-        providers: { 'customer-xks': { kind: 'xks', endpoint: proxy.url, uriPrefix: proxy.uriPrefix, credentialsFile: './xks-credentials.json', timeoutMs: 2000 } },
+        providers: {
+          'customer-xks': {
+            kind: 'xks', endpoint: proxy.url, uriPrefix: proxy.uriPrefix, credentialsFile: './xks-credentials.json', timeoutMs: 2000,
+            ...(proxy.caFile !== undefined ? { caFile: proxy.caFile } : {}), ...(proxy.url.startsWith('http:') ? { allowInsecureHttp: true } : {}),
+          },
+        },
         defaults: { hyok: 'customer-xks' },
         // kms keeps its 300 s default: only the revoke itself can make it go dark in time.
         cacheTtlMs: { byok: CACHE_TTL_MS, hyok: CACHE_TTL_MS },
@@ -269,7 +280,7 @@ describe('kill switch: time-to-dark in every running process', { skip: missing ?
    * Runs `act` (which returns t0, the moment the revocation took effect or just before), waits
    * for every worker's first failure of `tenant`, checks its code and bound, and records it.
    */
-  async function measureDark(path: string, tenant: string, code: string, boundMs: number, boundLabel: string, act: () => Promise<number>): Promise<number[]> {
+  async function measureDark(path: string, tenant: string, code: string, boundMs: number, boundLabel: string, act: () => Promise<number>, alsoDark: readonly string[] = []): Promise<number[]> {
     const marks = workers.map((w) => w.mark())
     const t0 = await act()
     const settled = await Promise.allSettled(workers.map((w, i) =>
@@ -287,7 +298,7 @@ describe('kill switch: time-to-dark in every running process', { skip: missing ?
     })
     // Pulling one tenant's switch leaves every other tenant readable.
     workers.forEach((w, i) => {
-      const others = w.events.slice(marks[i]!).filter((e) => e.event === 'dark' && e.tenant !== tenant)
+      const others = w.events.slice(marks[i]!).filter((e) => e.event === 'dark' && e.tenant !== tenant && !alsoDark.includes(e.tenant ?? ''))
       assert.deepEqual(others, [], `${w.name}: other tenants went dark too`)
     })
     return ms
@@ -318,6 +329,26 @@ describe('kill switch: time-to-dark in every running process', { skip: missing ?
       await d().keys.revoke('t-kms', 'kill-switch-test')
       return t0
     })
+    await measureRecovery('operator restore, push', 't-kms', async () => {
+      const t0 = Date.now()
+      await d().keys.restore('t-kms', 'kill-switch-test')
+      return t0
+    })
+  })
+
+  test('operator revoke reaches a scope opened before it that keeps revealing: ERR_KEY_REVOKED within 1 s', async () => {
+    // Each worker opens one withTenant scope for t-kms (its data key hot) and keeps revealing in it.
+    const marks = workers.map((w) => w.mark())
+    for (const w of workers) w.send('scope t-kms')
+    await Promise.all(workers.map((w, i) => w.waitFor((e) => e.event === 'scope-open' && e.tenant === 't-kms', marks[i]!, 10_000, 'the open scope')))
+    const beforeRevoke = workers.map((w) => w.mark())
+    await measureDark('operator revoke, scope opened before it', 't-kms@open-scope', 'ERR_KEY_REVOKED', OPERATOR_BOUND_MS, `<= ${OPERATOR_BOUND_MS}`, async () => {
+      const t0 = Date.now()
+      await d().keys.revoke('t-kms', 'kill-switch-test')
+      return t0
+    }, ['t-kms'])
+    // The workers' own reveal loops for t-kms go dark as well; restore only once they have.
+    await Promise.all(workers.map((w, i) => w.waitFor((e) => e.event === 'dark' && e.tenant === 't-kms', beforeRevoke[i]!, 5000, 'the reveal loop of t-kms going dark')))
     await measureRecovery('operator restore, push', 't-kms', async () => {
       const t0 = Date.now()
       await d().keys.restore('t-kms', 'kill-switch-test')

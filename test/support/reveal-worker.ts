@@ -10,6 +10,12 @@
  *   {"event":"changed","tenant":"t-kms","at":...}      (a directory change reached this process)
  *   {"event":"fatal","message":"..."}                  (warm-up failed; exit status 1)
  *
+ * A line "scope <tenant>" on stdin opens ONE withTenant scope for that tenant that keeps revealing
+ * inside it (the open scope of a long request or job): it prints
+ *   {"event":"scope-open","tenant":"t-kms","at":...}     (after its first successful reveal)
+ *   {"event":"dark","tenant":"t-kms@open-scope","code":"ERR_KEY_REVOKED","at":...,"reveals":31}
+ * and the scope ends at its first failure (or when the worker stops).
+ *
  * "dark" is printed on the first failed reveal after a success, and again if the error code
  * changes; "recovered" on the first success after a failure. `at` is Date.now() when the outcome
  * was observed (same host clock as the test). Values are never printed.
@@ -52,6 +58,26 @@ async function revealOnce(d: Domicile, tenant: string): Promise<Outcome> {
   }
 }
 
+let domicile: Domicile | undefined
+
+/** One scope that keeps revealing inside itself until a reveal fails or the worker stops. */
+async function openScope(d: Domicile, tenant: string, stopping: () => boolean): Promise<void> {
+  let reveals = 0
+  try {
+    await d.withTenant(tenant, async (scope) => {
+      const row = await scope.table('customers').get(ROW_ID)
+      if (!row) throw new Error('row missing')
+      while (!stopping()) {
+        await scope.reveal(row.tax_id, { purpose: 'kill-switch timing probe (open scope)', actor: `reveal-worker-${process.pid}` })
+        if (reveals++ === 0) emit({ event: 'scope-open', tenant, at: Date.now() })
+        await delay(INTERVAL_MS)
+      }
+    })
+  } catch (e) {
+    emit({ event: 'dark', tenant: `${tenant}@open-scope`, code: codeOf(e), at: Date.now(), reveals })
+  }
+}
+
 async function main(): Promise<number> {
   const [configPath, ...tenants] = process.argv.slice(2)
   if (!configPath || tenants.length === 0) {
@@ -66,11 +92,22 @@ async function main(): Promise<number> {
     stopping = true
     wake()
   }
+  const scopes: Array<Promise<void>> = []
+  let pending = ''
+  process.stdin.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk
+    for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n')) {
+      const [cmd, tenant] = pending.slice(0, nl).trim().split(/\s+/)
+      pending = pending.slice(nl + 1)
+      if (cmd === 'scope' && tenant && domicile) scopes.push(openScope(domicile, tenant, () => stopping))
+    }
+  })
   process.stdin.on('end', stop).on('close', stop).on('error', stop).resume()
   process.on('SIGTERM', stop).on('SIGINT', stop)
   const lifetime = setTimeout(stop, MAX_MS)
 
   const d = await createDomicile({ configPath })
+  domicile = d
   try {
     d.directory.onChange((tenant) => emit({ event: 'changed', tenant, at: Date.now() }))
     // Warm-up: one successful reveal per tenant, so each data key is HOT in this process's cache.
@@ -102,6 +139,7 @@ async function main(): Promise<number> {
       }
     })
     await Promise.all(loops)
+    await Promise.all(scopes)
     return 0
   } finally {
     clearTimeout(lifetime)

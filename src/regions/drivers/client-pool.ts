@@ -121,6 +121,7 @@ export class ClientPool<C extends PooledClient> {
     this.#size--
     const i = this.#idle.indexOf(c)
     if (i >= 0) this.#idle.splice(i, 1)
+    holdProcess(c, true) // closing is work in progress, even for an idle (unref'd) connection
     void c.end().catch(() => undefined)
     // A waiter can take the freed slot.
     const w = this.#waiters.shift()

@@ -62,6 +62,23 @@ function dataLoginOf(url: string): { readonly user: string; scramVerifier(): str
   return Object.freeze({ user, scramVerifier: () => (password === undefined ? undefined : scramSha256Verifier(password)) })
 }
 
+/**
+ * Ends a client without waiting forever: `end()` of a pg client whose connection already broke can
+ * stay pending (its 'end' event came and went), which would hang close().
+ */
+async function endQuietly(c: PgClientLike): Promise<void> {
+  // An idle or listening connection's socket is unref'd; closing it is work the caller waits for.
+  holdProcess(c, true)
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    c.end().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 1000)
+    }),
+  ])
+  clearTimeout(timer)
+}
+
 class PgSession implements StoreSession {
   broken = false
   readonly #client: PgClientLike
@@ -205,7 +222,8 @@ class PostgresDriver implements StoreDriver {
         if (lost) return
         lost = true
         this.#listeners.delete(client)
-        void client.end().catch(() => undefined)
+        if (current === client) current = undefined
+        void endQuietly(client)
         if (!stopped && !this.#closed) schedule(250)
       }
       client.on('error', onLost)
@@ -254,7 +272,7 @@ class PostgresDriver implements StoreDriver {
       if (timer) clearTimeout(timer)
       if (current) {
         this.#listeners.delete(current)
-        await current.end().catch(() => undefined)
+        await endQuietly(current)
       }
     }
   }
@@ -262,7 +280,7 @@ class PostgresDriver implements StoreDriver {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const c of this.#listeners) await c.end().catch(() => undefined)
+    for (const c of this.#listeners) await endQuietly(c)
     this.#listeners.clear()
     await this.#pool?.end().catch(() => undefined)
     await this.#ownerPool?.end().catch(() => undefined)

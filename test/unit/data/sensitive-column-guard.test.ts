@@ -24,6 +24,7 @@ const session: StoreSession = {
   async exec() {
     return []
   },
+  discard() {},
 }
 const db = kyselyForSession<any>(session, [sensitiveColumnGuard(schema)])
 const refused = (e: unknown) => isDomicileError(e, 'ERR_QUERY_UNSUPPORTED') && !/ada@/.test((e as Error).message)

@@ -22,18 +22,19 @@ const email = table.columns.get('email')!
 /** The keyring as the encryptor sees it: one cached data key (number 1), counted fetches. */
 function keysWith(cached: Uint8Array) {
   const calls = { peek: 0, fetch: 0 }
+  let fetch = async (n: number): Promise<Uint8Array> => {
+    if (n !== 1) throw new Error('no such key')
+    return cached
+  }
   const keys = {
-    peekDataKey: (n: number) => {
+    withDataKey: <T>(n: number, use: (key: Uint8Array) => T): T | Promise<T> => {
       calls.peek++
-      return n === 1 && cached.some((b) => b !== 0) ? cached : undefined
-    },
-    dataKey: async (n: number) => {
+      if (n === 1 && cached.some((b) => b !== 0)) return use(cached)
       calls.fetch++
-      if (n !== 1) throw new Error('no such key')
-      return cached
+      return fetch(n).then(use)
     },
   }
-  return { keys: keys as unknown as TenantKeys, calls }
+  return { keys: keys as unknown as TenantKeys, calls, setFetch: (f: typeof fetch) => { fetch = f } }
 }
 
 describe('FieldEncryptor: keys held for a filter that runs after the transaction', () => {
@@ -73,12 +74,9 @@ describe('FieldEncryptor: keys held for a filter that runs after the transaction
     const key = randomBytes(32)
     const stored = prepareColumn({ tenantId: 'acme', table: 'customers', column: 'email' }).seal(key, 1, 'c1', 'ada@example.eu')
     const copy = Uint8Array.from(key)
-    const { keys, calls } = keysWith(key)
+    const { keys, calls, setFetch } = keysWith(key)
     key.fill(0) // not in the cache now
-    ;(keys as unknown as { dataKey: (n: number) => Promise<Uint8Array> }).dataKey = async () => {
-      calls.fetch++
-      return copy
-    }
+    setFetch(async () => copy)
     const fe = new FieldEncryptor(tenant, tx, keys)
     const h = fe.holdKeyFor(stored)
     assert.ok(h instanceof Promise)
