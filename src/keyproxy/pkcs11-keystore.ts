@@ -8,7 +8,7 @@
  * the token, which are this keystore's enabled/disabled switch, and carries its restriction at the
  * end of its CKA_LABEL (` [xks-usage=ENCRYPT]`); the proxy enforces it before the token is asked.
  *
- * Built on Pkcs11Session (src/keys/providers/pkcs11/pkcs11-session.ts), imported lazily so the
+ * Built on Pkcs11Session (src/pkcs11/pkcs11-session.ts), imported lazily so the
  * file-keystore proxy never loads the PKCS#11 binding. The subset used is described structurally.
  */
 import { DomicileError } from '../errors.js'
@@ -67,7 +67,7 @@ export class Pkcs11Keystore implements ProxyKeystore {
    * const ks = await Pkcs11Keystore.open({ library: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'xks', pin: process.env.XKS_PIN ?? '' })
    */
   static async open(opts: Pkcs11KeystoreOptions): Promise<Pkcs11Keystore> {
-    const { Pkcs11Session } = await import('../keys/providers/pkcs11/pkcs11-session.js')
+    const { Pkcs11Session } = await import('../pkcs11/pkcs11-session.js')
     const session = await Pkcs11Session.open({ library: opts.library, tokenLabel: opts.tokenLabel, pin: opts.pin })
     return new Pkcs11Keystore(session, `PKCS#11 token ${opts.tokenLabel}`)
   }

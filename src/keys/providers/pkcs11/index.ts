@@ -5,5 +5,5 @@
 
 export { createPkcs11KeyProvider, DEFAULT_PKCS11_LIBRARY } from './pkcs11-key-provider.js'
 export type { Pkcs11KeyProvider, Pkcs11KeyProviderOptions } from './pkcs11-key-provider.js'
-export { Pkcs11Session, MAX_GCM_INPUT_BYTES } from './pkcs11-session.js'
-export type { Pkcs11SessionOptions, GcmSealed, Pkcs11KeyInfo } from './pkcs11-session.js'
+export { Pkcs11Session, MAX_GCM_INPUT_BYTES } from '../../../pkcs11/pkcs11-session.js'
+export type { Pkcs11SessionOptions, GcmSealed, Pkcs11KeyInfo } from '../../../pkcs11/pkcs11-session.js'

@@ -22,8 +22,8 @@ import {
   type WrappedKey,
   type WrapRequest,
 } from '../../key-provider.js'
-import { isPinRejected } from './pkcs11-library.js'
-import { Pkcs11Session } from './pkcs11-session.js'
+import { isPinRejected } from '../../../pkcs11/pkcs11-library.js'
+import { Pkcs11Session } from '../../../pkcs11/pkcs11-session.js'
 
 /** Where Debian/Ubuntu install SoftHSM2's PKCS#11 module. */
 export const DEFAULT_PKCS11_LIBRARY = '/usr/lib/softhsm/libsofthsm2.so'

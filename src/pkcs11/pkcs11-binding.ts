@@ -4,7 +4,7 @@
  * provider speaks in key ids, Buffers and DomicileErrors.
  */
 
-import { DomicileError } from '../../../errors.js'
+import { DomicileError } from '../errors.js'
 
 /** A PKCS#11 handle (slot, session or object) as pkcs11js represents it. */
 export type Pkcs11Handle = Buffer

@@ -13,7 +13,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import { DecryptionFailedError, DomicileError } from '../../../errors.js'
+import { DecryptionFailedError, DomicileError } from '../errors.js'
 import { ckrName, type Pkcs11Attribute, type Pkcs11Handle, type Pkcs11Mechanism } from './pkcs11-binding.js'
 import { acquireLibrary, lifecycleQueue, login, logout, releaseLibrary, unavailable, type Pkcs11Library } from './pkcs11-library.js'
 import { SerialQueue } from './serial-queue.js'

@@ -13,7 +13,7 @@
  */
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { DomicileError } from '../../../errors.js'
+import { DomicileError } from '../errors.js'
 import { ckrName, loadPkcs11Binding, type Pkcs11Binding, type Pkcs11Handle, type Pkcs11Module } from './pkcs11-binding.js'
 import { SerialQueue } from './serial-queue.js'
 
