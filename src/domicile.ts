@@ -17,6 +17,10 @@ import { migrateAll, type MigrateResult } from './schema/migrate.js'
 import type { Schema } from './schema/define-schema.js'
 import type { ScopeFieldsFactory } from './fields/scope-fields-factory.js'
 import type { KeyAdmin } from './keys/key-admin.js'
+import type { Keyring } from './keys/keyring.js'
+import type { ProviderRegistry } from './keys/provider-registry.js'
+import type { OperationJournal } from './ops/operation-journal.js'
+import type { DomicileConfig } from './config/config-types.js'
 
 export interface DomicileParts {
   readonly schema: Schema
@@ -28,6 +32,13 @@ export interface DomicileParts {
   /** Key provisioning and the kill switch. */
   readonly keys?: KeyAdmin
   readonly audit?: AuditSink
+  /** Per-tenant key custody and the provider registry, for online operations (rotation, moves, shredding). */
+  readonly keyring?: Keyring
+  readonly providers?: ProviderRegistry
+  /** The operations journal in the control plane. */
+  readonly journal?: OperationJournal
+  /** The configuration the instance was built from (paths for evidence keys and the like). */
+  readonly config?: DomicileConfig
   /** Region metadata for listings and reports. */
   readonly regionInfo?: Readonly<Record<string, { driver: string; jurisdiction?: string }>>
 }
@@ -108,6 +119,9 @@ export class Domicile {
     this.#assertOpen()
     const tenant = this.#p.directory.cached(tenantId) ?? (await this.#p.directory.get(tenantId))
     /* Precondition: only active tenants are served. */
+    if (tenant.status === 'moving') {
+      throw new DomicileError('ERR_TENANT_MOVING', `Tenant "${tenantId}" is in the final step of a move between regions (a write freeze of well under a second). Retry the request.`)
+    }
     if (tenant.status !== 'active') {
       throw new DomicileError('ERR_TENANT_SUSPENDED', `Tenant "${tenantId}" is ${tenant.status}; requests are refused until it is active again.`)
     }

@@ -24,6 +24,8 @@ export type DomicileErrorCode =
   | 'ERR_TENANT_UNKNOWN'
   | 'ERR_TENANT_EXISTS'
   | 'ERR_TENANT_SUSPENDED'
+  /** Retryable: the tenant is in the short write freeze of a move between regions or cells. */
+  | 'ERR_TENANT_MOVING'
   | 'ERR_REGION_UNKNOWN'
   | 'ERR_REGION_UNAVAILABLE'
   | 'ERR_REGION_MISMATCH'
@@ -40,6 +42,12 @@ export type DomicileErrorCode =
   | 'ERR_KEY_IMPORT_INVALID'
   | 'ERR_KEY_USAGE_EXHAUSTED'
   | 'ERR_KEY_INVALID'
+  /** The tenant's key-encryption key was destroyed: irreversible. */
+  | 'ERR_KEY_DESTROYED'
+  // online operations
+  /** Another operation (move, rotation, migration, destruction) is running for the same tenant or column. */
+  | 'ERR_OPERATION_RUNNING'
+  | 'ERR_OPERATION_NOT_FOUND'
   // crypto
   | 'ERR_DECRYPTION_FAILED'
 

@@ -25,6 +25,7 @@ import { RegionRouter } from './regions/router.js'
 import type { StoreDriver } from './regions/store-driver.js'
 import { defineSchema, isSchema, type Schema, type TableDef } from './schema/define-schema.js'
 import { wireCustody } from './wire-custody.js'
+import { OperationJournal } from './ops/operation-journal.js'
 
 export { Domicile } from './domicile.js'
 export type { AddTenantOptions, DomicileParts, TenantTables } from './domicile.js'
@@ -90,7 +91,8 @@ export async function createDomicile(opts: CreateDomicileOptions = {}): Promise<
   const router = new RegionRouter(Object.keys(config.regions), supplier)
   const controlPlane = storeFromConfig(config.controlPlane, 'control-plane')
   const directory = new TenantDirectory(controlPlane, { pollMs: config.directoryPollMs })
-  const { keys, fields } = wireCustody(config, directory)
+  const { keys, fields, keyring, providers } = wireCustody(config, directory)
+  const journal = new OperationJournal(controlPlane)
   const regionInfo = Object.fromEntries(Object.entries(config.regions).map(([n, r]) => [n, { driver: r.driver, ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}) }]))
-  return new Domicile({ schema, router, controlPlane, directory, keys, fields, regionInfo })
+  return new Domicile({ schema, router, controlPlane, directory, keys, fields, regionInfo, keyring, providers, journal, config })
 }

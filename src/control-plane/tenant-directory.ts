@@ -11,7 +11,7 @@ import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
 
 export type TenantStatus = 'active' | 'suspended' | 'moving'
 /** Our side of the kill switch. 'none' = no key bound yet. */
-export type KeyBindingState = 'none' | 'enabled' | 'revoked' | 'pending-import'
+export type KeyBindingState = 'none' | 'enabled' | 'revoked' | 'pending-import' | 'destroyed'
 
 export interface KeyBinding {
   readonly custody: Custody

@@ -114,7 +114,7 @@ export function controlPlaneInternalDdl(): string[] {
       id text PRIMARY KEY, region text NOT NULL,
       status text NOT NULL CHECK (status IN ('active','suspended','moving')),
       custody text CHECK (custody IN ('kms','byok','hyok')), provider text, key_id text,
-      key_state text NOT NULL DEFAULT 'none' CHECK (key_state IN ('none','enabled','revoked','pending-import')),
+      key_state text NOT NULL DEFAULT 'none' CHECK (key_state IN ('none','enabled','revoked','pending-import','destroyed')),
       cache_ttl_ms integer CHECK (cache_ttl_ms IS NULL OR cache_ttl_ms >= 0),
       version bigint NOT NULL DEFAULT 1,
       created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())`,
@@ -122,6 +122,18 @@ export function controlPlaneInternalDdl(): string[] {
     `CREATE TABLE IF NOT EXISTS domicile_control_audit (
       id bigserial PRIMARY KEY, tenant_id text, at timestamptz NOT NULL DEFAULT now(),
       type text NOT NULL, outcome text NOT NULL, actor text, detail jsonb NOT NULL DEFAULT '{}'::jsonb)`,
+    // Existing control planes: widen the key-state check (CREATE TABLE IF NOT EXISTS keeps the old one).
+    `ALTER TABLE domicile_tenants DROP CONSTRAINT IF EXISTS domicile_tenants_key_state_check`,
+    `ALTER TABLE domicile_tenants ADD CONSTRAINT domicile_tenants_key_state_check CHECK (key_state IN ('none','enabled','revoked','pending-import','destroyed'))`,
+    // The operations journal: online lifecycle operations (moves, rotations, migrations, destruction),
+    // their state machine position and checkpoint, so a killed operation resumes or aborts.
+    `CREATE TABLE IF NOT EXISTS domicile_operations (
+      id bigserial PRIMARY KEY, kind text NOT NULL, tenant_id text, target text NOT NULL,
+      state text NOT NULL, status text NOT NULL DEFAULT 'running' CHECK (status IN ('running','done','aborted','failed')),
+      checkpoint jsonb NOT NULL DEFAULT '{}'::jsonb, actor text,
+      started_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz)`,
+    // One running operation per target (a tenant, or a table column): operations never overlap.
+    `CREATE UNIQUE INDEX IF NOT EXISTS domicile_operations_one_running ON domicile_operations (target) WHERE status = 'running'`,
     // The data plane reads the directory and its change feed; writes are admin work (owner).
     `GRANT SELECT ON domicile_stamp, domicile_tenants, domicile_directory_log TO ${APP_ROLE}`,
   ]
