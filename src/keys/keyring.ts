@@ -292,7 +292,7 @@ export class TenantKeys {
   }
 
   #context(purpose: Purpose, n: number) {
-    return { tenantId: this.#tenant.id, region: this.#tx.region, dataKeyId: String(n), purpose }
+    return keyWrapContext(this.#tenant.id, this.#tx.region, purpose, n)
   }
 
   /** Reserves a block of the active data key's budget; creates the next data key when spent. */
@@ -378,4 +378,13 @@ const INDEX_MEMO = 'index'
 export interface ColumnKeyRef {
   readonly table: string
   readonly column: string
+}
+
+/**
+ * The wrap context of a tenant's data or index key: tenant, region, key number, purpose. A wrapped
+ * key copied to another region (or tenant, or number) does not unwrap there; moving a tenant
+ * rewraps its keys for the new region's context through the provider.
+ */
+export function keyWrapContext(tenantId: string, region: string, purpose: 'data' | 'index', keyNumber: number): { tenantId: string; region: string; dataKeyId: string; purpose: 'data' | 'index' } {
+  return { tenantId, region, dataKeyId: String(keyNumber), purpose }
 }
