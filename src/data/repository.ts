@@ -3,10 +3,22 @@
  * (equality), update, delete, list with cursor pagination. Sensitive columns are sealed on the way
  * in and come back as sealed values; equality on a searchable sensitive column compares blind
  * indexes; anything else on a sensitive column is refused, never sent to the database as plaintext.
+ *
+ * During an encrypt-in-place migration of a sensitive column (src/schema/column-layout.ts,
+ * src/ops/encrypt-column.ts) a row holds its value either sealed or, not yet migrated, in
+ * plaintext. Reads accept both: a plaintext value is sealed in memory as it is read, so the
+ * application gets the same SealedValue either way and its reveal is audited like any other.
+ * Writes follow the migration's direction (sealed, with the blind index, when encrypting; plaintext
+ * when decrypting, the rollback). An equality `find` matches sealed rows by blind index and, only
+ * while the column still has a plaintext column, plaintext rows by comparison in this module's own
+ * SQL; every candidate is then checked by opening it, as for any blind-index lookup. The layout is
+ * read from the store's catalog and re-read every `LAYOUT_TTL_MS`; a statement written for a layout
+ * that changed meanwhile fails with a retryable ERR_CONFLICT (one-shot calls retry it themselves).
  */
 import { DomicileError } from '../errors.js'
-import { BLIND_INDEX_SUFFIX, type ResolvedColumn, type ResolvedTable } from '../schema/define-schema.js'
+import { BLIND_INDEX_SUFFIX, SHADOW_SUFFIX, type ResolvedColumn, type ResolvedTable } from '../schema/define-schema.js'
 import { q } from '../schema/ddl.js'
+import { defaultLayout, LAYOUT_SQL, tableLayout, type CatalogColumn, type ColumnLayout, type TableLayout } from '../schema/column-layout.js'
 import type { TenantTransaction } from '../regions/router.js'
 import { candidateFilter, type BlindMatch, type FinishLookup } from './candidate-filter.js'
 import type { FieldProtection } from './field-protection.js'
@@ -86,7 +98,9 @@ function badType(table: ResolvedTable, col: ResolvedColumn, expected: string): D
   return new DomicileError('ERR_INPUT_INVALID', `${table.name}.${col.name}: expected ${expected}.`, { path: `${table.name}.${col.name}` })
 }
 
-const castFor = (col: ResolvedColumn): string => (col.sensitive ? '' : col.type === 'jsonb' ? '::jsonb' : col.type === 'text' ? '' : `::${col.type}`)
+// Sealed values and blind indexes are typed bytea: a plaintext column (a migration) refuses them
+// instead of storing their text form.
+const castFor = (col: ResolvedColumn): string => (col.sensitive ? '::bytea' : col.type === 'jsonb' ? '::jsonb' : col.type === 'text' ? '' : `::${col.type}`)
 
 /** Normalises engine differences in returned values (pg returns int8 as string, PGlite as number). */
 function fromDb(col: ResolvedColumn, v: unknown): unknown {
@@ -112,41 +126,137 @@ interface Statements {
   readonly get: string
 }
 
-/** SQL texts that depend only on the table definition, built once per schema table. */
-const statements = new WeakMap<ResolvedTable, Statements>()
+/** How often the layout of a table with sensitive columns is read again (per region, per process). */
+export const LAYOUT_TTL_MS = 2000
 
-function statementsFor(t: ResolvedTable): Statements {
-  let st = statements.get(t)
+/** SQL texts that depend only on the table definition and its layout, built once per (table, layout). */
+const statements = new WeakMap<ResolvedTable, Map<string, Statements>>()
+
+/** The select list entry of a column; a column with a plaintext form also selects it as `<name>__shadow`. */
+function selectEntry(col: ResolvedColumn, layout: ColumnLayout | undefined): string {
+  if (!col.sensitive || layout === undefined) return q(col.name)
+  const sealed = layout.sealedColumn === undefined ? `NULL::bytea AS ${q(col.name)}` : layout.sealedColumn === col.name ? q(col.name) : `${q(layout.sealedColumn)} AS ${q(col.name)}`
+  return layout.plainColumn === undefined ? sealed : `${sealed}, ${q(layout.plainColumn)}::text AS ${q(col.name + SHADOW_SUFFIX)}`
+}
+
+function statementsFor(t: ResolvedTable, layout: TableLayout): Statements {
+  let byLayout = statements.get(t)
+  if (!byLayout) {
+    byLayout = new Map()
+    statements.set(t, byLayout)
+  }
+  let st = byLayout.get(layout.key)
   if (!st) {
-    const selectList = [...t.columns.keys()].map(q).join(', ')
+    const selectList = [...t.columns.values()].map((c) => selectEntry(c, layout.columns.get(c.name))).join(', ')
     const pk = t.columns.get(t.primaryKey)!
     st = {
       selectList,
       plainList: [...t.columns.values()].filter((c) => !c.sensitive).map((c) => q(c.name)).join(', '),
       get: `SELECT ${selectList} FROM ${q(t.name)} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)}`,
     }
-    statements.set(t, st)
+    if (byLayout.size > 16) byLayout.clear()
+    byLayout.set(layout.key, st)
   }
   return st
+}
+
+/** Layouts read from the stores, per table and region, with when they were read. */
+const layouts = new WeakMap<ResolvedTable, Map<string, { layout: TableLayout; at: number }>>()
+
+/** Forgets the layouts of a table (all regions): the next call reads the catalog again. */
+export function forgetLayout(t: ResolvedTable): void {
+  layouts.delete(t)
+}
+
+/** SQLSTATEs of a statement written for a layout that no longer exists (column, type, operator). */
+const LAYOUT_CHANGED = /SQLSTATE (42703|42804|42883)\b/
+
+/** A statement failed because the table's layout changed under it (a migration's swap): retryable. */
+export class LayoutChangedError extends DomicileError {
+  constructor(table: string) {
+    super('ERR_CONFLICT', `The storage layout of table "${table}" changed while this statement was prepared (an encrypt-in-place migration step). Retry the transaction.`)
+  }
 }
 
 export class TableRepository<R extends Row = Row> implements Repository<R> {
   readonly #t: ResolvedTable
   readonly #tx: TenantTransaction
   readonly #fields: FieldProtection | undefined
-  readonly #selectList: string
-  /** Insert returns only plain columns: the sealed bytes are already in hand. */
-  readonly #plainList: string
-  readonly #getSql: string
+  #layout: TableLayout
+  #st: Statements
 
   constructor(table: ResolvedTable, tx: TenantTransaction, fields: FieldProtection | undefined) {
     this.#t = table
     this.#tx = tx
     this.#fields = fields
-    const st = statementsFor(table)
-    this.#selectList = st.selectList
-    this.#plainList = st.plainList
-    this.#getSql = st.get
+    this.#layout = defaultLayout(table)
+    this.#st = statementsFor(table, this.#layout)
+  }
+
+  /**
+   * The table's current layout in this region: read from the catalog when older than
+   * LAYOUT_TTL_MS (one query, on this transaction). Tables without sensitive columns skip it.
+   */
+  #fresh(): void | Promise<void> {
+    if (this.#t.sensitiveColumns.length === 0) return
+    const hit = layouts.get(this.#t)?.get(this.#tx.region)
+    if (hit !== undefined && performance.now() - hit.at < LAYOUT_TTL_MS) {
+      this.#use(hit.layout)
+      return
+    }
+    return this.#readLayout()
+  }
+
+  async #readLayout(): Promise<void> {
+    const r = await this.#tx.session.query<CatalogColumn>(LAYOUT_SQL, [q(this.#t.name)])
+    const layout = tableLayout(this.#t, r.rows)
+    let byRegion = layouts.get(this.#t)
+    if (!byRegion) {
+      byRegion = new Map()
+      layouts.set(this.#t, byRegion)
+    }
+    byRegion.set(this.#tx.region, { layout, at: performance.now() })
+    this.#use(layout)
+  }
+
+  #use(layout: TableLayout): void {
+    if (layout === this.#layout) return
+    this.#layout = layout
+    this.#st = statementsFor(this.#t, layout)
+  }
+
+  /** Runs a statement; a failure that means the layout changed is the retryable LayoutChangedError. */
+  async #query(sql: string, params: unknown[]): Promise<{ rows: Row[]; rowCount: number }> {
+    try {
+      return await this.#tx.session.query<Row>(sql, params)
+    } catch (e) {
+      if (this.#t.sensitiveColumns.length > 0 && e instanceof Error && LAYOUT_CHANGED.test(e.message)) {
+        layouts.get(this.#t)?.delete(this.#tx.region)
+        throw new LayoutChangedError(this.#t.name)
+      }
+      throw e
+    }
+  }
+
+  /**
+   * Seals, in memory, the plaintext values of rows read during a migration (selected as
+   * `<column>__shadow`), so every sensitive value reaches the caller (and the candidate filter)
+   * as sealed bytes. Mutates `rows`; synchronous when nothing is migrating.
+   */
+  async #sealPlaintext(rows: Row[]): Promise<void> {
+    if (this.#layout.key === '') return
+    for (const [name, l] of this.#layout.columns) {
+      if (l.plainColumn === undefined) continue
+      const col = this.#t.columns.get(name)!
+      const alias = name + SHADOW_SUFFIX
+      for (const row of rows) {
+        const plain = row[alias]
+        delete row[alias]
+        if (plain === null || plain === undefined || row[name] instanceof Uint8Array) continue
+        const sealed = this.#needFields().seal(this.#t, col, String(row[this.#t.primaryKey]), plain)
+        row[name] = sealed instanceof Promise ? await sealed : sealed
+      }
+    }
   }
 
   #needFields(): FieldProtection {
@@ -165,30 +275,49 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     return out as R
   }
 
-  /** Column -> parameter for writes, sealing sensitive values and computing blind indexes. */
-  async #encodeWrite(rowKey: string, row: Row, skipPk: boolean): Promise<Array<[string, unknown, string]>> {
-    const out: Array<[string, unknown, string]> = []
+  /**
+   * Column -> parameter for writes, sealing sensitive values and computing blind indexes. Entries
+   * are [physical column, value, cast, logical column]; during a migration a sensitive value also
+   * clears the column of its other form, and goes in plaintext when the migration decrypts.
+   */
+  async #encodeWrite(rowKey: string, row: Row, skipPk: boolean): Promise<Array<[string, unknown, string, string]>> {
+    const out: Array<[string, unknown, string, string]> = []
     for (const [name, v] of Object.entries(row)) {
       const col = this.#t.columns.get(name)
       if (!col) throw unknownColumn(this.#t, name)
       if (skipPk && name === this.#t.primaryKey) continue
       if (v === undefined) continue
-      if (col.sensitive) {
-        if (v === null) {
-          if (!col.nullable) throw required(this.#t, col)
-          out.push([name, null, ''])
-          if (col.indexColumn) out.push([col.indexColumn, null, ''])
-          continue
-        }
-        const fields = this.#needFields()
-        const sealed = fields.seal(this.#t, col, rowKey, v)
-        out.push([name, sealed instanceof Promise ? await sealed : sealed, ''])
-        if (col.indexColumn) {
-          const ix = fields.index(this.#t, col, v)
-          out.push([col.indexColumn, ix instanceof Promise ? await ix : ix, ''])
-        }
-      } else {
-        out.push([name, param(col, v, this.#t), castFor(col)])
+      if (!col.sensitive) {
+        out.push([name, param(col, v, this.#t), castFor(col), name])
+        continue
+      }
+      const l = this.#layout.columns.get(name)!
+      if (l.write === 'refuse') {
+        /* Precondition: no plaintext is written into a column declared sensitive outside a migration. */
+        throw new DomicileError('ERR_NOT_MIGRATED', `${this.#t.name}.${name} is declared sensitive but still holds plaintext in region "${this.#tx.region}". Run "domicile migrate", then "domicile migrate encrypt ${this.#t.name}.${name}"; until then writes of this column are refused.`, { path: `${this.#t.name}.${name}` })
+      }
+      if (v === null) {
+        if (!col.nullable) throw required(this.#t, col)
+        if (l.sealedColumn !== undefined) out.push([l.sealedColumn, null, '::bytea', name])
+        if (l.plainColumn !== undefined) out.push([l.plainColumn, null, '::text', name])
+        if (col.indexColumn) out.push([col.indexColumn, null, '::bytea', name])
+        continue
+      }
+      const fields = this.#needFields()
+      if (l.write === 'plain') {
+        // The rollback (decrypt) of a migration: plaintext, no blind index, the sealed form cleared.
+        if (typeof v !== 'string') throw badType(this.#t, col, 'a string')
+        out.push([l.plainColumn!, v, '::text', name])
+        out.push([l.sealedColumn!, null, '::bytea', name])
+        if (col.indexColumn) out.push([col.indexColumn, null, '::bytea', name])
+        continue
+      }
+      const sealed = fields.seal(this.#t, col, rowKey, v)
+      out.push([l.sealedColumn ?? name, sealed instanceof Promise ? await sealed : sealed, '::bytea', name])
+      if (l.plainColumn !== undefined) out.push([l.plainColumn, null, '::text', name])
+      if (col.indexColumn) {
+        const ix = fields.index(this.#t, col, v)
+        out.push([col.indexColumn, ix instanceof Promise ? await ix : ix, '::bytea', name])
       }
     }
     return out
@@ -201,6 +330,8 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       /* Precondition: every non-nullable column has a value on insert. */
       if (!col.nullable && (row[col.name] === undefined || row[col.name] === null)) throw required(this.#t, col)
     }
+    const fresh = this.#fresh()
+    if (fresh) await fresh
     const cols = await this.#encodeWrite(rowKey, row, false)
     const params: unknown[] = [this.#tx.tenantId]
     const names = ['tenant_id']
@@ -210,19 +341,31 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       names.push(q(name))
       values.push(`$${params.length}${cast}`)
     }
-    const r = await this.#tx.session.query<Row>(
-      `INSERT INTO ${q(this.#t.name)} (${names.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${this.#plainList}`, params)
+    const r = await this.#query(
+      `INSERT INTO ${q(this.#t.name)} (${names.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${this.#st.plainList}`, params)
     const back = r.rows[0]!
     // The sealed buffers went to the driver as parameters: the returned values get their own copy.
-    for (const [name, v] of cols) if (this.#t.columns.get(name)?.sensitive) back[name] = v instanceof Uint8Array ? new Uint8Array(v) : v
+    // A value written in plaintext (a migration's rollback) comes back sealed in memory, as on read.
+    for (const [name, v, , logical] of cols) {
+      if (name === logical && !this.#t.columns.get(name)?.sensitive) continue
+      if (name === this.#t.columns.get(logical)?.indexColumn) continue
+      if (v instanceof Uint8Array) back[logical] = new Uint8Array(v)
+      else if (typeof v === 'string') back[logical + SHADOW_SUFFIX] = v
+      else back[logical] ??= null
+    }
+    await this.#sealPlaintext([back])
     return this.#toPublic(back)
   }
 
   async get(id: string | number): Promise<R | undefined> {
     const key = rowKeyOf(id, this.#t)
     const pk = this.#t.columns.get(this.#t.primaryKey)!
-    const r = await this.#tx.session.query<Row>(this.#getSql, [this.#tx.tenantId, param(pk, key, this.#t)])
-    return r.rows[0] ? this.#toPublic(r.rows[0]) : undefined
+    const fresh = this.#fresh()
+    if (fresh) await fresh
+    const r = await this.#query(this.#st.get, [this.#tx.tenantId, param(pk, key, this.#t)])
+    if (!r.rows[0]) return undefined
+    await this.#sealPlaintext(r.rows)
+    return this.#toPublic(r.rows[0])
   }
 
   async #where(where: Row, params: unknown[], blind: BlindMatch[]): Promise<string[]> {
@@ -237,15 +380,14 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
           throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${this.#t.name}.${name} is sensitive and not searchable, so it cannot be filtered on. Declare it { sensitive: { searchable: true } } to allow equality search.`, { path: `${this.#t.name}.${name}` })
         }
         if (v === null || v === undefined) {
-          clauses.push(`${q(name)} IS NULL`)
+          const l = this.#layout.columns.get(name)!
+          clauses.push([l.sealedColumn, l.plainColumn].filter((c) => c !== undefined).map((c) => `${q(c!)} IS NULL`).join(' AND '))
           continue
         }
         if (typeof v === 'object' && !(v instanceof Uint8Array)) {
           throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${this.#t.name}.${name} is sensitive: only equality with a plain value is supported (no ranges, LIKE or operators).`, { path: `${this.#t.name}.${name}` })
         }
-        const ix = this.#needFields().index(this.#t, col, v)
-        params.push(ix instanceof Promise ? await ix : ix)
-        clauses.push(`${q(col.indexColumn)} = $${params.length}`)
+        clauses.push(await this.#sensitiveEquals(col, v, params))
         blind.push([col, v])
         continue
       }
@@ -260,6 +402,34 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       clauses.push(`${q(name)} = $${params.length}${castFor(col)}`)
     }
     return clauses
+  }
+
+  /**
+   * Equality on a searchable sensitive column: the blind index; during a migration also the
+   * plaintext of rows not yet sealed, compared in this SQL after the column's normalisations as
+   * PostgreSQL spells them (a prefilter: every candidate is opened and compared exactly after).
+   */
+  async #sensitiveEquals(col: ResolvedColumn, v: unknown, params: unknown[]): Promise<string> {
+    const l = this.#layout.columns.get(col.name)!
+    const parts: string[] = []
+    if (l.sealedColumn !== undefined && l.hasIndex) {
+      const ix = this.#needFields().index(this.#t, col, v)
+      params.push(ix instanceof Promise ? await ix : ix)
+      parts.push(`${q(col.indexColumn!)} = $${params.length}`)
+    }
+    if (l.plainColumn !== undefined && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {
+      /* Precondition: a plaintext comparison runs only on a column that still has a plaintext form (a migration). */
+      params.push(String(v))
+      const n = col.sensitive ? col.sensitive.normalize : []
+      parts.push(`${normalizedSql(`${q(l.plainColumn)}::text`, n)} = ${normalizedSql(`$${params.length}::text`, n)}`)
+    }
+    if (parts.length === 0) {
+      // The blind-index column is missing (the store was not migrated): let the statement say so.
+      const ix = this.#needFields().index(this.#t, col, v)
+      params.push(ix instanceof Promise ? await ix : ix)
+      return `${q(col.indexColumn!)} = $${params.length}`
+    }
+    return parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`
   }
 
   async find(where: Partial<R>, opts: { limit?: number } = {}): Promise<R[]> {
@@ -279,12 +449,15 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   async #select(where: Partial<R>, opts: { limit?: number }): Promise<{ rows: Row[]; blind: BlindMatch[] }> {
     if (typeof where !== 'object' || where === null) throw new DomicileError('ERR_INPUT_INVALID', `find on ${this.#t.name}: expected an object of column -> value.`)
     const limit = clampLimit(opts.limit ?? 1000)
+    const fresh = this.#fresh()
+    if (fresh) await fresh
     const params: unknown[] = [this.#tx.tenantId]
     const blind: BlindMatch[] = []
     const clauses = await this.#where(where as Row, params, blind)
     params.push(limit)
-    const r = await this.#tx.session.query<Row>(
-      `SELECT ${this.#selectList} FROM ${q(this.#t.name)} WHERE ${clauses.join(' AND ')} ORDER BY ${q(this.#t.primaryKey)} LIMIT $${params.length}`, params)
+    const r = await this.#query(
+      `SELECT ${this.#st.selectList} FROM ${q(this.#t.name)} WHERE ${clauses.join(' AND ')} ORDER BY ${q(this.#t.primaryKey)} LIMIT $${params.length}`, params)
+    await this.#sealPlaintext(r.rows)
     return { rows: r.rows, blind }
   }
 
@@ -294,6 +467,8 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     if (this.#t.primaryKey in patch && patch[this.#t.primaryKey] !== undefined && String(patch[this.#t.primaryKey]) !== key) {
       throw new DomicileError('ERR_INPUT_INVALID', `${this.#t.name}.${this.#t.primaryKey}: the primary key cannot be changed by update; insert a new row and delete the old one.`)
     }
+    const fresh = this.#fresh()
+    if (fresh) await fresh
     const cols = await this.#encodeWrite(key, patch as Row, true)
     if (cols.length === 0) return this.get(id)
     const pk = this.#t.columns.get(this.#t.primaryKey)!
@@ -302,9 +477,11 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       params.push(v)
       return `${q(name)} = $${params.length}${cast}`
     })
-    const r = await this.#tx.session.query<Row>(
-      `UPDATE ${q(this.#t.name)} SET ${sets.join(', ')} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)} RETURNING ${this.#selectList}`, params)
-    return r.rows[0] ? this.#toPublic(r.rows[0]) : undefined
+    const r = await this.#query(
+      `UPDATE ${q(this.#t.name)} SET ${sets.join(', ')} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)} RETURNING ${this.#st.selectList}`, params)
+    if (!r.rows[0]) return undefined
+    await this.#sealPlaintext(r.rows)
+    return this.#toPublic(r.rows[0])
   }
 
   async delete(id: string | number): Promise<boolean> {
@@ -325,13 +502,33 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
       after = ` AND ${q(pk.name)} > $2${castFor(pk)}`
     }
     params.push(limit + 1)
-    const r = await this.#tx.session.query<Row>(
-      `SELECT ${this.#selectList} FROM ${q(this.#t.name)} WHERE tenant_id = $1${after} ORDER BY ${q(pk.name)} LIMIT $${params.length}`, params)
+    const fresh = this.#fresh()
+    if (fresh) await fresh
+    const r = await this.#query(
+      `SELECT ${this.#st.selectList} FROM ${q(this.#t.name)} WHERE tenant_id = $1${after} ORDER BY ${q(pk.name)} LIMIT $${params.length}`, params)
+    await this.#sealPlaintext(r.rows)
     const more = r.rows.length > limit
     const rows = (more ? r.rows.slice(0, limit) : r.rows).map((row) => this.#toPublic(row))
     const last = rows.at(-1)
     return more && last ? { rows, nextCursor: encodeCursor(String(last[pk.name])) } : { rows }
   }
+}
+
+/** Characters JavaScript's String.prototype.trim removes (WhiteSpace and LineTerminator). */
+const JS_TRIM = '\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'
+const JS_TRIM_SQL = `'${[...JS_TRIM].map((c) => `\\${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}'`
+
+/**
+ * A text expression with the blind index's normalisations applied in its order (NFKC, lower case,
+ * trim), as PostgreSQL spells them: the whitespace trimmed is JavaScript's; NFKC and lower case
+ * follow the server's Unicode tables and collation.
+ */
+function normalizedSql(expr: string, normalize: readonly string[]): string {
+  let e = expr
+  if (normalize.includes('nfkc')) e = `normalize(${e}, NFKC)`
+  if (normalize.includes('lower')) e = `lower(${e})`
+  if (normalize.includes('trim')) e = `btrim(${e}, U&${JS_TRIM_SQL})`
+  return e
 }
 
 function clampLimit(n: number): number {

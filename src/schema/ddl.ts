@@ -4,7 +4,8 @@
  * `migrate` can run any number of times and brings a new region up.
  */
 import { APP_ROLE } from '../regions/tenant-context.js'
-import type { ColumnType, ResolvedTable, Schema } from './define-schema.js'
+import { DIRECTION_MARK, shadowName } from './column-layout.js'
+import type { ColumnType, ResolvedColumn, ResolvedTable, Schema } from './define-schema.js'
 import { isolationDdl } from './isolation-ddl.js'
 
 export { APP_ROLE }
@@ -60,6 +61,7 @@ export function tableDdl(t: ResolvedTable, target: 'region' | 'control-plane'): 
       out.push(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${c.indexColumn}`)} ON ${name} (${t.scope === 'tenant' ? 'tenant_id, ' : ''}${q(c.indexColumn)})`)
     }
   }
+  for (const c of t.sensitiveColumns) if (c.type === 'text') out.push(prepareEncryptInPlace(t, c))
   for (const ix of t.indexes) {
     out.push(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${ix}_idx`)} ON ${name} (${t.scope === 'tenant' ? 'tenant_id, ' : ''}${q(ix)})`)
   }
@@ -71,6 +73,27 @@ export function tableDdl(t: ResolvedTable, target: 'region' | 'control-plane'): 
     out.push(`GRANT SELECT ON ${name} TO ${APP_ROLE}`)
   }
   return out
+}
+
+/**
+ * A column declared sensitive that still holds plaintext (SQL type `text`, a populated table made
+ * before the column became sensitive): `migrate` adds the shadow column for its encryption
+ * (src/schema/column-layout.ts), marked for the encrypt direction, and lets the plaintext column
+ * hold NULL (rows move to the shadow one by one). Catalog-only: no table rewrite, no scan. A column
+ * already migrating (either direction) is left as it is; `domicile migrate encrypt` does the rest.
+ * Names are schema identifiers ([a-z0-9_]), safe inside the literals.
+ */
+function prepareEncryptInPlace(t: ResolvedTable, c: ResolvedColumn): string {
+  const table = q(t.name)
+  const shadow = shadowName(c.name)
+  return `DO $domicile$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${table}') AND attname = '${c.name}' AND NOT attisdropped AND atttypid = 'text'::regtype)
+     AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${table}') AND attname = '${shadow}' AND NOT attisdropped) THEN
+    ALTER TABLE ${table} ADD COLUMN ${q(shadow)} bytea;
+    COMMENT ON COLUMN ${table}.${q(shadow)} IS '${DIRECTION_MARK.encrypt}';
+    ALTER TABLE ${table} ALTER COLUMN ${q(c.name)} DROP NOT NULL;
+  END IF;
+END $domicile$`
 }
 
 /** Domicile's own tables in every region store. */

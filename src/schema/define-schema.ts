@@ -87,6 +87,8 @@ const IDENT = /^[a-z][a-z0-9_]{0,47}$/
 const COLUMN_TYPES: readonly ColumnType[] = ['text', 'integer', 'bigint', 'boolean', 'numeric', 'timestamptz', 'jsonb', 'uuid', 'bytea']
 const RESERVED_COLUMNS = new Set(['tenant_id', 'oid', 'ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'])
 export const BLIND_INDEX_SUFFIX = '__bidx'
+/** A sensitive column's second physical column while an encrypt-in-place migration runs (src/schema/column-layout.ts). */
+export const SHADOW_SUFFIX = '__shadow'
 
 function invalid(path: string, message: string): DomicileError {
   return new DomicileError('ERR_SCHEMA_INVALID', `${path}: ${message}`, { path })
@@ -121,7 +123,8 @@ export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema
     const columns = new Map<string, ResolvedColumn>()
     for (const [cname, c] of Object.entries(def.columns)) {
       const cpath = `${path}.columns.${cname}`
-      if (!IDENT.test(cname) || cname.endsWith(BLIND_INDEX_SUFFIX) || RESERVED_COLUMNS.has(cname)) throw invalid(cpath, `column names are lower-case identifiers, not "tenant_id" or a system column, and may not end in "${BLIND_INDEX_SUFFIX}"`)
+      /* Precondition: column names are lower-case identifiers that cannot collide with Domicile's own columns. */
+      if (!IDENT.test(cname) || cname.endsWith(BLIND_INDEX_SUFFIX) || cname.endsWith(SHADOW_SUFFIX) || RESERVED_COLUMNS.has(cname)) throw invalid(cpath, `column names are lower-case identifiers, not "tenant_id" or a system column, and may not end in "${BLIND_INDEX_SUFFIX}" or "${SHADOW_SUFFIX}"`)
       if (typeof c !== 'object' || c === null) throw invalid(cpath, 'expected a column definition object')
       onlyKeys(c, COLUMN_KEYS, cpath)
       if (!COLUMN_TYPES.includes(c.type)) throw invalid(`${cpath}.type`, `expected ${COLUMN_TYPES.map((t) => `"${t}"`).join(' | ')}`)

@@ -39,3 +39,10 @@ describe('defineSchema', () => {
     }
   })
 })
+
+test('Precondition: column names are lower-case identifiers that cannot collide with Domicile\'s own columns.', () => {
+  for (const name of ['note__shadow', 'note__bidx', 'tenant_id', 'Note']) {
+    assert.throws(() => defineSchema({ t: table({ [name]: { type: 'text' } }) }),
+      (e: unknown) => isDomicileError(e) && e.code === 'ERR_SCHEMA_INVALID', name)
+  }
+})
