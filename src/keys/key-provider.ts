@@ -82,6 +82,19 @@ export interface CreateKeyRequest {
 }
 
 /**
+ * What `destroyKey` did. 'destroyed': the key material is gone at the provider now (local keystore
+ * file overwritten and removed, PKCS#11 C_DestroyObject). 'pending-deletion': the provider deletes it
+ * at `deletionDate` and refuses every use until then (AWS KMS ScheduleKeyDeletion; its holder can
+ * still cancel the deletion at the provider before that date).
+ */
+export interface DestroyKeyResult {
+  readonly keyId: string
+  readonly state: 'destroyed' | 'pending-deletion'
+  /** When a scheduled deletion takes effect ('pending-deletion' only). */
+  readonly deletionDate?: Date
+}
+
+/**
  * Errors a provider throws are `DomicileError`s with these codes:
  * - ERR_KEY_REVOKED: the key is disabled or its material deleted (the kill switch)
  * - ERR_KEY_PENDING_IMPORT: BYOK key has no material yet
@@ -98,6 +111,17 @@ export interface KeyProvider {
   keyStatus(keyId: string, opts?: OpOptions): Promise<KeyStatus>
   /** Providers that can mint keys (local, pkcs11, keyproxy-backed admin) implement this. */
   createKey?(req: CreateKeyRequest, opts?: OpOptions): Promise<{ keyId: string }>
+  /**
+   * Destroys the key-encryption key where the provider holds its material: irreversible, every key
+   * wrapped under it stops unwrapping for good. Providers that hold no material (xks: the key lives
+   * at the customer's proxy) do not implement it.
+   */
+  destroyKey?(keyId: string, opts?: OpOptions): Promise<DestroyKeyResult>
+  /**
+   * Deletes imported (BYOK) key material, as AWS KMS DeleteImportedKeyMaterial: the key stays, its
+   * material is gone (state 'deleted'); only a re-import of the same material brings it back.
+   */
+  deleteKeyMaterial?(keyId: string, opts?: OpOptions): Promise<void>
   close?(): Promise<void>
 }
 

@@ -11,6 +11,8 @@
  * - a circuit breaker fails fast after consecutive outages;
  * - every call leaves an audit event with identifiers only, never key bytes;
  * - after close() every call fails with ERR_CLOSED.
+ * The optional administrative calls (createKey, destroyKey, deleteKeyMaterial) exist on the wrapper
+ * exactly when the inner provider has them, and run under the same rules.
  */
 
 import type { AuditOutcome, AuditSink } from '../audit/audit-sink.js'
@@ -20,6 +22,7 @@ import { CircuitBreaker } from './circuit-breaker.js'
 import type { CallOutcome } from './circuit-breaker.js'
 import type {
   CreateKeyRequest,
+  DestroyKeyResult,
   KeyProvider,
   KeyState,
   KeyStatus,
@@ -47,7 +50,7 @@ export interface RuntimeKeyProviderOptions {
   readonly breaker?: CircuitBreaker
 }
 
-type Op = 'wrap' | 'unwrap' | 'status' | 'create'
+type Op = 'wrap' | 'unwrap' | 'status' | 'create' | 'destroy' | 'delete-material'
 
 const KEY_STATES: ReadonlySet<KeyState> = new Set(['enabled', 'disabled', 'pending-import', 'deleted', 'unavailable'])
 
@@ -63,6 +66,10 @@ export class RuntimeKeyProvider implements KeyProvider {
   readonly breaker: CircuitBreaker
   /** Present when the inner provider can mint keys. */
   readonly createKey?: (req: CreateKeyRequest, opts?: OpOptions) => Promise<{ keyId: string }>
+  /** Present when the inner provider can destroy key material (local, pkcs11, aws-kms). */
+  readonly destroyKey?: (keyId: string, opts?: OpOptions) => Promise<DestroyKeyResult>
+  /** Present when the inner provider can delete imported key material (local). */
+  readonly deleteKeyMaterial?: (keyId: string, opts?: OpOptions) => Promise<void>
   readonly #inner: KeyProvider
   readonly #audit: AuditSink
   #closed = false
@@ -87,6 +94,14 @@ export class RuntimeKeyProvider implements KeyProvider {
     if (typeof inner.createKey === 'function') {
       const create = inner.createKey.bind(inner)
       this.createKey = (req, o) => this.#createKey(create, req, o)
+    }
+    if (typeof inner.destroyKey === 'function') {
+      const destroy = inner.destroyKey.bind(inner)
+      this.destroyKey = (keyId, o) => this.#destroyKey(destroy, keyId, o)
+    }
+    if (typeof inner.deleteKeyMaterial === 'function') {
+      const del = inner.deleteKeyMaterial.bind(inner)
+      this.deleteKeyMaterial = (keyId, o) => this.#deleteKeyMaterial(del, keyId, o)
     }
   }
 
@@ -195,6 +210,44 @@ export class RuntimeKeyProvider implements KeyProvider {
       return { keyId: out.keyId }
     } catch (e) {
       throw await this.#fail(opts?.audit, 'create', ref, started, e)
+    }
+  }
+
+  async #destroyKey(
+    destroy: (keyId: string, opts?: OpOptions) => Promise<DestroyKeyResult>,
+    keyId: string,
+    opts?: OpOptions,
+  ): Promise<DestroyKeyResult> {
+    this.#assertOpen()
+    const started = performance.now()
+    const ref = { keyId }
+    try {
+      assertKeyId(keyId)
+      const out = await this.#invoke('destroy', (signal) => destroy(keyId, { signal }), opts?.signal)
+      /* Precondition: the provider answered with 'destroyed', or 'pending-deletion' and a valid deletion date. */
+      const pending = out?.state === 'pending-deletion'
+      if (out === null || typeof out !== 'object' || (out.state !== 'destroyed' && !pending) ||
+        (pending && !(out.deletionDate instanceof Date && Number.isFinite(out.deletionDate.getTime())))) {
+        throw new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `key provider ${this.name} returned a malformed destroyKey result; check the provider and the key's state there`)
+      }
+      const result: DestroyKeyResult = pending ? { keyId, state: 'pending-deletion', deletionDate: new Date(out.deletionDate!.getTime()) } : { keyId, state: 'destroyed' }
+      await this.#record(opts?.audit, 'destroy', ref, started, 'ok', { state: result.state, ...(pending ? { deletionDate: result.deletionDate!.toISOString() } : {}) })
+      return result
+    } catch (e) {
+      throw await this.#fail(opts?.audit, 'destroy', ref, started, e)
+    }
+  }
+
+  async #deleteKeyMaterial(del: (keyId: string, opts?: OpOptions) => Promise<void>, keyId: string, opts?: OpOptions): Promise<void> {
+    this.#assertOpen()
+    const started = performance.now()
+    const ref = { keyId }
+    try {
+      assertKeyId(keyId)
+      await this.#invoke('delete-material', (signal) => del(keyId, { signal }), opts?.signal)
+      await this.#record(opts?.audit, 'delete-material', ref, started, 'ok')
+    } catch (e) {
+      throw await this.#fail(opts?.audit, 'delete-material', ref, started, e)
     }
   }
 

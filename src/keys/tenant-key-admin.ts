@@ -3,10 +3,12 @@
  * flow, and our side of the kill switch. Revoke and restore are directory changes: they reach
  * every running process through the control plane (LISTEN/NOTIFY push, change-log polling as the
  * fallback), which drops the tenant's cached data keys and refuses its key from then on.
+ * Destruction (key state 'destroyed') is final: revoke, restore and import refuse it with
+ * ERR_KEY_DESTROYED. The whole `key destroy` operation is src/ops/shred-destroy.ts.
  */
 import type { KeyBinding, TenantDirectory, TenantRecord } from '../control-plane/tenant-directory.js'
 import { DomicileError, isDomicileError } from '../errors.js'
-import type { ImportJob, KeyAdmin, ProvisionRequest, TenantKeyStatus } from './key-admin.js'
+import type { ImportJob, KekDestruction, KekRef, KeyAdmin, ProvisionRequest, TenantKeyStatus } from './key-admin.js'
 import type { Custody } from './key-provider.js'
 import type { LocalKeyProvider } from './providers/local/local-key-provider.js'
 import type { ProviderRegistry } from './provider-registry.js'
@@ -55,7 +57,7 @@ export class TenantKeyAdmin implements KeyAdmin {
   }
 
   async #localFor(tenantId: string): Promise<{ tenant: TenantRecord; local: LocalKeyProvider }> {
-    const tenant = await this.#directory.get(tenantId)
+    const tenant = notDestroyed(await this.#directory.get(tenantId))
     if (!tenant.key || tenant.key.custody !== 'byok') throw new DomicileError('ERR_INPUT_INVALID', `Tenant "${tenantId}" is not a BYOK tenant; key import applies to custody "byok".`)
     const { raw, config } = await this.#providers.get(tenant.key.provider)
     if (config.kind !== 'local') throw new DomicileError('ERR_INPUT_INVALID', `Key import runs through the local provider; "${tenant.key.provider}" is ${config.kind}.`)
@@ -83,7 +85,7 @@ export class TenantKeyAdmin implements KeyAdmin {
   }
 
   async revoke(tenantId: string, actor?: string): Promise<TenantRecord> {
-    const t = await this.#directory.get(tenantId)
+    const t = notDestroyed(await this.#directory.get(tenantId))
     if (!t.key) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenantId}" has no key to revoke.`)
     // The state change and its audit record commit together, or neither does.
     return this.#directory.update(tenantId, { keyState: 'revoked' }, 'key:revoke', undefined,
@@ -91,7 +93,7 @@ export class TenantKeyAdmin implements KeyAdmin {
   }
 
   async restore(tenantId: string, actor?: string): Promise<TenantRecord> {
-    const t = await this.#directory.get(tenantId)
+    const t = notDestroyed(await this.#directory.get(tenantId))
     if (!t.key) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenantId}" has no key to restore.`)
     if (t.keyState !== 'revoked') return t
     return this.#directory.update(tenantId, { keyState: 'enabled' }, 'key:restore', undefined,
@@ -106,8 +108,9 @@ export class TenantKeyAdmin implements KeyAdmin {
     try {
       providerState = (await (await this.#providers.runtime(t.key.provider)).keyStatus(t.key.keyId)).state
     } catch (e) {
-      providerState = isDomicileError(e, 'ERR_KEY_REVOKED') ? 'disabled' : 'unavailable'
+      providerState = isDomicileError(e, 'ERR_KEY_REVOKED') ? 'disabled' : isDomicileError(e, 'ERR_KEY_NOT_FOUND') ? 'not-found' : 'unavailable'
     }
+    if (t.keyState === 'destroyed') return { ...base, state: 'destroyed', providerState }
     if (t.keyState === 'revoked') return { ...base, state: 'revoked', providerState }
     if (t.keyState === 'pending-import' || providerState === 'pending-import') return { ...base, state: 'pending-import', providerState }
     if (providerState === 'enabled') return { ...base, state: 'enabled', providerState }
@@ -115,7 +118,73 @@ export class TenantKeyAdmin implements KeyAdmin {
     return { ...base, state: 'unavailable', providerState }
   }
 
+  async markDestroyed(tenantId: string, actor: string | undefined, detail: Readonly<Record<string, string | number>>): Promise<TenantRecord> {
+    const t = await this.#directory.get(tenantId)
+    /* Precondition: a destroyed tenant has a key binding. */
+    if (!t.key) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenantId}" has no key to destroy.`)
+    if (t.keyState === 'destroyed') return t
+    // The state change and its audit record commit together, or neither does.
+    return this.#directory.update(tenantId, { keyState: 'destroyed' }, 'key:destroy', undefined,
+      { type: 'key.destroy', outcome: 'ok', ...(actor ? { actor } : {}), detail: { custody: t.key.custody, provider: t.key.provider, keyId: t.key.keyId, ...detail } })
+  }
+
+  async destroyKeyEncryptionKeys(tenantId: string, keys: readonly KekRef[]): Promise<KekDestruction[]> {
+    const others = (await this.#directory.list()).filter((t) => t.id !== tenantId && t.key !== null)
+    const seen = new Set<string>()
+    const out: KekDestruction[] = []
+    for (const ref of keys) {
+      const id = `${ref.provider}\u0000${ref.keyId}`
+      if (seen.has(id)) continue
+      seen.add(id)
+      const { runtime, config } = await this.#providers.get(ref.provider)
+      const base = { provider: ref.provider, keyId: ref.keyId, providerKind: config.kind }
+      const sharedWith = others.filter((t) => t.key!.provider === ref.provider && t.key!.keyId === ref.keyId).length
+      /* Precondition: a key-encryption key another tenant is bound to is never destroyed with this tenant's. */
+      if (sharedWith > 0) {
+        out.push({ ...base, outcome: 'shared', sharedWith })
+        continue
+      }
+      if (config.kind === 'xks') {
+        out.push({ ...base, outcome: 'not-held' })
+        continue
+      }
+      if (!runtime.destroyKey) {
+        out.push({ ...base, outcome: 'unsupported' })
+        continue
+      }
+      try {
+        const r = await runtime.destroyKey(ref.keyId)
+        out.push({ ...base, outcome: r.state, ...(r.deletionDate ? { deletionDate: r.deletionDate.toISOString() } : {}) })
+      } catch (e) {
+        // An earlier run destroyed it and was interrupted before it could say so.
+        if (!isDomicileError(e, 'ERR_KEY_NOT_FOUND')) throw e
+        out.push({ ...base, outcome: 'already-gone' })
+      }
+    }
+    return out
+  }
+
+  async deleteMaterial(tenantId: string, actor?: string): Promise<TenantRecord> {
+    const { tenant } = await this.#localFor(tenantId)
+    const binding = tenant.key!
+    const { runtime } = await this.#providers.get(binding.provider)
+    /* Precondition: the provider can delete imported key material. */
+    if (!runtime.deleteKeyMaterial) throw new DomicileError('ERR_INPUT_INVALID', `Provider "${binding.provider}" cannot delete imported key material.`)
+    await runtime.deleteKeyMaterial(binding.keyId)
+    const audit = { type: 'key.delete-material', outcome: 'ok', ...(actor ? { actor } : {}), detail: { custody: binding.custody, provider: binding.provider, keyId: binding.keyId } }
+    return this.#directory.update(tenantId, { keyState: 'pending-import' }, 'key:delete-material', undefined, audit)
+  }
+
   async close(): Promise<void> {
     await this.#providers.close()
   }
+}
+
+/** Refuses any key administration on a destroyed key: destruction cannot be undone. */
+function notDestroyed(t: TenantRecord): TenantRecord {
+  /* Precondition: the tenant's key is not destroyed. */
+  if (t.keyState === 'destroyed') {
+    throw new DomicileError('ERR_KEY_DESTROYED', `The key of tenant "${t.id}" was destroyed; this cannot be undone. Its sealed fields cannot be recovered by anyone.`)
+  }
+  return t
 }

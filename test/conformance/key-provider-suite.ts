@@ -8,6 +8,10 @@
  *
  * One fixture is set up per suite (HSM sessions and RSA job keys are not free); the cases run in
  * order and the revoke case is followed by the restore case.
+ *
+ * The optional administrative calls run when the provider has them and the fixture offers a key
+ * they may spend (`disposableKey`): `destroyKey` (irreversible) and `deleteKeyMaterial`. Otherwise
+ * the case is skipped with the reason named (a provider that holds no key material cannot destroy it).
  */
 
 import { after, before, describe, test } from 'node:test'
@@ -16,7 +20,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { MemoryAuditSink } from '../../src/audit/audit-sink.js'
 import { DecryptionFailedError, DomicileError, isDomicileError } from '../../src/errors.js'
 import type { DomicileErrorCode } from '../../src/errors.js'
-import type { KeyProvider, WrapContext } from '../../src/keys/key-provider.js'
+import type { KeyProvider, OpOptions, WrapContext } from '../../src/keys/key-provider.js'
 import { RuntimeKeyProvider } from '../../src/keys/runtime-key-provider.js'
 
 export interface KeyProviderFixture {
@@ -32,6 +36,8 @@ export interface KeyProviderFixture {
   teardown(): Promise<void>
   /** A well-formed key id that does not exist at the provider. Default: a random 'domicile-missing-…' id. */
   unknownKeyId?: string
+  /** A fresh enabled key the destroy and delete-material cases may spend (never `keyId`). */
+  disposableKey?(): Promise<string>
 }
 
 export interface KeyProviderSuiteOptions {
@@ -41,21 +47,37 @@ export interface KeyProviderSuiteOptions {
   skip?: string | false
   /** Deadline handed to RuntimeKeyProvider; default: its own (250 ms xks, 2 s otherwise). */
   timeoutMs?: number
+  /** Why the provider cannot destroy keys, when it has no destroyKey (e.g. it holds no key material). */
+  cannotDestroy?: string
+  /** Why the provider cannot delete imported key material, when it has no deleteKeyMaterial. */
+  cannotDeleteMaterial?: string
+}
+
+/** Why a provider without destroyKey / deleteKeyMaterial has none, by kind (a suite option overrides it). */
+const NO_DESTROY: Readonly<Record<string, string>> = {
+  xks: 'xks (HYOK) holds no key material: the key lives at the customer\'s key service and XKS API v1 has no call to delete it',
+}
+const NO_DELETE_MATERIAL: Readonly<Record<string, string>> = {
+  xks: 'xks (HYOK): key material is imported and deleted at the customer\'s key service, not through us',
+  pkcs11: 'pkcs11: keys are generated on the token, never imported, so there is no imported material to delete',
+  'aws-kms': 'aws-kms: DeleteImportedKeyMaterial is run by the key\'s owner in AWS; Domicile imports no material into KMS',
 }
 
 const OPAQUE_MESSAGE = new DecryptionFailedError().message
 
-interface CallCounts { wrap: number; unwrap: number; status: number }
+interface CallCounts { wrap: number; unwrap: number; status: number; destroy: number; deleteMaterial: number }
 
 /** A transparent pass-through that counts how often the provider itself was reached. */
 function counting(inner: KeyProvider): { provider: KeyProvider; calls: CallCounts } {
-  const calls: CallCounts = { wrap: 0, unwrap: 0, status: 0 }
+  const calls: CallCounts = { wrap: 0, unwrap: 0, status: 0, destroy: 0, deleteMaterial: 0 }
   const provider: KeyProvider = {
     kind: inner.kind,
     name: inner.name,
     wrapKey: (req, opts) => { calls.wrap += 1; return inner.wrapKey(req, opts) },
     unwrapKey: (req, opts) => { calls.unwrap += 1; return inner.unwrapKey(req, opts) },
     keyStatus: (keyId, opts) => { calls.status += 1; return inner.keyStatus(keyId, opts) },
+    ...(inner.destroyKey ? { destroyKey: (keyId: string, opts?: OpOptions) => { calls.destroy += 1; return inner.destroyKey!(keyId, opts) } } : {}),
+    ...(inner.deleteKeyMaterial ? { deleteKeyMaterial: (keyId: string, opts?: OpOptions) => { calls.deleteMaterial += 1; return inner.deleteKeyMaterial!(keyId, opts) } } : {}),
   }
   return { provider, calls }
 }
@@ -290,9 +312,79 @@ export function runKeyProviderSuite(opts: KeyProviderSuiteOptions): void {
       assert.ok(again.ciphertext.length > 0)
     })
 
+    describe('destroyKey', () => {
+      test('destroyKey: the key is gone for good and keys wrapped under it never unwrap again', async (t) => {
+        const why = skipReason(fixture, 'destroyKey', opts.cannotDestroy ?? NO_DESTROY[fixture.provider.kind])
+        if (why) return t.skip(why)
+        const keyId = await fixture.disposableKey!()
+        assert.notEqual(keyId, fixture.keyId)
+        const key = freshKey()
+        const w = await runtime.wrapKey({ keyId, plaintextKey: key, context: ctx() })
+        secrets.push(w.ciphertext.slice())
+        const start = audit.events.length
+        const r = await runtime.destroyKey!(keyId)
+        assert.equal(r.keyId, keyId)
+        if (r.state === 'destroyed') {
+          await rejects(runtime.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx() }), 'ERR_KEY_NOT_FOUND')
+          await rejects(runtime.wrapKey({ keyId, plaintextKey: freshKey(), context: ctx() }), 'ERR_KEY_NOT_FOUND')
+          await rejects(runtime.keyStatus(keyId), 'ERR_KEY_NOT_FOUND')
+          // Destroying it again finds nothing: there is no way back to the key.
+          await rejects(runtime.destroyKey!(keyId), 'ERR_KEY_NOT_FOUND')
+        } else {
+          assert.equal(r.state, 'pending-deletion')
+          assert.ok(r.deletionDate instanceof Date && r.deletionDate.getTime() > Date.now(), 'a scheduled deletion has a date in the future')
+          await rejects(runtime.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx() }), 'ERR_KEY_REVOKED')
+          assert.equal((await runtime.keyStatus(keyId)).state, 'deleted')
+        }
+        const ev = audit.events.slice(start).find((e) => e.type === 'key.destroy')
+        assert.ok(ev, 'a key.destroy audit event')
+        assert.equal(ev.outcome, 'ok')
+        assert.equal(ev.detail?.keyId, keyId)
+        assert.equal(ev.detail?.state, r.state)
+        // Only that key: the fixture's key still works.
+        const other = freshKey()
+        const expected = other.slice()
+        const ow = await wrap(other)
+        assert.deepEqual(Buffer.from(await runtime.unwrapKey({ keyId: fixture.keyId, ciphertext: ow.ciphertext, context: ctx() })), Buffer.from(expected))
+      })
+
+      test('Precondition: the key id is a non-empty string. (destroyKey)', async (t) => {
+        const why = skipReason(fixture, 'destroyKey', opts.cannotDestroy ?? NO_DESTROY[fixture.provider.kind], false)
+        if (why) return t.skip(why)
+        const before = calls.destroy
+        await rejects(runtime.destroyKey!(''), 'ERR_INPUT_INVALID')
+        assert.equal(calls.destroy, before, 'the provider must not see an empty key id')
+      })
+    })
+
+    describe('deleteKeyMaterial', () => {
+      test('deleteKeyMaterial: the key stays, its material is gone, every wrapped key is refused', async (t) => {
+        const why = skipReason(fixture, 'deleteKeyMaterial', opts.cannotDeleteMaterial ?? NO_DELETE_MATERIAL[fixture.provider.kind])
+        if (why) return t.skip(why)
+        const keyId = await fixture.disposableKey!()
+        const w = await runtime.wrapKey({ keyId, plaintextKey: freshKey(), context: ctx() })
+        secrets.push(w.ciphertext.slice())
+        const start = audit.events.length
+        await runtime.deleteKeyMaterial!(keyId)
+        await rejects(runtime.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx() }), 'ERR_KEY_REVOKED')
+        assert.equal((await runtime.keyStatus(keyId)).state, 'deleted')
+        assert.ok(audit.events.slice(start).some((e) => e.type === 'key.delete-material' && e.outcome === 'ok' && e.detail?.keyId === keyId))
+      })
+    })
+
     test('no error message seen by this suite contains key or ciphertext bytes', () => {
       assert.ok(errors.length >= 15, `expected the suite to have collected errors, got ${errors.length}`)
       for (const e of errors) assertNoLeak(e)
     })
   })
+}
+
+/**
+ * Why an optional-call case cannot run: the provider lacks the call (the reason given, else the
+ * plain fact), or the fixture offers no key to spend. Undefined when it can run.
+ */
+function skipReason(fixture: KeyProviderFixture, call: 'destroyKey' | 'deleteKeyMaterial', reason: string | undefined, needsKey = true): string | undefined {
+  if (typeof fixture.provider[call] !== 'function') return reason ?? `the ${fixture.provider.kind} provider "${fixture.provider.name}" does not implement ${call}`
+  if (needsKey && fixture.disposableKey === undefined) return `the ${fixture.provider.kind} fixture offers no disposable key for ${call}`
+  return undefined
 }

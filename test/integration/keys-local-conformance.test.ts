@@ -35,6 +35,7 @@ runKeyProviderSuite({
       unknownKeyId: `lk_${randomBytes(16).toString('hex')}`,
       revoke: () => provider.disableKey(keyId),
       restore: () => provider.enableKey(keyId),
+      disposableKey: async () => (await provider.createKey({ label: 'conformance-disposable', origin: 'generate' })).keyId,
       async teardown() {
         await provider.close()
         await rm(dir, { recursive: true, force: true })
@@ -55,6 +56,13 @@ runKeyProviderSuite({
       keyId,
       revoke: () => provider.deleteKeyMaterial(keyId),
       restore: () => importMaterial(provider, keyId, material),
+      async disposableKey() {
+        const { keyId: id } = await provider.createKey({ label: 'conformance-disposable', origin: 'import' })
+        const m = new Uint8Array(randomBytes(32))
+        await importMaterial(provider, id, m)
+        m.fill(0)
+        return id
+      },
       async teardown() {
         material.fill(0)
         await provider.close()

@@ -1,15 +1,15 @@
 /**
  * The local keystore on a real directory: root key sources, location (beside the keystore, an older
  * root.key inside it still read) and file modes, refusal to generate a root key over existing keys,
- * atomic per-key files, and that a disable or delete by another provider instance or another
- * process applies at once.
+ * atomic per-key files, that a disable or delete by another provider instance or another
+ * process applies at once, and destruction (the key file overwritten in place, then removed).
  */
 
 import { describe, test, after } from 'node:test'
 import { strict as assert } from 'node:assert'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, link, mkdir, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -236,6 +236,36 @@ describe('local keystore', () => {
     assert.match(out.stdout, /deleted/)
     await assert.rejects(here.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), (e) => isDomicileError(e, 'ERR_KEY_REVOKED'))
     assert.equal((await here.keyStatus(keyId)).state, 'deleted')
+  })
+
+  test('destroyKey overwrites the key file in place with zeros, then removes it', async () => {
+    const dir = await tempDir()
+    const p = new RuntimeKeyProvider(createLocalKeyProvider({ dir, rootKey: new Uint8Array(randomBytes(32)) }))
+    const { keyId } = await p.createKey!({ label: 'acme', origin: 'generate' })
+    const w = await p.wrapKey({ keyId, plaintextKey: new Uint8Array(randomBytes(32)), context: ctx })
+    const file = join(dir, `${keyId}.json`)
+    // A second name for the same inode sees what the destruction wrote into the file before unlinking it.
+    const witness = join(dir, 'witness')
+    await link(file, witness)
+    const size = (await stat(file)).size
+    assert.deepEqual(await p.destroyKey!(keyId), { keyId, state: 'destroyed' })
+    assert.equal(await exists(file), false)
+    const left = await readFile(witness)
+    assert.equal(left.length, size)
+    assert.ok(left.every((b) => b === 0), 'the key file\'s bytes were overwritten with zeros')
+    await assert.rejects(p.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), (e) => isDomicileError(e, 'ERR_KEY_NOT_FOUND'))
+    await assert.rejects(p.destroyKey!(keyId), (e) => isDomicileError(e, 'ERR_KEY_NOT_FOUND'))
+  })
+
+  test('Precondition: the key id has the keystore\'s format (so it can never name another path). (destroyKey)', async () => {
+    const dir = await tempDir()
+    const p = createLocalKeyProvider({ dir, rootKey: new Uint8Array(randomBytes(32)) })
+    const victim = join(dir, 'victim.json')
+    await writeFile(victim, 'keep me')
+    for (const id of ['victim', '../victim', `lk_${'0'.repeat(31)}`]) {
+      await assert.rejects(p.destroyKey(id), (e) => isDomicileError(e, 'ERR_KEY_NOT_FOUND'))
+    }
+    assert.equal(await readFile(victim, 'utf8'), 'keep me')
   })
 
   test('closed provider refuses work', async () => {

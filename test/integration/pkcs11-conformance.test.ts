@@ -22,6 +22,7 @@ runKeyProviderSuite({
       unknownKeyId: `hsm_${randomBytes(16).toString('hex')}`,
       revoke: () => provider.disableKey(keyId),
       restore: () => provider.enableKey(keyId),
+      disposableKey: async () => (await provider.createKey({ label: 'conformance-disposable', origin: 'generate' })).keyId,
       async teardown() {
         await provider.close()
         await token.cleanup()

@@ -7,10 +7,15 @@
  * `@aws-sdk/client-kms` is an optional dependency, imported lazily on first use; the subset used is
  * described structurally below so that no SDK type leaks out of this module. Deadlines, length
  * checks and audit are RuntimeKeyProvider's job; the AbortSignal it passes goes to `client.send`.
+ *
+ * Destruction is ScheduleKeyDeletion: KMS never deletes a key at once. The key is refused from the
+ * moment it is scheduled ('deleted' here, KMS state PendingDeletion) and its material is deleted
+ * after the waiting period (7 days by default here, the shortest KMS allows); until then the key's
+ * holder can cancel the deletion in KMS. Shred certificates say so.
  */
 
 import { DecryptionFailedError, DomicileError } from '../../errors.js'
-import type { KeyProvider, KeyState, KeyStatus, OpOptions, UnwrapRequest, WrapContext, WrappedKey, WrapRequest } from '../key-provider.js'
+import type { DestroyKeyResult, KeyProvider, KeyState, KeyStatus, OpOptions, UnwrapRequest, WrapContext, WrappedKey, WrapRequest } from '../key-provider.js'
 
 /** The subset of a KMS client used here (satisfied by `KMSClient` of @aws-sdk/client-kms). */
 export interface KmsClientLike {
@@ -37,7 +42,13 @@ export interface AwsKmsKeyProviderOptions {
   readonly client?: KmsClientLike | (() => Promise<KmsClientLike>)
   /** SDK attempts per call (retries included); default: the SDK's. The runtime deadline still applies. */
   readonly maxAttempts?: number
+  /** Waiting period of destroyKey (ScheduleKeyDeletion PendingWindowInDays), 7 to 30. Default 7. */
+  readonly deletionWindowDays?: number
 }
+
+/** The shortest waiting period KMS allows before it deletes a key. */
+export const MIN_DELETION_WINDOW_DAYS = 7
+const MAX_DELETION_WINDOW_DAYS = 30
 
 /** The command constructors used here, as exported by @aws-sdk/client-kms. */
 interface KmsModule {
@@ -45,6 +56,7 @@ interface KmsModule {
   EncryptCommand: new (input: { KeyId: string; Plaintext: Uint8Array; EncryptionContext: Record<string, string> }) => unknown
   DecryptCommand: new (input: { KeyId: string; CiphertextBlob: Uint8Array; EncryptionContext: Record<string, string> }) => unknown
   DescribeKeyCommand: new (input: { KeyId: string }) => unknown
+  ScheduleKeyDeletionCommand: new (input: { KeyId: string; PendingWindowInDays: number }) => unknown
 }
 
 const STATES: Readonly<Record<string, KeyState>> = {
@@ -74,6 +86,11 @@ export class AwsKmsKeyProvider implements KeyProvider {
     /* Precondition: the provider has a name and a region. */
     if (typeof opts?.name !== 'string' || opts.name === '' || typeof opts.region !== 'string' || opts.region === '') {
       throw new DomicileError('ERR_CONFIG_INVALID', 'the aws-kms key provider needs a name and an AWS region', { path: typeof opts?.name === 'string' && opts.name !== '' ? 'region' : 'name' })
+    }
+    const days = opts.deletionWindowDays ?? MIN_DELETION_WINDOW_DAYS
+    /* Precondition: the deletion waiting period is an integer from 7 to 30 days (what KMS accepts). */
+    if (!Number.isInteger(days) || days < MIN_DELETION_WINDOW_DAYS || days > MAX_DELETION_WINDOW_DAYS) {
+      throw new DomicileError('ERR_CONFIG_INVALID', `the aws-kms deletionWindowDays must be an integer from ${MIN_DELETION_WINDOW_DAYS} to ${MAX_DELETION_WINDOW_DAYS}`, { path: 'deletionWindowDays' })
     }
     this.name = opts.name
     this.region = opts.region
@@ -108,6 +125,29 @@ export class AwsKmsKeyProvider implements KeyProvider {
     const state = out?.KeyMetadata?.KeyState
     if (typeof state !== 'string') throw this.#malformed('DescribeKey')
     return { keyId, state: STATES[state] ?? 'unavailable' }
+  }
+
+  /**
+   * Schedule the key's deletion (ScheduleKeyDeletion): refused from now on, its material deleted by
+   * KMS at `deletionDate`. A key already pending deletion answers with its existing date (so an
+   * interrupted destruction can run again).
+   */
+  async destroyKey(keyId: string, opts?: OpOptions): Promise<DestroyKeyResult> {
+    const { sdk, client } = await this.#client()
+    const days = this.#opts.deletionWindowDays ?? MIN_DELETION_WINDOW_DAYS
+    let out: { DeletionDate?: unknown }
+    try {
+      out = await this.#send(client, new sdk.ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: days }), keyId, opts, false) as { DeletionDate?: unknown }
+    } catch (e) {
+      if (!(e instanceof DomicileError) || e.code !== 'ERR_KEY_REVOKED') throw e
+      // KMSInvalidStateException: already pending deletion (or pending import, disabled is fine for KMS).
+      const described = await this.#send(client, new sdk.DescribeKeyCommand({ KeyId: keyId }), keyId, opts, false) as { KeyMetadata?: { KeyState?: unknown; DeletionDate?: unknown } }
+      if (described?.KeyMetadata?.KeyState !== 'PendingDeletion') throw e
+      out = { DeletionDate: described.KeyMetadata.DeletionDate }
+    }
+    const when = toDate(out?.DeletionDate)
+    if (when === undefined) throw this.#malformed('ScheduleKeyDeletion')
+    return { keyId, state: 'pending-deletion', deletionDate: when }
   }
 
   /** Destroy the client if this provider created it. */
@@ -184,6 +224,12 @@ export class AwsKmsKeyProvider implements KeyProvider {
   #malformed(op: string): DomicileError {
     return new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `AWS KMS ${op} returned an unexpected response; check the endpoint is AWS KMS`)
   }
+}
+
+/** A KMS timestamp as the SDK gives it (a Date), or epoch seconds (the wire format). */
+function toDate(v: unknown): Date | undefined {
+  const d = v instanceof Date ? v : typeof v === 'number' ? new Date(v * 1000) : undefined
+  return d !== undefined && Number.isFinite(d.getTime()) ? d : undefined
 }
 
 /**

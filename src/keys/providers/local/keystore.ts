@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { readdirSync } from 'node:fs'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DomicileError } from '../../../errors.js'
 import { isSealedBox } from './sealed-box.js'
@@ -91,14 +91,61 @@ export class Keystore {
    * process. `change` may throw to abort the update. Throws ERR_KEY_NOT_FOUND for a missing key.
    */
   async update(keyId: string, change: (current: KeyRecord) => KeyRecord | Promise<KeyRecord>): Promise<KeyRecord> {
-    const prev = this.#locks.get(keyId) ?? Promise.resolve()
-    const next = prev.catch(() => {}).then(async () => {
+    return this.#serial(keyId, async () => {
       const current = await this.read(keyId)
       if (current === undefined) throw notFound(keyId)
       const updated = await change(current)
       await this.#write(updated)
       return updated
     })
+  }
+
+  /**
+   * Destroys a key file: its bytes are overwritten with zeros in place and synced, then the file is
+   * removed and the directory synced. Throws ERR_KEY_NOT_FOUND for a missing key. What this cannot
+   * reach (stated in shred certificates): earlier versions of the file left in free blocks by atomic
+   * rewrites, copy-on-write or journaling file systems, SSD wear levelling, and backups. Those hold
+   * the material only sealed under the root key.
+   */
+  async destroy(keyId: string): Promise<void> {
+    /* Precondition: the key id has the keystore's format (so it can never name another path). */
+    if (!Keystore.isKeyId(keyId)) throw notFound(keyId)
+    await this.#serial(keyId, async () => {
+      const path = this.#path(keyId)
+      let fh
+      try {
+        fh = await open(path, 'r+')
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(keyId)
+        throw unwritable(this.dir, keyId, e)
+      }
+      try {
+        const { size } = await fh.stat()
+        if (size > 0) await fh.write(Buffer.alloc(size), 0, size, 0)
+        await fh.sync()
+      } catch (e) {
+        throw unwritable(this.dir, keyId, e)
+      } finally {
+        await fh.close()
+      }
+      try {
+        await unlink(path)
+        const dirHandle = await open(this.dir, 'r')
+        try {
+          await dirHandle.sync()
+        } finally {
+          await dirHandle.close()
+        }
+      } catch (e) {
+        throw unwritable(this.dir, keyId, e)
+      }
+    })
+  }
+
+  /** Runs `fn` after every earlier mutation of the same key in this process (read-modify-write must not interleave). */
+  async #serial<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(keyId) ?? Promise.resolve()
+    const next = prev.catch(() => {}).then(fn)
     this.#locks.set(keyId, next)
     try {
       return await next
@@ -146,6 +193,10 @@ export function keyFileCount(dir: string): number {
   let n = 0
   for (const name of names) if (KEY_FILE.test(name)) n++
   return n
+}
+
+function unwritable(dir: string, keyId: string, cause: unknown): DomicileError {
+  return new DomicileError('ERR_KEY_PROVIDER_UNAVAILABLE', `cannot destroy the local keystore file for key ${keyId}; check that ${dir} is writable, then run the destruction again`, { cause })
 }
 
 /** ERR_KEY_NOT_FOUND for a local key id. */

@@ -2,7 +2,8 @@
  * The `local` key provider: the embedded default. Key-encryption keys live in a keystore directory
  * (one JSON file per key, sealed under a root key) and support the BYOK import flow of AWS KMS
  * (create key with origin 'import', get an import job, import RSA-OAEP-wrapped material, delete
- * material to revoke, re-import the same material to restore).
+ * material to revoke, re-import the same material to restore), and irreversible destruction of a
+ * key (its file overwritten and removed).
  *
  * Every operation re-reads the key file, so a disable or delete by another process applies at
  * once; no KEK is kept in memory between calls. Invariants common to all providers (lengths,
@@ -16,7 +17,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { DomicileError } from '../../../errors.js'
-import type { CreateKeyRequest, KeyProvider, KeyStatus, OpOptions, UnwrapRequest, WrappedKey, WrapRequest } from '../../key-provider.js'
+import type { CreateKeyRequest, DestroyKeyResult, KeyProvider, KeyStatus, OpOptions, UnwrapRequest, WrappedKey, WrapRequest } from '../../key-provider.js'
 import { decryptImportedMaterial, importTokenMatches, issueImportJob } from './import-job.js'
 import { Keystore, notFound } from './keystore.js'
 import type { KeyRecord } from './keystore.js'
@@ -228,6 +229,21 @@ export class LocalKeyProvider implements KeyProvider {
     this.#assertOpen()
     opts?.signal?.throwIfAborted()
     await this.#store.update(keyId, (rec) => ({ ...rec, state: 'deleted', material: null, importJob: null, updatedAt: new Date(this.#now()).toISOString() }))
+  }
+
+  /**
+   * Destroy a key for good: its key file (sealed material, fingerprint, import job) is overwritten
+   * in place and removed (keystore.ts `destroy`). Every key wrapped under it stops unwrapping, the
+   * key id is unknown from then on (ERR_KEY_NOT_FOUND), and no re-import can bring it back, not even
+   * of the same BYOK material.
+   * @example
+   * await local.destroyKey(keyId) // { keyId, state: 'destroyed' }
+   */
+  async destroyKey(keyId: string, opts?: OpOptions): Promise<DestroyKeyResult> {
+    this.#assertOpen()
+    opts?.signal?.throwIfAborted()
+    await this.#store.destroy(keyId)
+    return { keyId, state: 'destroyed' }
   }
 
   /** Disable an enabled key (reversible revoke). No effect on keys without material. */

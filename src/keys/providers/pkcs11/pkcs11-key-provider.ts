@@ -6,6 +6,7 @@
  * Wrapped format: version (1 byte, 0x01) || iv (12) || ciphertext || tag (16).
  * Revocation: disableKey clears CKA_ENCRYPT/CKA_DECRYPT on the key object, so the token refuses
  * every wrap and unwrap (ERR_KEY_REVOKED) until enableKey sets them again.
+ * Destruction: destroyKey removes the key object from the token (C_DestroyObject), irreversibly.
  * The session is opened on first use; after an outage (ERR_KEY_PROVIDER_UNAVAILABLE) the next
  * call opens a fresh one. A pin the token refuses is not retried: the provider keeps failing with
  * that error (fix the pin and create a new provider), so it cannot lock the pin by retrying.
@@ -15,6 +16,7 @@ import { DecryptionFailedError, DomicileError, isDomicileError } from '../../../
 import {
   encodeWrapContext,
   type CreateKeyRequest,
+  type DestroyKeyResult,
   type KeyProvider,
   type KeyStatus,
   type OpOptions,
@@ -45,6 +47,8 @@ export interface Pkcs11KeyProvider extends KeyProvider {
   /** Revoke: the token refuses to use the key until enableKey. */
   disableKey(keyId: string, opts?: OpOptions): Promise<void>
   enableKey(keyId: string, opts?: OpOptions): Promise<void>
+  /** Destroy the key object on the token (C_DestroyObject): irreversible; ERR_KEY_NOT_FOUND from then on. */
+  destroyKey(keyId: string, opts?: OpOptions): Promise<DestroyKeyResult>
   close(): Promise<void>
 }
 
@@ -138,6 +142,11 @@ class Pkcs11KeyProviderImpl implements Pkcs11KeyProvider {
 
   enableKey(keyId: string, opts?: OpOptions): Promise<void> {
     return this.#use(opts, (s) => s.setEnabled(keyId, true))
+  }
+
+  async destroyKey(keyId: string, opts?: OpOptions): Promise<DestroyKeyResult> {
+    await this.#use(opts, (s) => s.destroyKey(keyId))
+    return { keyId, state: 'destroyed' }
   }
 
   async close(): Promise<void> {
