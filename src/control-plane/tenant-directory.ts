@@ -73,6 +73,13 @@ export interface NewTenant {
 
 export type TenantPatch = Partial<Pick<TenantRecord, 'region' | 'status' | 'key' | 'keyState' | 'cacheTtlMs'>>
 
+/** Values an entry must still have for a guarded update to apply (compare-and-set). */
+export interface DirectoryGuard {
+  readonly version?: number
+  readonly region?: string
+  readonly status?: TenantStatus
+}
+
 export class TenantDirectory {
   readonly #store: StoreDriver
   readonly #pollMs: number
@@ -197,6 +204,14 @@ export class TenantDirectory {
     return rec
   }
 
+  /** The entry as the control plane has it now, bypassing the cache (operations decide on it). */
+  async fresh(id: string): Promise<TenantRecord> {
+    assertTenantId(id)
+    const r = await this.#store.withSession((s) => s.query<Row>('SELECT * FROM domicile_tenants WHERE id = $1', [id]), { role: 'owner' })
+    if (!r.rows[0]) throw new DomicileError('ERR_TENANT_UNKNOWN', `No tenant "${id}" in the directory. Add it with "domicile tenant add".`)
+    return toRecord(r.rows[0])
+  }
+
   async list(): Promise<TenantRecord[]> {
     const r = await this.#store.withSession((s) => s.query<Row>('SELECT * FROM domicile_tenants ORDER BY id'))
     return r.rows.map(toRecord)
@@ -227,6 +242,29 @@ export class TenantDirectory {
   async update(id: string, patch: TenantPatch, change: string, expectedVersion?: number, audit?: ControlAuditEvent): Promise<TenantRecord> {
     assertTenantId(id)
     await this.start()
+    const rec = await this.#tx((s) => this.#apply(s, id, patch, change, expectedVersion === undefined ? {} : { version: expectedVersion }, audit))
+    this.#changed(id)
+    return rec
+  }
+
+  /**
+   * A guarded update inside a control-plane transaction the caller holds (the operations
+   * journal's hook: a journal step and the directory change commit together, or neither does).
+   * The row changes only if it still has every value in `guard`; otherwise ERR_CONFLICT (the
+   * caller's transaction rolls back). The change is logged and notified with the transaction;
+   * call `invalidate(id)` after it committed so this process does not wait for its own NOTIFY.
+   */
+  async updateWithin(s: StoreSession, id: string, patch: TenantPatch, change: string, guard: DirectoryGuard, audit?: ControlAuditEvent): Promise<TenantRecord> {
+    assertTenantId(id)
+    return this.#apply(s, id, patch, change, guard, audit)
+  }
+
+  /** Drops this process's cached entry (after a change committed through `updateWithin`). */
+  invalidate(id: string): void {
+    this.#changed(id)
+  }
+
+  async #apply(s: StoreSession, id: string, patch: TenantPatch, change: string, guard: DirectoryGuard, audit?: ControlAuditEvent): Promise<TenantRecord> {
     const sets: string[] = []
     const params: unknown[] = [id]
     const set = (col: string, v: unknown) => {
@@ -243,23 +281,22 @@ export class TenantDirectory {
       set('key_id', patch.key?.keyId ?? null)
     }
     let where = 'id = $1'
-    if (expectedVersion !== undefined) {
-      params.push(expectedVersion)
-      where += ` AND version = $${params.length}`
+    const cond = (col: string, v: unknown) => {
+      params.push(v)
+      where += ` AND ${col} = $${params.length}`
     }
-    const rec = await this.#tx(async (s) => {
-      const r = await s.query<Row>(`UPDATE domicile_tenants SET ${[...sets, 'version = version + 1', 'updated_at = now()'].join(', ')} WHERE ${where} RETURNING *`, params)
-      if (!r.rows[0]) {
-        const exists = await s.query('SELECT 1 FROM domicile_tenants WHERE id = $1', [id])
-        if (exists.rows.length === 0) throw new DomicileError('ERR_TENANT_UNKNOWN', `No tenant "${id}" in the directory.`)
-        throw new DomicileError('ERR_CONFLICT', `Tenant "${id}" changed while this operation ran. Retry it.`)
-      }
-      await this.#logChange(s, id, change)
-      if (audit) await insertAudit(s, { tenantId: id, ...audit })
-      return toRecord(r.rows[0])
-    })
-    this.#changed(id)
-    return rec
+    if (guard.version !== undefined) cond('version', guard.version)
+    if (guard.region !== undefined) cond('region', guard.region)
+    if (guard.status !== undefined) cond('status', guard.status)
+    const r = await s.query<Row>(`UPDATE domicile_tenants SET ${[...sets, 'version = version + 1', 'updated_at = now()'].join(', ')} WHERE ${where} RETURNING *`, params)
+    if (!r.rows[0]) {
+      const exists = await s.query('SELECT 1 FROM domicile_tenants WHERE id = $1', [id])
+      if (exists.rows.length === 0) throw new DomicileError('ERR_TENANT_UNKNOWN', `No tenant "${id}" in the directory.`)
+      throw new DomicileError('ERR_CONFLICT', `Tenant "${id}" changed while this operation ran. Retry it.`)
+    }
+    await this.#logChange(s, id, change)
+    if (audit) await insertAudit(s, { tenantId: id, ...audit })
+    return toRecord(r.rows[0])
   }
 
   /** Records a control-plane audit event (non-personal), as admin work (the owner's login). */

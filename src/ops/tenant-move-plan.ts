@@ -1,0 +1,129 @@
+/**
+ * The plan of a tenant move: which tables hold the tenant's rows, each table's columns as both
+ * region stores have them, and the order the tables' foreign keys accept (parents before children
+ * for inserts, children before parents for deletes). Read from the stores' catalogs, so a
+ * constraint added outside the schema DSL (a raw `REFERENCES`) is honoured too.
+ */
+import { DomicileError } from '../errors.js'
+import type { StoreSession } from '../regions/store-driver.js'
+import type { Schema } from '../schema/define-schema.js'
+import { q } from '../schema/ddl.js'
+
+/** A foreign key from a tenant table to another (or the same) tenant table. */
+export interface MoveForeignKey {
+  readonly name: string
+  readonly columns: readonly string[]
+  readonly parent: string
+  readonly parentColumns: readonly string[]
+  readonly deferrable: boolean
+}
+
+export interface MoveTable {
+  readonly name: string
+  /** The primary-key column (besides tenant_id) and its SQL type. */
+  readonly pk: string
+  readonly pkType: string
+  /** Every column, tenant_id included, in the target table's physical order (the row type's order). */
+  readonly columns: readonly string[]
+  /** Foreign keys to tenant tables, as the target region enforces them. */
+  readonly foreignKeys: readonly MoveForeignKey[]
+}
+
+export interface MovePlan {
+  /** Parents before children. */
+  readonly tables: readonly MoveTable[]
+  /** Some foreign keys form a cycle of DEFERRABLE constraints: writes defer them to commit. */
+  readonly deferred: boolean
+}
+
+interface ColumnRow { table: string; column: string; type: string; pos: number }
+interface FkRow { name: string; child: string; parent: string; cols: string[]; pcols: string[]; deferrable: boolean }
+
+async function readColumns(s: StoreSession, tables: readonly string[]): Promise<ColumnRow[]> {
+  const r = await s.query<ColumnRow>(
+    `SELECT c.relname AS table, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type, a.attnum AS pos
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     WHERE c.oid = ANY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) t) AND a.attnum > 0 AND NOT a.attisdropped
+     ORDER BY c.relname, a.attnum`, [tables.map((t) => q(t))])
+  return r.rows
+}
+
+async function readForeignKeys(s: StoreSession, tables: readonly string[]): Promise<FkRow[]> {
+  const r = await s.query<FkRow>(
+    `SELECT k.conname AS name, c.relname AS child, p.relname AS parent, k.condeferrable AS deferrable,
+            ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i) AS cols,
+            ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i) AS pcols
+     FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+     WHERE k.contype = 'f' AND k.conrelid = ANY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) t)
+     ORDER BY k.conname`, [tables.map((t) => q(t))])
+  return r.rows
+}
+
+/**
+ * Orders tables so that every non-deferrable foreign key points backwards (parents first).
+ * Self-references need no order (a table's rows are written in one statement per step).
+ */
+export function orderTables(names: readonly string[], fks: ReadonlyArray<{ readonly child: string; readonly parent: string; readonly deferrable: boolean }>): { order: string[]; deferred: boolean } {
+  const parents = new Map<string, Set<string>>(names.map((n) => [n, new Set<string>()]))
+  let deferred = false
+  const edges = fks.filter((f) => f.child !== f.parent && parents.has(f.child) && parents.has(f.parent))
+  for (const f of edges) {
+    if (f.deferrable) deferred = true
+    else parents.get(f.child)!.add(f.parent)
+  }
+  const order: string[] = []
+  const placed = new Set<string>()
+  const sorted = [...names].sort()
+  while (order.length < sorted.length) {
+    const next = sorted.find((n) => !placed.has(n) && [...parents.get(n)!].every((p) => placed.has(p)))
+    if (next === undefined) {
+      const stuck = sorted.filter((n) => !placed.has(n))
+      throw new DomicileError('ERR_SCHEMA_INVALID',
+        `Tables ${stuck.join(', ')} reference each other through foreign keys that are not DEFERRABLE, so no order of writes satisfies them. Declare those constraints DEFERRABLE (INITIALLY IMMEDIATE is fine) to move tenants.`)
+    }
+    placed.add(next)
+    order.push(next)
+  }
+  return { order, deferred }
+}
+
+/**
+ * Reads both stores' catalogs and makes the plan. Both regions must have the same tenant tables
+ * with the same columns and types (`domicile migrate` brings them level).
+ */
+export async function planTables(schema: Schema, source: StoreSession, target: StoreSession): Promise<MovePlan> {
+  const names = [...schema.tables.values()].filter((t) => t.scope === 'tenant').map((t) => t.name)
+  const [srcCols, dstCols, srcFks, dstFks] = await Promise.all([readColumns(source, names), readColumns(target, names), readForeignKeys(source, names), readForeignKeys(target, names)])
+  const byTable = (rows: ColumnRow[]) => {
+    const m = new Map<string, ColumnRow[]>()
+    for (const r of rows) (m.get(r.table) ?? m.set(r.table, []).get(r.table)!).push(r)
+    return m
+  }
+  const src = byTable(srcCols)
+  const dst = byTable(dstCols)
+  for (const n of names) {
+    const a = src.get(n)
+    const b = dst.get(n)
+    const sig = (rows: ColumnRow[] | undefined) => (rows ?? []).map((r) => `${r.column}:${r.type}`).sort().join(',')
+    /* Precondition: both regions hold every tenant table with the same columns and types. */
+    if (!a || !b || sig(a) !== sig(b)) {
+      throw new DomicileError('ERR_NOT_MIGRATED', `Table "${n}" differs between the two regions (or is missing in one). Run "domicile migrate" so both regions have the same tables, then start the move again.`)
+    }
+  }
+  // Constraints of either side count: the target checks inserts, the source checks the purge.
+  const fks = [...dstFks, ...srcFks.filter((f) => !dstFks.some((d) => d.name === f.name && d.child === f.child))]
+  const { order, deferred } = orderTables(names, fks)
+  const tables = order.map((name): MoveTable => {
+    const def = schema.table(name)
+    const cols = dst.get(name)!
+    const pk = cols.find((c) => c.column === def.primaryKey)!
+    return Object.freeze({
+      name, pk: def.primaryKey, pkType: pk.type,
+      columns: Object.freeze(cols.map((c) => c.column)),
+      foreignKeys: Object.freeze(dstFks.filter((f) => f.child === name && names.includes(f.parent)).map((f) => Object.freeze({
+        name: f.name, columns: Object.freeze([...f.cols]), parent: f.parent, parentColumns: Object.freeze([...f.pcols]), deferrable: f.deferrable,
+      }))),
+    })
+  })
+  return Object.freeze({ tables: Object.freeze(tables), deferred })
+}

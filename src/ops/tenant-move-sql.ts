@@ -1,0 +1,55 @@
+/**
+ * SQL a tenant move shares between its copier and its verifier: the one text form of a row (the
+ * same bytes in both regions, whatever each server's settings), the per-row content hash, the
+ * hash bucket of a primary key, and transactions with fixed output settings on owner sessions.
+ */
+import type { StoreSession } from '../regions/store-driver.js'
+import { q } from '../schema/ddl.js'
+import type { MoveTable } from './tenant-move-plan.js'
+
+/**
+ * Output settings that make a row's text identical on both servers (time zone, date style,
+ * bytea and float output), for this transaction only: owner sessions are pooled.
+ */
+const SETTINGS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 3"
+
+/** A read transaction on the source: one snapshot for every statement of a step. */
+export async function readTx<T>(s: StoreSession, fn: () => Promise<T>): Promise<T> {
+  await s.exec(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${SETTINGS}`)
+  try {
+    const r = await fn()
+    await s.exec('COMMIT')
+    return r
+  } catch (e) {
+    await s.exec('ROLLBACK').catch(() => s.discard())
+    throw e
+  }
+}
+
+/** A write transaction; `deferred` defers DEFERRABLE constraints to the commit. */
+export async function writeTx<T>(s: StoreSession, fn: () => Promise<T>, opts: { deferred?: boolean; repeatable?: boolean } = {}): Promise<T> {
+  await s.exec(`BEGIN${opts.repeatable ? ' ISOLATION LEVEL REPEATABLE READ' : ''}; ${SETTINGS}${opts.deferred ? '; SET CONSTRAINTS ALL DEFERRED' : ''}`)
+  try {
+    const r = await fn()
+    await s.exec('SELECT 1; COMMIT')
+    return r
+  } catch (e) {
+    await s.exec('ROLLBACK').catch(() => s.discard())
+    throw e
+  }
+}
+
+/** The row as a value of the target table's row type (its columns in the target's order). */
+export const rowValue = (t: MoveTable, alias = 't'): string => `ROW(${t.columns.map((c) => `${alias}.${q(c)}`).join(', ')})`
+
+/** md5 of the row's text: hex, 32 characters. */
+export const rowHash = (t: MoveTable, alias = 't'): string => `md5(${rowValue(t, alias)}::text)`
+
+/** The hash bucket (0 .. 2^bits - 1) of the row's primary key, the same in both regions. */
+export const pkBucket = (t: MoveTable, bitsParam: string, alias = 't'): string =>
+  `(('x' || substr(md5(${alias}.${q(t.pk)}::text), 1, 4))::bit(16)::int >> (16 - ${bitsParam}::int))`
+
+/** Casts a text[] parameter to an array of the table's primary-key type. */
+export const pkArray = (t: MoveTable, param: string): string => `${param}::text[]::${t.pkType}[]`
+
+export { q }

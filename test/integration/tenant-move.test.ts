@@ -1,0 +1,216 @@
+/**
+ * Tenant relocation between regions (issue #10 item 3), on real PostgreSQL: two clusters, one per
+ * region, the control plane beside the first, the production two-role setup. A concurrent writer
+ * runs during the move; every write it was told succeeded must be in the target region afterwards,
+ * exactly once, and the source must hold nothing of the tenant (read directly from its store).
+ */
+import { strict as assert } from 'node:assert'
+import { after, before, describe, test } from 'node:test'
+import type { Domicile } from '../../src/index.js'
+import { isDomicileError } from '../../src/errors.js'
+import { internalsOf } from '../../src/domicile-internals.js'
+import { abortTenantMove, moveTenant, resumeTenantMove } from '../../src/ops/tenant-move.js'
+import type { ProgressEvent } from '../../src/ops/progress.js'
+import { orderTables } from '../../src/ops/tenant-move-plan.js'
+import { postgresUnavailable } from '../support/pg-cluster.js'
+import { seedTenant, startWriter } from '../support/move-writer.js'
+import { addKmsTenant, EU, physicalCounts, revealAll, startMoveEnv, US, type MoveEnv } from '../support/tenant-move-env.js'
+
+const missing = postgresUnavailable()
+
+async function refused(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(isDomicileError(e), `expected a DomicileError, got ${String(e)}`)
+    assert.equal(e.code, code, e.message)
+    return true
+  })
+}
+
+function assertSameRows(actual: Map<string, Record<string, unknown>>, expected: Map<string, Record<string, unknown>>): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), 'the same rows, each once')
+  for (const [k, want] of expected) {
+    const got = actual.get(k)!
+    for (const [col, v] of Object.entries(want)) assert.deepEqual(got[col], v, `${k}.${col}`)
+  }
+}
+
+describe('tenant move between regions (real PostgreSQL, two clusters)', { skip: missing }, () => {
+  let env: MoveEnv
+  let d: Domicile
+
+  before(async () => {
+    env = await startMoveEnv('move')
+    d = await env.open()
+  })
+
+  after(async () => {
+    await d?.close()
+    await env?.destroy()
+  })
+
+  test('a move with a concurrent writer: every acknowledged write is in the target once, the source holds nothing', async () => {
+    await addKmsTenant(d, 'acme', EU)
+    await addKmsTenant(d, 'globex', EU)
+    const model = await seedTenant(d, 'acme', 1500)
+    const bystander = await seedTenant(d, 'globex', 50)
+    const writer = startWriter(d, 'acme', model, { prefix: 'w' })
+    const other = startWriter(d, 'globex', bystander, { prefix: 'g' })
+    await new Promise((r) => setTimeout(r, 300))
+    const events: ProgressEvent[] = []
+    const notes: string[] = []
+    const result = await moveTenant(d, 'acme', {
+      to: US, actor: 'test-operator', batchRows: 400, purgeGraceMs: 300,
+      progress: { update: (e) => events.push(e), note: (m) => notes.push(m) },
+    })
+    await new Promise((r) => setTimeout(r, 200))
+    await writer.stop()
+    await other.stop()
+    assert.deepEqual(writer.stats.errors, [])
+    assert.deepEqual(other.stats.errors, [])
+    assert.ok(writer.stats.acknowledged > 20, `the writer kept writing (${writer.stats.acknowledged})`)
+
+    assert.equal(result.state, 'done')
+    assert.equal(result.from, EU)
+    assert.equal(result.to, US)
+    assert.ok(result.freezeMs !== null && result.freezeMs < 2000, `freeze ${result.freezeMs} ms`)
+    assert.ok(writer.stats.longestRetryMs < 2500, `a write waited ${writer.stats.longestRetryMs} ms`)
+    assert.ok(events.some((e) => e.state === 'copy' && e.unit === 'rows' && e.done > 0), 'copy progress in rows')
+    assert.ok(notes.some((n) => /write freeze \d+ ms/.test(n)), 'the freeze is printed')
+
+    const t = await d.getTenant('acme')
+    assert.equal(t.region, US)
+    assert.equal(t.status, 'active')
+    // Decrypted content through withTenant + reveal equals the model (ciphertext opens in the target).
+    assertSameRows(await revealAll(d, 'acme'), model)
+    assertSameRows(await revealAll(d, 'globex'), bystander)
+    const customers = [...model.keys()].filter((k) => k.startsWith('customers/')).length
+    const orders = [...model.keys()].filter((k) => k.startsWith('orders/')).length
+    const target = await physicalCounts(env, US, 'acme')
+    assert.equal(target.customers, customers)
+    assert.equal(target.orders, orders)
+    assert.ok(target.keys >= 2, 'data and index keys in the target')
+    assert.deepEqual(await physicalCounts(env, EU, 'acme'), { customers: 0, orders: 0, keys: 0 }, 'the source holds nothing of the tenant')
+    // The other tenant of the source region is untouched.
+    const g = await physicalCounts(env, EU, 'globex')
+    assert.equal(g.customers, [...bystander.keys()].filter((k) => k.startsWith('customers/')).length)
+    // Key numbers kept their values; the target's wrapped keys differ from the source's (rewrapped).
+    const keys = await env.direct[US]!.query("SELECT purpose, key_number FROM domicile_data_keys WHERE tenant_id = 'acme' ORDER BY purpose, key_number")
+    assert.ok(keys.rows.some((r) => r.purpose === 'data' && r.key_number === 1))
+    assert.ok(keys.rows.some((r) => r.purpose === 'index'))
+    // Blind-index search works in the target.
+    const found = await d.tenant('acme').table('customers').find({ email: 'c7@acme.example' })
+    assert.equal(found.length, 1)
+    // Audit: start, states and end, with the actor, in both regions.
+    for (const region of [EU, US]) {
+      const a = await env.direct[region]!.query("SELECT type, actor FROM domicile_audit WHERE tenant_id = 'acme' AND type LIKE 'tenant.move.%' ORDER BY id")
+      const types = a.rows.map((r) => r.type)
+      for (const s of ['tenant.move.plan', 'tenant.move.copy', 'tenant.move.catch-up', 'tenant.move.verify', 'tenant.move.purge', 'tenant.move.done']) assert.ok(types.includes(s), `${region}: ${s}`)
+      assert.ok(a.rows.every((r) => r.actor === 'test-operator'))
+    }
+    const op = (await internalsOf(d).journal!.list({ tenantId: 'acme' }))[0]!
+    assert.equal(op.status, 'done')
+    assert.equal(op.state, 'done')
+  })
+
+  test('a transaction open on the source when the freeze starts is drained: its write is moved', async () => {
+    await addKmsTenant(d, 'drain', EU)
+    const model = await seedTenant(d, 'drain', 50)
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let open!: () => void
+    const opened = new Promise<void>((r) => (open = r))
+    // A scope that wrote a row and is still open when the directory says "moving".
+    const late = d.withTenant('drain', async (s) => {
+      await s.table('customers').insert({ id: 'late', name: 'in flight', email: 'late@x', tax_id: 'L' })
+      open()
+      await gate
+    })
+    await opened
+    const result = await moveTenant(d, 'drain', {
+      to: US, purgeGraceMs: 0,
+      progress: { update() {}, note: (m) => { if (m.includes('write freeze (')) setTimeout(release, 150) } },
+    })
+    await late
+    model.set('customers/late', { id: 'late', name: 'in flight', email: 'late@x', tax_id: 'L' })
+    assert.equal(result.state, 'done')
+    assertSameRows(await revealAll(d, 'drain'), model)
+    assert.ok((result.freezeMs ?? 0) >= 150, `the freeze waited for the open transaction (${result.freezeMs} ms)`)
+  })
+
+  test('Precondition: the target region holds nothing of the tenant when a move starts.', async () => {
+    await addKmsTenant(d, 'stale', US)
+    await seedTenant(d, 'stale', 3)
+    // A leftover row in the target (not put there by a move).
+    await env.direct[EU]!.query("INSERT INTO customers (tenant_id, id, name) VALUES ('stale', 'x', 'left behind')")
+    await refused(moveTenant(d, 'stale', { to: EU }), 'ERR_CONFLICT')
+    assert.equal(await internalsOf(d).journal!.running('stale'), undefined, 'a move refused at its plan leaves nothing running')
+    assert.equal((await internalsOf(d).journal!.list({ tenantId: 'stale' }))[0]?.status, 'failed')
+    await env.direct[EU]!.query("DELETE FROM customers WHERE tenant_id = 'stale'")
+    assert.equal((await d.getTenant('stale')).region, US)
+  })
+
+  test('Precondition: the target region is configured and differs from the tenant\'s home.', async () => {
+    await addKmsTenant(d, 'here', EU)
+    await refused(moveTenant(d, 'here', { to: EU }), 'ERR_INPUT_INVALID')
+    await refused(moveTenant(d, 'here', { to: 'ap-south-1' }), 'ERR_REGION_UNKNOWN')
+  })
+
+  test('Precondition: only an active tenant with a usable key is moved.', async () => {
+    await addKmsTenant(d, 'revoked', EU)
+    await d.keys.revoke('revoked', 'test')
+    await refused(moveTenant(d, 'revoked', { to: US }), 'ERR_KEY_REVOKED')
+    await addKmsTenant(d, 'paused', EU)
+    await d.setTenantStatus('paused', 'suspended')
+    await refused(moveTenant(d, 'paused', { to: US }), 'ERR_TENANT_SUSPENDED')
+  })
+
+  test('abort after the copy: the target copy is deleted, the source still serves every row', async () => {
+    await addKmsTenant(d, 'initech', EU)
+    const model = await seedTenant(d, 'initech', 300)
+    const p = internalsOf(d)
+    // Run the move up to the end of the copy by stopping at the catch-up: a move that fails there.
+    const started = moveTenant(d, 'initech', { to: US, batchRows: 100, catchUpRounds: 1, maxFreezeMs: 0, freezeAttempts: 1, purgeGraceMs: 0 })
+    await refused(started, 'ERR_CONFLICT')
+    const op = await p.journal!.running('initech')
+    assert.ok(op, 'the move is still running in the journal')
+    assert.equal(op.state, 'catch-up')
+    assert.ok((await physicalCounts(env, US, 'initech')).customers > 0, 'the target holds a copy')
+    // Writes work (the failed freeze was undone).
+    await d.withTenant('initech', (s) => s.table('customers').insert({ id: 'after', name: 'after abort', email: 'a@x', tax_id: 'T' }))
+    model.set('customers/after', { id: 'after', name: 'after abort', email: 'a@x', tax_id: 'T' })
+    await refused(moveTenant(d, 'initech', { to: US }), 'ERR_OPERATION_RUNNING')
+    const r = await abortTenantMove(d, 'initech', { actor: 'test' })
+    assert.equal(r.state, 'aborted')
+    assert.deepEqual(await physicalCounts(env, US, 'initech'), { customers: 0, orders: 0, keys: 0 })
+    const t = await d.getTenant('initech')
+    assert.equal(t.region, EU)
+    assert.equal(t.status, 'active')
+    assertSameRows(await revealAll(d, 'initech'), model)
+    await refused(resumeTenantMove(d, 'initech'), 'ERR_OPERATION_NOT_FOUND')
+  })
+
+  test('a tenant moves there and back again', async () => {
+    await addKmsTenant(d, 'boomerang', EU)
+    const model = await seedTenant(d, 'boomerang', 100)
+    await moveTenant(d, 'boomerang', { to: US, purgeGraceMs: 0 })
+    await d.withTenant('boomerang', (s) => s.table('customers').update('c1', { tax_id: 'moved-once' }))
+    model.set('customers/c1', { ...model.get('customers/c1')!, tax_id: 'moved-once' })
+    const back = await moveTenant(d, 'boomerang', { to: EU, purgeGraceMs: 0 })
+    assert.equal(back.state, 'done')
+    assertSameRows(await revealAll(d, 'boomerang'), model)
+    assert.deepEqual(await physicalCounts(env, US, 'boomerang'), { customers: 0, orders: 0, keys: 0 })
+  })
+})
+
+describe('order of tables with foreign keys', () => {
+  test('parents come before children; a cycle of non-deferrable keys is refused', () => {
+    assert.deepEqual(orderTables(['orders', 'customers', 'lines'], [
+      { child: 'orders', parent: 'customers', deferrable: false },
+      { child: 'lines', parent: 'orders', deferrable: false },
+      { child: 'customers', parent: 'customers', deferrable: false },
+    ]).order, ['customers', 'orders', 'lines'])
+    assert.throws(() => orderTables(['a', 'b'], [{ child: 'a', parent: 'b', deferrable: false }, { child: 'b', parent: 'a', deferrable: false }]),
+      (e: unknown) => isDomicileError(e, 'ERR_SCHEMA_INVALID'))
+    assert.deepEqual(orderTables(['a', 'b'], [{ child: 'a', parent: 'b', deferrable: true }, { child: 'b', parent: 'a', deferrable: false }]), { order: ['a', 'b'], deferred: true })
+  })
+})
