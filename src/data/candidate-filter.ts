@@ -14,6 +14,10 @@
  *   in the store, and no row reaches the caller unchecked. Inside `withTenant` the filter runs at
  *   once, before `find` returns.
  *
+ * - Dual read: `blindIndexPredicate` is the WHERE predicate of an equality search on a searchable
+ *   sensitive column. While an index-key rotation rebuilds the column it matches the blind index
+ *   under either key (`IN`), so a search never misses a row; otherwise one `=`.
+ *
  * Below the FieldProtection seam, sealing and blind indexes use cipher and HMAC contexts prepared
  * ahead for cached keys (src/crypto/context-reserve.ts, fed and retired by the data-key cache).
  */
@@ -29,6 +33,33 @@ export type BlindMatch = readonly [column: ResolvedColumn, value: unknown]
 
 /** The rest of a lookup: drops false positives, shapes rows; synchronous, no session. Run it once. */
 export type FinishLookup<R> = () => R[]
+
+/**
+ * The SQL predicate of an equality search on searchable sensitive column `col` (its blind-index
+ * column, `indexColumnSql`, already quoted): pushes the blind index of `value` under every index key
+ * the search must cover onto `params` and returns `idx = $n`, or `idx IN ($n, $m)` during an
+ * index-key rotation. Synchronous when the keys are cached.
+ *
+ * @example
+ * const clause = blindIndexPredicate(fields, table, col, 'ada@example.com', params, q(col.indexColumn))
+ * clauses.push(clause instanceof Promise ? await clause : clause)
+ */
+export function blindIndexPredicate(
+  fields: FieldProtection, table: ResolvedTable, col: ResolvedColumn, value: unknown, params: unknown[], indexColumnSql: string,
+): string | Promise<string> {
+  const probes = fields.indexProbes(table, col, value)
+  return probes instanceof Promise ? probes.then((p) => predicate(p, params, indexColumnSql)) : predicate(probes, params, indexColumnSql)
+}
+
+function predicate(probes: readonly Uint8Array[], params: unknown[], indexColumnSql: string): string {
+  /* Precondition: a search covers at least one index key. */
+  if (probes.length === 0) throw new DomicileError('ERR_KEY_NOT_FOUND', 'No blind-index key is available for this search. Retry; if it persists, check the tenant\'s keys with "domicile key status".')
+  const refs = probes.map((p) => {
+    params.push(p)
+    return `$${params.length}`
+  })
+  return refs.length === 1 ? `${indexColumnSql} = ${refs[0]}` : `${indexColumnSql} IN (${refs.join(', ')})`
+}
 
 /**
  * Prepares the filter of one lookup's candidate `rows`: holds the keys it needs (now, in the

@@ -10,7 +10,15 @@ export type MaybePromise<T> = T | Promise<T>
 
 export interface FieldProtection {
   seal(table: ResolvedTable, column: ResolvedColumn, rowKey: string, value: unknown): MaybePromise<Uint8Array>
+  /** The blind index a write stores: under the tenant's current index key. */
   index(table: ResolvedTable, column: ResolvedColumn, value: unknown): MaybePromise<Uint8Array>
+  /**
+   * The blind indexes an equality search must look for (src/data/candidate-filter.ts,
+   * `blindIndexPredicate`): the one under the current index key first and, while an index-key
+   * rotation rebuilds the column (dual-read period), the one under the other key too, so a search
+   * never misses a row the rebuild has not reached yet (or has already reached).
+   */
+  indexProbes(table: ResolvedTable, column: ResolvedColumn, value: unknown): MaybePromise<readonly Uint8Array[]>
   wrap(table: ResolvedTable, column: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown
   /**
    * For the blind-index candidate filter (src/data/candidate-filter.ts): fetches now, inside the

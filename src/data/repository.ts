@@ -20,7 +20,7 @@ import { BLIND_INDEX_SUFFIX, SHADOW_SUFFIX, type ResolvedColumn, type ResolvedTa
 import { q } from '../schema/ddl.js'
 import { defaultLayout, LAYOUT_SQL, tableLayout, type CatalogColumn, type ColumnLayout, type TableLayout } from '../schema/column-layout.js'
 import type { TenantTransaction } from '../regions/router.js'
-import { candidateFilter, type BlindMatch, type FinishLookup } from './candidate-filter.js'
+import { blindIndexPredicate, candidateFilter, type BlindMatch, type FinishLookup } from './candidate-filter.js'
 import type { FieldProtection } from './field-protection.js'
 
 export type Row = Record<string, unknown>
@@ -413,9 +413,9 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     const l = this.#layout.columns.get(col.name)!
     const parts: string[] = []
     if (l.sealedColumn !== undefined && l.hasIndex) {
-      const ix = this.#needFields().index(this.#t, col, v)
-      params.push(ix instanceof Promise ? await ix : ix)
-      parts.push(`${q(col.indexColumn!)} = $${params.length}`)
+      // `idx = $n`, or `idx IN ($n, $m)` under both index keys while an index-key rotation runs.
+      const clause = blindIndexPredicate(this.#needFields(), this.#t, col, v, params, q(col.indexColumn!))
+      parts.push(clause instanceof Promise ? await clause : clause)
     }
     if (l.plainColumn !== undefined && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {
       /* Precondition: a plaintext comparison runs only on a column that still has a plaintext form (a migration). */
@@ -425,9 +425,8 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     }
     if (parts.length === 0) {
       // The blind-index column is missing (the store was not migrated): let the statement say so.
-      const ix = this.#needFields().index(this.#t, col, v)
-      params.push(ix instanceof Promise ? await ix : ix)
-      return `${q(col.indexColumn!)} = $${params.length}`
+      const clause = blindIndexPredicate(this.#needFields(), this.#t, col, v, params, q(col.indexColumn!))
+      return clause instanceof Promise ? await clause : clause
     }
     return parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`
   }

@@ -134,6 +134,14 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     return this.#keys.withColumnIndexKey(ref, deriveForRef, (k) => blindIndex(k, input, ref.options))
   }
 
+  indexProbes(table: ResolvedTable, col: ResolvedColumn, value: unknown): readonly Uint8Array[] | Promise<readonly Uint8Array[]> {
+    const s = col.sensitive
+    if (!s || !s.searchable) throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${table.name}.${col.name} is not searchable.`)
+    const input = indexInput(value)
+    const ref = columnRef(this.#tenant.id, table, col)
+    return this.#keys.withColumnIndexKeys(ref, deriveForRef, (keys) => keys.map((k) => blindIndex(k, input, ref.options)))
+  }
+
   wrap(table: ResolvedTable, col: ResolvedColumn, rowKey: string, stored: Uint8Array): unknown {
     // The data layer owns `stored` (a fresh driver buffer, or the output of seal): no copy.
     return adoptSealed(stored, columnRef(this.#tenant.id, table, col), rowKey)
@@ -303,6 +311,49 @@ export function fieldEncryption(keyring: Keyring): ScopeFieldsFactory {
     forTransaction(tenant: TenantRecord, tx: TenantTransaction) {
       if (!tenant.key) return undefined
       return new FieldEncryptor(tenant, tx, keyring.forTransaction(tenant, tx))
+    },
+  }
+}
+
+/**
+ * For data-key rotation (src/ops/reencrypt-data.ts): opens `sealed` (a value of row `rowKey` of
+ * `table.column` of tenant `tenantId`) with `oldKey` and seals what it holds under `newKey`, number
+ * `newKeyNumber`, with the same AAD but for the key number, and a fresh random nonce. The content is
+ * exactly what was sealed: text and bytes as they are, and JSON values as `JSON.stringify` wrote them
+ * (parsing and writing that again gives the same text). Fails with the opaque decryption error when
+ * `sealed` does not open. The caller counts the encryption against the new key's budget.
+ */
+export function resealField(oldKey: Uint8Array, newKey: Uint8Array, newKeyNumber: number, ctx: { tenantId: string; table: string; column: string; rowKey: string }, sealed: Uint8Array): Buffer {
+  const col = prepareColumnFor(ctx)
+  const plain = col.open(oldKey, ctx.rowKey, sealed)
+  try {
+    return col.seal(newKey, newKeyNumber, ctx.rowKey, plain)
+  } finally {
+    if (plain instanceof Uint8Array) plain.fill(0)
+  }
+}
+
+/**
+ * For index-key rotation (src/ops/rotate-index-key.ts): computes blind indexes of stored values of
+ * one searchable column under index root key `indexRootKey`, exactly as a write would (same
+ * derivation, normalisation and length). The column key is derived once; `dispose()` zeroes it.
+ */
+export function columnReindexer(tenantId: string, table: ResolvedTable, col: ResolvedColumn, indexRootKey: Uint8Array): { indexOf(dataKey: Uint8Array, rowKey: string, sealed: Uint8Array): Buffer; dispose(): void } {
+  /* Precondition: only searchable sensitive columns have a blind index. */
+  if (!col.sensitive || !col.sensitive.searchable) throw new DomicileError('ERR_QUERY_UNSUPPORTED', `${table.name}.${col.name} is not searchable.`)
+  const ref = columnRef(tenantId, table, col)
+  const columnKey = deriveForRef(indexRootKey, ref)
+  return {
+    indexOf(dataKey, rowKey, sealed) {
+      const opened = ref.prepared.open(dataKey, rowKey, sealed)
+      try {
+        return blindIndex(columnKey, indexInput(opened), ref.options)
+      } finally {
+        if (opened instanceof Uint8Array) opened.fill(0)
+      }
+    },
+    dispose() {
+      columnKey.fill(0)
     },
   }
 }

@@ -19,6 +19,14 @@
  * refused with ERR_KEY_REVOKED before the key is used. Keys are handed to a callback that runs
  * synchronously right after that check (`withEncryptionKey`, `withDataKey`, `withColumnIndexKey`),
  * so no caller keeps a key across an await.
+ *
+ * Index keys rotate with a dual-read period (src/ops/rotate-index-key.ts): a tenant may have
+ * several index root keys (purpose 'index', numbers 1, 2, ...). New blind indexes are written under
+ * the highest 'active' one; an equality search looks under every index key the region holds
+ * ('retired' = searched, not written: the old key while the rebuild runs, or the new key announced
+ * before writes switch to it). Which keys exist is read once per directory entry and region (the
+ * rotation changes the directory entry after each step, which every process sees within the
+ * directory's bound), so the hot path stays free of SQL.
  */
 import { randomBytes } from 'node:crypto'
 import { transactionAudit } from '../audit/transaction-audit.js'
@@ -67,6 +75,10 @@ export function assertKeyUsable(tenant: TenantRecord): KeyBinding {
   /* Precondition: tenant must have a key binding. */
   if (!tenant.key) {
     throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenant.id}" has no key binding, so it cannot hold sensitive fields. Provision one with "domicile tenant add ${tenant.id} --custody kms|byok|hyok".`)
+  }
+  /* Precondition: the tenant's key is not destroyed. */
+  if (tenant.keyState === 'destroyed') {
+    throw new DomicileError('ERR_KEY_DESTROYED', `The key of tenant "${tenant.id}" was destroyed. Its sensitive fields cannot be recovered; this cannot be undone.`)
   }
   /* Precondition: the tenant's key is not revoked. */
   if (tenant.keyState === 'revoked') {
@@ -174,9 +186,9 @@ export class TenantKeys {
 
   /** Cache ids under the current binding, memoised per directory entry (hot path: no string building). */
   #boundId(purpose: Purpose, n: number): string {
-    // Memo keys: the key number for data keys, a constant for the index root key (built strings
+    // Memo keys: the key number for data keys, its negative for index root keys (built strings
     // would be hashed afresh on every call).
-    return this.#memo(purpose === 'data' ? n : INDEX_MEMO, () => {
+    return this.#memo(purpose === 'data' ? n : -n, () => {
       const b = this.#tenant.key!
       return this.#cacheId(purpose, n, b.provider, b.keyId)
     })
@@ -266,29 +278,124 @@ export class TenantKeys {
   }
 
   /**
-   * The HMAC key of one searchable column, derived from the index root key and kept in the
-   * data-key cache with the tenant's other keys (zeroed and revoked with them), handed to `use`
-   * synchronously.
+   * The HMAC key of one searchable column under the tenant's current index key (the one new blind
+   * indexes are written under), derived from that index root key and kept in the data-key cache
+   * with the tenant's other keys (zeroed and revoked with them), handed to `use` synchronously.
    */
   withColumnIndexKey<T>(ref: ColumnKeyRef, derive: (root: Uint8Array, ref: ColumnKeyRef) => Uint8Array, use: (key: Uint8Array) => T): T | Promise<T> {
-    const ok = this.#check() !== undefined
-    const id = this.#columnId(ref)
-    if (ok) {
-      const hit = this.#o.cache.peek(id)
-      if (hit) return use(hit)
+    if (this.#check() !== undefined) {
+      const st = this.#indexKeysCached()
+      if (st) {
+        const hit = this.#o.cache.peek(this.#columnId(ref, st.write))
+        if (hit) return use(hit)
+      }
     }
-    return this.#use(() => {
-      // The id under the entry as re-read by the check (a changed binding is another key).
-      const now = this.#columnId(ref)
-      return this.#o.cache.get(now, this.#tenant.id, this.#ttl, () => this.#use(() => this.#indexRootKey(), (root) => derive(root, ref)))
+    return this.#use(async () => {
+      // The state and ids under the entry as re-read by the check (a changed binding is another key).
+      const st = await this.#indexKeys()
+      const key = await this.#columnKey(ref, derive, st.write, st.write)
+      if (!key) throw indexKeysChanged(this.#tenant.id)
+      return key
     }, use)
   }
 
-  #columnId(ref: ColumnKeyRef): string {
-    return this.#memo(ref, () => {
+  /**
+   * The HMAC keys of one searchable column under every index key an equality search must cover
+   * (the current one first; during an index-key rotation also the other), handed to `use`
+   * synchronously. An index key the region no longer holds (retired meanwhile) is left out.
+   */
+  withColumnIndexKeys<T>(ref: ColumnKeyRef, derive: (root: Uint8Array, ref: ColumnKeyRef) => Uint8Array, use: (keys: readonly Uint8Array[]) => T): T | Promise<T> {
+    if (this.#check() !== undefined) {
+      const st = this.#indexKeysCached()
+      if (st) {
+        const hits: Uint8Array[] = []
+        for (const n of st.search) {
+          const hit = this.#o.cache.peek(this.#columnId(ref, n))
+          if (!hit) break
+          hits.push(hit)
+        }
+        if (hits.length === st.search.length) return use(hits)
+      }
+    }
+    return this.#useAll(async () => {
+      const st = await this.#indexKeys()
+      const keys: Uint8Array[] = []
+      for (const n of st.search) {
+        const k = await this.#columnKey(ref, derive, n, st.write)
+        if (k) keys.push(k)
+      }
+      if (keys.length === 0) throw indexKeysChanged(this.#tenant.id)
+      return keys
+    }, use)
+  }
+
+  /** `#use` for several keys fetched together. */
+  async #useAll<T>(load: () => Promise<Uint8Array[]>, use: (keys: readonly Uint8Array[]) => T): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      await this.#checkAsync()
+      const keys = await load()
+      if (this.#check() !== undefined && !keys.some((k) => isRetiredKey(k))) return use(keys)
+      if (attempt === USE_ATTEMPTS) {
+        await this.#checkAsync()
+        throw releasedKeyError()
+      }
+    }
+  }
+
+  /** One column key under index key `n` (cache, or derived from the unwrapped root); undefined if `n` is gone. */
+  async #columnKey(ref: ColumnKeyRef, derive: (root: Uint8Array, ref: ColumnKeyRef) => Uint8Array, n: number, write: number): Promise<Uint8Array | undefined> {
+    const id = this.#columnId(ref, n)
+    try {
+      return await this.#o.cache.get(id, this.#tenant.id, this.#ttl, () => this.#use(() => this.#indexRootKey(n, write), (root) => derive(root, ref)))
+    } catch (e) {
+      if (e instanceof NoSuchKey) return undefined
+      throw e
+    }
+  }
+
+  #columnId(ref: ColumnKeyRef, n: number): string {
+    let byRef = columnIdMemo.get(this.#tenant)
+    if (!byRef) {
+      byRef = new Map()
+      columnIdMemo.set(this.#tenant, byRef)
+    }
+    let ids = byRef.get(ref)
+    if (!ids) {
+      ids = []
+      byRef.set(ref, ids)
+    }
+    let id = ids[n]
+    if (id === undefined) {
       const b = this.#tenant.key!
-      return `${this.#tenant.id}|${this.#tx.region}|column|${ref.table}.${ref.column}|${b.provider}|${b.keyId}`
-    })
+      id = `${this.#tenant.id}|${this.#tx.region}|column|${n}|${ref.table}.${ref.column}|${b.provider}|${b.keyId}`
+      ids[n] = id
+    }
+    return id
+  }
+
+  /** The index keys of this tenant in this region, as of the current directory entry (no I/O). */
+  #indexKeysCached(): IndexKeys | undefined {
+    return indexKeysMemo.get(this.#tenant)?.get(this.#tx.region)
+  }
+
+  /**
+   * Which index keys exist: read from the region once per directory entry (an index-key rotation
+   * changes the entry after each of its steps). No index key yet: number 1, created on first use.
+   */
+  async #indexKeys(): Promise<IndexKeys> {
+    const hit = this.#indexKeysCached()
+    if (hit) return hit
+    const entry = this.#tenant
+    const r = await this.#tx.session.query<{ key_number: number; status: string }>(
+      "SELECT key_number, status FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = 'index' ORDER BY key_number DESC", [entry.id])
+    const st = indexKeysOf(r.rows.map((row) => ({ keyNumber: Number(row.key_number), status: row.status })))
+    let byRegion = indexKeysMemo.get(entry)
+    if (!byRegion) {
+      byRegion = new Map()
+      indexKeysMemo.set(entry, byRegion)
+    }
+    byRegion.set(this.#tx.region, st)
+    return st
   }
 
   #context(purpose: Purpose, n: number) {
@@ -328,12 +435,15 @@ export class TenantKeys {
     }
   }
 
-  /** The tenant's index root key (blind indexes), created on first use. Use it synchronously. */
-  async #indexRootKey(): Promise<Uint8Array> {
+  /**
+   * Index root key `n` (blind indexes). The first one (number 1, when it is the current one) is
+   * created on first use. Use it synchronously.
+   */
+  async #indexRootKey(n: number, write: number): Promise<Uint8Array> {
     try {
-      return await this.#key('index', 1)
+      return await this.#key('index', n)
     } catch (e) {
-      if (!(e instanceof NoSuchKey)) throw e
+      if (!(e instanceof NoSuchKey) || n !== 1 || write !== 1) throw e
       const binding = await this.#checkAsync()
       await this.#create(binding, 'index', 1, 0)
       return this.#key('index', 1)
@@ -370,9 +480,37 @@ function ttlOf(o: KeyringOptions, tenant: TenantRecord): number {
 
 class NoSuchKey extends Error {}
 
+function indexKeysChanged(tenantId: string): DomicileError {
+  return new DomicileError('ERR_CONFLICT', `The blind-index keys of tenant "${tenantId}" changed while this transaction used them (an index-key rotation). Retry the operation.`)
+}
+
 /** Per directory entry (a new entry object on every change): cache ids by purpose and number. */
 const idMemo = new WeakMap<TenantRecord, Map<string | number | object, string>>()
-const INDEX_MEMO = 'index'
+/** Per directory entry: column-key cache ids by searchable column and index key number. */
+const columnIdMemo = new WeakMap<TenantRecord, Map<ColumnKeyRef, string[]>>()
+/** Per directory entry and region: the tenant's index keys. */
+const indexKeysMemo = new WeakMap<TenantRecord, Map<string, IndexKeys>>()
+
+/** The index keys a transaction writes under and searches under. */
+export interface IndexKeys {
+  /** New blind indexes are computed under this index key. */
+  readonly write: number
+  /** An equality search looks under each of these (the write key first). */
+  readonly search: readonly number[]
+}
+
+/**
+ * The index keys as the rows of domicile_data_keys (purpose 'index') say: writes use the highest
+ * 'active' key; searches cover every key held ('retired' = searched, not written). No row: key 1,
+ * created on first use.
+ */
+export function indexKeysOf(rows: ReadonlyArray<{ keyNumber: number; status: string }>): IndexKeys {
+  if (rows.length === 0) return Object.freeze({ write: 1, search: Object.freeze([1]) })
+  const numbers = rows.map((r) => r.keyNumber)
+  const active = rows.filter((r) => r.status === 'active').map((r) => r.keyNumber)
+  const write = active.length > 0 ? Math.max(...active) : Math.max(...numbers)
+  return Object.freeze({ write, search: Object.freeze([write, ...numbers.filter((n) => n !== write).sort((a, b) => b - a)]) })
+}
 
 /** A searchable column, as a stable object (the schema's) naming its table and column. */
 export interface ColumnKeyRef {
