@@ -3,6 +3,7 @@
  * the options every command accepts (--config, --json, --help), and the usage error that makes the
  * CLI print the command's usage and exit 2.
  */
+import { userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
 import { DomicileError } from '../errors.js'
 import { COMMON_OPTIONS_HELP } from './usage.js'
@@ -126,6 +127,12 @@ export function jsonObjectOption(values: OptionValues, name: string): Record<str
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw new DomicileError('ERR_INPUT_INVALID', `--${name}: expected a JSON object of column -> value, e.g. --${name} '{"id":"c1"}'.`, { path: `--${name}` })
   }
+  for (const [column, value] of Object.entries(v)) {
+    /* Precondition: text values hold no NUL character (PostgreSQL text cannot store U+0000). */
+    if (typeof value === 'string' && value.includes('\u0000')) {
+      throw new DomicileError('ERR_INPUT_INVALID', `--${name}: the value of "${column}" contains a NUL character (\\u0000), which a text column cannot store. Remove it.`, { path: `--${name}.${column}` })
+    }
+  }
   return v as Record<string, unknown>
 }
 
@@ -143,4 +150,32 @@ export function intOption(values: OptionValues, name: string, min: number, max: 
 export function stringOption(values: OptionValues, name: string): string | undefined {
   const v = values[name]
   return typeof v === 'string' ? v : undefined
+}
+
+/**
+ * Who is acting, for audit records: --actor when given, else the operating-system user running the
+ * command (os.userInfo().username; $USER / $LOGNAME, then "uid:N" when the account has no name).
+ * Never empty.
+ */
+export function actorOption(values: OptionValues): string {
+  const given = values.actor
+  if (typeof given === 'string') {
+    /* Precondition: an audited actor is never empty. */
+    if (given.trim() === '') throw new DomicileError('ERR_INPUT_INVALID', '--actor: must not be empty; leave it out to record your OS user name.', { path: '--actor' })
+    return given
+  }
+  return osUser()
+}
+
+/** The name of the operating-system user running this process (never empty). */
+export function osUser(): string {
+  try {
+    const name = userInfo().username
+    if (name) return name
+  } catch {
+    // No passwd entry for this uid (e.g. a container started with an arbitrary uid).
+  }
+  const fromEnv = process.env.USER || process.env.LOGNAME || process.env.USERNAME
+  if (fromEnv) return fromEnv
+  return `uid:${process.getuid?.() ?? 'unknown'}`
 }

@@ -66,7 +66,11 @@ export interface TenantJson {
   readonly updatedAt: string
 }
 
-export function tenantJson(t: TenantRecord): TenantJson {
+/**
+ * `keyState` is the state `domicile key status` reports (Domicile's kill switch and the key
+ * provider's own view combined) when the caller looked it up, else the directory's record.
+ */
+export function tenantJson(t: TenantRecord, keyState: string = t.keyState): TenantJson {
   return {
     id: t.id,
     region: t.region,
@@ -74,7 +78,7 @@ export function tenantJson(t: TenantRecord): TenantJson {
     custody: t.key?.custody ?? null,
     provider: t.key?.provider ?? null,
     keyId: t.key?.keyId ?? null,
-    keyState: t.keyState,
+    keyState,
     version: t.version,
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
@@ -82,8 +86,8 @@ export function tenantJson(t: TenantRecord): TenantJson {
 }
 
 /** A tenant as key/value lines. */
-export function formatTenant(t: TenantRecord): string {
-  const j = tenantJson(t)
+export function formatTenant(t: TenantRecord, keyState: string = t.keyState): string {
+  const j = tenantJson(t, keyState)
   return formatFields([
     ['id', j.id], ['region', j.region], ['status', j.status], ['custody', j.custody ?? 'none'],
     ['provider', j.provider ?? '-'], ['key id', j.keyId ?? '-'], ['key state', j.keyState],
@@ -91,9 +95,9 @@ export function formatTenant(t: TenantRecord): string {
   ])
 }
 
-/** Tenants as a table. */
-export function formatTenantTable(ts: readonly TenantRecord[]): string {
+/** Tenants as a table; `keyStates` as in tenantJson (default: the directory's record). */
+export function formatTenantTable(ts: readonly TenantRecord[], keyStates: readonly string[] = ts.map((t) => t.keyState)): string {
   if (ts.length === 0) return '(no tenants; add one with "domicile tenant add ID --region R")'
   return formatTable(['TENANT', 'REGION', 'STATUS', 'CUSTODY', 'PROVIDER', 'KEY STATE'],
-    ts.map((t) => [t.id, t.region, t.status, t.key?.custody ?? 'none', t.key?.provider ?? '-', t.keyState]))
+    ts.map((t, i) => [t.id, t.region, t.status, t.key?.custody ?? 'none', t.key?.provider ?? '-', keyStates[i] ?? t.keyState]))
 }

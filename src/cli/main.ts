@@ -3,12 +3,19 @@
  * Wiring of defaults (config file, providers) happens here and in src/index.ts only.
  *
  * Errors: a DomicileError prints `domicile: CODE: message` on stderr (with --json also
- * `{"error":{"code","message"}}` on stdout) and exits with exitCodeFor(code): 2 for bad usage,
- * config or input, 1 otherwise. No stack traces for DomicileErrors.
+ * `{"error":{"code","message"}}` on stdout) and exits with exitStatusFor(error) (src/cli/exit-codes.ts:
+ * 2 for bad usage, config or input, 1 otherwise). No stack traces for DomicileErrors.
  */
-import { exitCodeFor, isDomicileError } from '../errors.js'
+import { readFileSync } from 'node:fs'
+import { isDomicileError } from '../errors.js'
 import { UsageError, runCommand } from './cli-args.js'
+import { EXIT_FAILURE, exitStatusFor } from './exit-codes.js'
 import { USAGE } from './usage.js'
+
+/** The package version (package.json sits two levels up from src/cli/ and from dist/cli/). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
@@ -23,6 +30,10 @@ export async function main(argv: string[]): Promise<number> {
       case '--help':
       case '-h':
         return await help(rest)
+      case '--version':
+      case 'version':
+        process.stdout.write(json ? JSON.stringify({ version: packageVersion() }) + '\n' : `${packageVersion()}\n`)
+        return 0
       case 'init':
         return await runCommand((await import('./commands/init.js')).initCommand, rest)
       case 'migrate':
@@ -47,12 +58,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`domicile: ${e.code}: ${e.message}\n`)
       if (e instanceof UsageError && e.usage !== undefined) process.stderr.write(`\n${e.usage}`)
       if (json) process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message } }) + '\n')
-      return exitCodeFor(e)
+      return exitStatusFor(e)
     }
     process.stderr.write(`domicile: unexpected error: ${(e as Error)?.message ?? String(e)}\n`)
     if (process.env.DOMICILE_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`)
     if (json) process.stdout.write(JSON.stringify({ error: { code: 'ERR_UNEXPECTED', message: (e as Error)?.message ?? String(e) } }) + '\n')
-    return 1
+    return EXIT_FAILURE
   }
 }
 

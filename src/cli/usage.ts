@@ -2,6 +2,7 @@
  * Help text of the `domicile` command. Each command's own synopsis lives in its spec
  * (src/cli/commands/*); this is the overview printed by `domicile help`.
  */
+import { EXIT_STATUS_HELP } from './exit-codes.js'
 
 export const COMMON_OPTIONS_HELP = `Options for every command:
   --config PATH   config file (default: $DOMICILE_CONFIG, else ./domicile.config.json)
@@ -31,19 +32,22 @@ Rows (through the tenant's home region, like any application call)
   rows get TENANT TABLE ID
   rows find TENANT TABLE --where JSON [--limit N]
   rows list TENANT TABLE [--limit N] [--cursor C]
-  rows reveal TENANT TABLE ID COLUMN --purpose TEXT [--actor A]
+  rows update TENANT TABLE ID --data JSON
+  rows delete TENANT TABLE ID
+  rows reveal TENANT TABLE ID COLUMN --purpose TEXT [--actor A]   (actor default: your OS user name)
 
 Keys
   key import-job TENANT --out DIR       BYOK: write the wrapping public key and the import token
   key import TENANT --material FILE --token FILE
   key revoke TENANT [--actor A]         kill switch: the tenant's sealed fields become unreadable
   key restore TENANT [--actor A]
-  key status TENANT
+  key status TENANT                     our state and the key provider's, combined
 
 Reference HYOK key proxy
   keyproxy <command> ...                see "domicile keyproxy --help"
 
+Other
+  --version                             print the version of domicile
+
 ${COMMON_OPTIONS_HELP}
-Exit status: 0 ok; 1 operational error (unknown tenant, region down, key revoked, ...);
-2 bad usage, config or input.
-`
+${EXIT_STATUS_HELP}`

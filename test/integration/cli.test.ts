@@ -7,9 +7,25 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createPublicKey, publicEncrypt, randomBytes, constants } from 'node:crypto'
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { EXAMPLE_SCHEMA, exampleConfig } from '../../src/cli/templates.js'
-import { makeTempDir, runCli, runCliJson, runCliOk, type CliResult, type TempDir } from '../support/cli.js'
+import { INPUT_ERROR_CODES } from '../../src/cli/exit-codes.js'
+import { createLocalKeyProvider } from '../../src/keys/providers/local/index.js'
+import { REPO_ROOT, makeTempDir, runCli, runCliJson, runCliOk, type CliResult, type TempDir } from '../support/cli.js'
+
+/** The reveal audit records of a region (read from the embedded store while no command runs). */
+async function revealAudit(dataDir: string): Promise<Array<{ actor: string | null; purpose: string }>> {
+  const { PGlite } = await import('@electric-sql/pglite')
+  const db = new PGlite(dataDir)
+  try {
+    const r = await db.query<{ actor: string | null; purpose: string }>(
+      "SELECT actor, detail->>'purpose' AS purpose FROM domicile_audit WHERE type = 'field.reveal' ORDER BY id")
+    return r.rows
+  } finally {
+    await db.close()
+  }
+}
 
 const TENANT_KEYS = ['createdAt', 'custody', 'id', 'keyId', 'keyState', 'provider', 'region', 'status', 'updatedAt', 'version']
 
@@ -46,10 +62,20 @@ describe('domicile CLI', () => {
     await dir?.cleanup()
   })
 
-  test('help prints the usage; unknown commands and flags print it and exit 2', async () => {
+  test('--version prints the package version', async () => {
+    const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
+    assert.equal((await runCliOk(['--version'], { cwd })).stdout, `${version}\n`)
+    assert.deepEqual(await json(['--version', '--json']), { version })
+  })
+
+  test('help prints the usage and the exit statuses; unknown commands and flags print it and exit 2', async () => {
     const help = await runCliOk(['help'], { cwd })
     assert.match(help.stdout, /tenant add ID --region R/)
     assert.match(help.stdout, /rows reveal TENANT TABLE ID COLUMN --purpose TEXT/)
+    assert.match(help.stdout, /rows update TENANT TABLE ID --data JSON/)
+    assert.match(help.stdout, /rows delete TENANT TABLE ID/)
+    assert.match(help.stdout, /Exit status:\n\s+0\s+ok\n\s+1\s+.*\n[\s\S]*\n\s+2\s+bad usage, configuration or input/)
+    for (const code of INPUT_ERROR_CODES) assert.ok(help.stdout.includes(code), `help names ${code} under exit status 2`)
     const group = await runCliOk(['tenant', '--help'], { cwd })
     assert.match(group.stdout, /domicile tenant suspend ID/)
 
@@ -112,6 +138,13 @@ describe('domicile CLI', () => {
       ['tenant', 'add', 'acme'],
       ['tenant', 'add', 'acme', '--region', 'eu-west-1', '--custody', 'sometimes'],
       ['rows', 'get', 'acme', 'customers'],
+      ['rows', 'update', 'acme', 'customers', 'c1'],
+      ['rows', 'update', 'acme', 'customers', 'c1', '--data', '[]'],
+      ['rows', 'delete', 'acme', 'customers'],
+      ['rows', 'insert', 'acme', 'customers', '--data', '{"id":"c9","name":"A\\u0000B"}', '--json'],
+      ['rows', 'find', 'acme', 'customers', '--where', '{"name":"\\u0000"}'],
+      ['rows', 'reveal', 'acme', 'customers', 'c1', 'email', '--purpose', 'p', '--actor', ''],
+      ['key', 'revoke', 'acme', '--actor', ' '],
     ]) {
       assertFailure(await cli(args), 2, 'ERR_INPUT_INVALID')
     }
@@ -119,7 +152,8 @@ describe('domicile CLI', () => {
 
   test('migrate creates every store and is idempotent', async () => {
     for (let i = 0; i < 2; i++) {
-      const r = await json<Array<{ store: string; ok: boolean; statements: number }>>(['migrate', '--json'])
+      // A fresh migrate initialises three embedded stores: minutes when the machine is busy.
+      const r = await runCliJson<Array<{ store: string; ok: boolean; statements: number }>>(['migrate', '--json'], { cwd, timeoutMs: 300_000 })
       assert.deepEqual(r.map((s) => s.store).sort(), ['control-plane', 'eu-west-1', 'us-east-1'])
       assert.ok(r.every((s) => s.ok && s.statements > 0), JSON.stringify(r))
     }
@@ -155,7 +189,8 @@ describe('domicile CLI', () => {
     assert.equal((await json<TenantJson>(['tenant', 'resume', 'plain', '--json'])).status, 'active')
 
     assertFailure(await cli(['tenant', 'add', 'acme', '--region', 'us-east-1', '--custody', 'kms', '--json']), 1, 'ERR_TENANT_EXISTS')
-    assertFailure(await cli(['tenant', 'add', 'zeta', '--region', 'ap-south-1', '--json']), 1, 'ERR_REGION_UNKNOWN')
+    assertFailure(await cli(['tenant', 'add', 'zeta', '--region', 'ap-south-1', '--json']), 2, 'ERR_REGION_UNKNOWN')
+    assertFailure(await cli(['tenant', 'add', 'zeta', '--region', 'eu-west-1', '--custody', 'kms', '--provider', 'nope', '--json']), 2, 'ERR_KEY_PROVIDER_UNKNOWN')
   })
 
   test('rows insert, get, find and list round trip, with pagination by nextCursor', async () => {
@@ -176,6 +211,7 @@ describe('domicile CLI', () => {
 
     const missing = await cli(['rows', 'get', 'acme', 'customers', 'c9', '--json'])
     assertFailure(missing, 1, 'ERR_ROW_NOT_FOUND')
+    assertFailure(await cli(['rows', 'get', 'acme', 'nosuchtable', 'c1']), 2, 'ERR_TABLE_UNKNOWN')
     assertFailure(await cli(['rows', 'get', 'nobody', 'customers', 'c1', '--json']), 1, 'ERR_TENANT_UNKNOWN')
     assertFailure(await cli(['rows', 'get', 'plain', 'customers', 'c1']), 1, 'ERR_ROW_NOT_FOUND')
   })
@@ -193,6 +229,50 @@ describe('domicile CLI', () => {
     assert.equal(text.stdout, 'ada@acme.example\n')
   })
 
+  test('rows update changes a row (sealing sensitive columns again) and rows delete removes it', async () => {
+    await runCliOk(['rows', 'insert', 'acme', 'customers', '--data', JSON.stringify({ id: 'u1', name: 'Old', email: 'old@acme.example' })], { cwd })
+    const updated = await json<Record<string, unknown>>(['rows', 'update', 'acme', 'customers', 'u1', '--data', '{"name":"New","email":"new@acme.example"}', '--json'])
+    assert.deepEqual(updated, { id: 'u1', name: 'New', email: '[sealed]', tax_id: null, plan: null })
+    assert.deepEqual(await json(['rows', 'get', 'acme', 'customers', 'u1', '--json']), updated)
+    assert.deepEqual(await json(['rows', 'find', 'acme', 'customers', '--where', '{"email":"new@acme.example"}', '--json']), [updated])
+    assert.deepEqual(await json(['rows', 'find', 'acme', 'customers', '--where', '{"email":"old@acme.example"}', '--json']), [])
+    assert.deepEqual(await json(['rows', 'reveal', 'acme', 'customers', 'u1', 'email', '--purpose', 'cli test', '--actor', 'tester', '--json']), { value: 'new@acme.example' })
+    assertFailure(await cli(['rows', 'update', 'acme', 'customers', 'nope', '--data', '{"name":"x"}', '--json']), 1, 'ERR_ROW_NOT_FOUND')
+
+    assert.deepEqual(await json(['rows', 'delete', 'acme', 'customers', 'u1', '--json']), { deleted: true })
+    assertFailure(await cli(['rows', 'get', 'acme', 'customers', 'u1', '--json']), 1, 'ERR_ROW_NOT_FOUND')
+    assertFailure(await cli(['rows', 'delete', 'acme', 'customers', 'u1', '--json']), 1, 'ERR_ROW_NOT_FOUND')
+  })
+
+  test('a reveal without --actor records the OS user; with --actor, the given name; never an empty actor', async () => {
+    await runCliOk(['rows', 'reveal', 'acme', 'customers', 'c1', 'email', '--purpose', 'no actor given'], { cwd })
+    await runCliOk(['rows', 'reveal', 'acme', 'customers', 'c1', 'email', '--purpose', 'actor given', '--actor', 'ops-bot'], { cwd })
+    const audit = await revealAudit(join(cwd, '.domicile', 'regions', 'eu-west-1'))
+    assert.deepEqual(audit.filter((a) => a.purpose === 'no actor given').map((a) => a.actor), [userInfo().username])
+    assert.deepEqual(audit.filter((a) => a.purpose === 'actor given').map((a) => a.actor), ['ops-bot'])
+    for (const a of audit) assert.ok(typeof a.actor === 'string' && a.actor.trim() !== '', `every reveal names its actor (${JSON.stringify(a)})`)
+  })
+
+  test('a key disabled at its provider: tenant list, tenant show and key status agree it is revoked', async () => {
+    const statusOf = async (): Promise<{ list: string; show: string; status: string }> => ({
+      list: (await json<TenantJson[]>(['tenant', 'list', '--json'])).find((t) => t.id === 'acme')!.keyState,
+      show: (await json<TenantJson>(['tenant', 'show', 'acme', '--json'])).keyState,
+      status: (await json<{ state: string }>(['key', 'status', 'acme', '--json'])).state,
+    })
+    assert.deepEqual(await statusOf(), { list: 'enabled', show: 'enabled', status: 'enabled' })
+    // The key holder's side (as "keyproxy disable-key" or deleting BYOK material): not our kill switch.
+    const provider = createLocalKeyProvider({ dir: join(cwd, '.domicile', 'keys') })
+    try {
+      await provider.disableKey(acmeKeyId)
+      assert.deepEqual(await statusOf(), { list: 'revoked', show: 'revoked', status: 'revoked' })
+      assert.match((await runCliOk(['tenant', 'list'], { cwd })).stdout, /^acme\s+eu-west-1\s+active\s+kms\s+local\s+revoked$/m)
+      await provider.enableKey(acmeKeyId)
+    } finally {
+      await provider.close()
+    }
+    assert.deepEqual(await statusOf(), { list: 'enabled', show: 'enabled', status: 'enabled' })
+  })
+
   test('BYOK: import job files, key import, then fields seal under the imported key', async () => {
     const t = await json<TenantJson>(['tenant', 'add', 'byo', '--region', 'us-east-1', '--custody', 'byok', '--json'])
     assert.equal(t.keyState, 'pending-import')
@@ -203,6 +283,10 @@ describe('domicile CLI', () => {
     const material = publicEncrypt({ key: wrappingKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, randomBytes(32))
     await writeFile(join(cwd, 'job', 'key.wrapped'), material)
 
+    await writeFile(join(cwd, 'job', 'empty'), '')
+    assertFailure(await cli(['key', 'import', 'byo', '--material', join(cwd, 'job', 'empty'), '--token', job.importToken, '--json']), 2, 'ERR_KEY_IMPORT_INVALID')
+    await writeFile(join(cwd, 'job', 'garbage'), randomBytes(384))
+    assertFailure(await cli(['key', 'import', 'byo', '--material', join(cwd, 'job', 'garbage'), '--token', job.importToken, '--json']), 2, 'ERR_KEY_IMPORT_INVALID')
     const imported = await json<TenantJson>(['key', 'import', 'byo', '--material', join(cwd, 'job', 'key.wrapped'), '--token', job.importToken, '--json'])
     assert.equal(imported.keyState, 'enabled')
     await runCliOk(['rows', 'insert', 'byo', 'customers', '--data', '{"id":"b1","name":"B","email":"b@byo.example"}'], { cwd })

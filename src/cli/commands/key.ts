@@ -7,7 +7,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { DomicileError } from '../../errors.js'
 import type { TenantKeyStatus } from '../../keys/key-admin.js'
-import { runGroup, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
+import { actorOption, runGroup, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, formatTenant, printJson, println, tenantJson } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
 import type { TenantRecord } from '../../control-plane/tenant-directory.js'
@@ -101,7 +101,7 @@ function killSwitch(word: 'revoke' | 'restore'): Command {
       options: { actor: { type: 'string' } },
     },
     async run(p) {
-      const actor = stringOption(p.values, 'actor')
+      const actor = actorOption(p.values)
       printTenant(p, await withDomicile(p, (d) => d.keys[word](p.args[0]!, actor)))
       return 0
     },

@@ -1,12 +1,13 @@
 /**
- * `domicile rows insert|get|find|list|reveal`: tenant rows, through `domicile.withTenant` like any
- * application call (home region, row-level security, field encryption). Sealed fields print as
- * "[sealed]"; `rows reveal` opens one, with a stated purpose that is audited.
+ * `domicile rows insert|get|find|list|update|delete|reveal`: tenant rows, through the tenant's
+ * repository like any application call (home region, row-level security, field encryption). Sealed
+ * fields print as "[sealed]"; `rows reveal` opens one, with a stated purpose and actor (default: the
+ * OS user) that are audited.
  */
 import type { Domicile } from '../../domicile.js'
 import { DomicileError } from '../../errors.js'
 import type { Row } from '../../data/repository.js'
-import { intOption, jsonObjectOption, runGroup, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
+import { actorOption, intOption, jsonObjectOption, runGroup, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, formatTable, plain, printJson, println, toJson } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
 
@@ -105,10 +106,40 @@ const list: Command = {
   },
 }
 
+const update: Command = {
+  spec: {
+    synopsis: 'rows update TENANT TABLE ID --data JSON',
+    summary: 'change columns of one row (sensitive columns are sealed again under the tenant\'s key); prints the row',
+    positionals: ['TENANT', 'TABLE', 'ID'],
+    options: { data: { type: 'string' } },
+    required: ['data'],
+  },
+  async run(p) {
+    const patch = jsonObjectOption(p.values, 'data')
+    const [tenant, table, id] = p.args as [string, string, string]
+    const row = await withDomicile(p, (d) => d.tenant(tenant).table(table).update(rowId(d, table, id), patch))
+    if (!row) throw notFound(tenant, table)
+    printRow(p, row)
+    return 0
+  },
+}
+
+const remove: Command = {
+  spec: { synopsis: 'rows delete TENANT TABLE ID', summary: 'delete one row by primary key', positionals: ['TENANT', 'TABLE', 'ID'] },
+  async run(p) {
+    const [tenant, table, id] = p.args as [string, string, string]
+    const deleted = await withDomicile(p, (d) => d.tenant(tenant).table(table).delete(rowId(d, table, id)))
+    if (!deleted) throw notFound(tenant, table)
+    if (p.json) printJson({ deleted: true })
+    else println(`deleted ${table} ${id}`)
+    return 0
+  },
+}
+
 const reveal: Command = {
   spec: {
     synopsis: 'rows reveal TENANT TABLE ID COLUMN --purpose TEXT [--actor A]',
-    summary: 'open one sealed field; the purpose and actor are written to the audit log',
+    summary: 'open one sealed field; the purpose and actor (default: your OS user name) are written to the audit log',
     positionals: ['TENANT', 'TABLE', 'ID', 'COLUMN'],
     options: { purpose: { type: 'string' }, actor: { type: 'string' } },
     required: ['purpose'],
@@ -116,7 +147,7 @@ const reveal: Command = {
   async run(p) {
     const [tenant, table, id, column] = p.args as [string, string, string, string]
     const purpose = stringOption(p.values, 'purpose')!
-    const actor = stringOption(p.values, 'actor')
+    const actor = actorOption(p.values)
     const value = await withDomicile(p, (d) => {
       const t = d.schema.table(table)
       const col = t.columns.get(column)
@@ -128,7 +159,7 @@ const reveal: Command = {
         if (!row) throw notFound(tenant, table)
         const sealed = row[column]
         if (sealed === null || sealed === undefined) return null
-        return s.reveal(sealed, { purpose, ...(actor !== undefined ? { actor } : {}) })
+        return s.reveal(sealed, { purpose, actor })
       })
     })
     if (p.json) printJson({ value: value ?? null })
@@ -138,5 +169,5 @@ const reveal: Command = {
 }
 
 export function runRowsCommand(argv: readonly string[]): Promise<number> {
-  return runGroup('rows', { insert, get, find, list, reveal }, argv)
+  return runGroup('rows', { insert, get, find, list, update, delete: remove, reveal }, argv)
 }

@@ -1,6 +1,9 @@
 /**
  * `domicile tenant add|show|list|suspend|resume`: the tenant directory. `add --custody` first
  * provisions (or binds) the tenant's key through the key admin, then adds the tenant with it.
+ * The key state printed is the one `domicile key status` reports (the directory's kill-switch state
+ * combined with the key provider's own view), so a key disabled at the customer's side shows as
+ * revoked in both.
  */
 import { assertTenantId, type TenantRecord } from '../../control-plane/tenant-directory.js'
 import type { Domicile } from '../../domicile.js'
@@ -12,9 +15,31 @@ import { withDomicile } from '../open-domicile.js'
 
 const CUSTODY: readonly Custody[] = ['kms', 'byok', 'hyok']
 
-function printTenant(p: ParsedCommand, t: TenantRecord): void {
-  if (p.json) printJson(tenantJson(t))
-  else println(formatTenant(t))
+function printTenant(p: ParsedCommand, t: TenantRecord, keyState: string = t.keyState): void {
+  if (p.json) printJson(tenantJson(t, keyState))
+  else println(formatTenant(t, keyState))
+}
+
+/** At most this many key providers are asked at once by "tenant list". */
+const STATUS_CONCURRENCY = 8
+
+/**
+ * The key state of a tenant as `domicile key status` reports it (ours and the provider's
+ * combined); the directory's record for a tenant without a key.
+ */
+export async function liveKeyState(d: Domicile, t: TenantRecord): Promise<string> {
+  if (!t.key) return t.keyState
+  return (await d.keys.status(t.id)).state
+}
+
+async function liveKeyStates(d: Domicile, ts: readonly TenantRecord[]): Promise<string[]> {
+  const out: string[] = new Array<string>(ts.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < ts.length; i = next++) out[i] = await liveKeyState(d, ts[i]!)
+  }
+  await Promise.all(Array.from({ length: Math.min(STATUS_CONCURRENCY, ts.length) }, worker))
+  return out
 }
 
 export interface AddTenantRequest {
@@ -82,17 +107,24 @@ const add: Command = {
 const show: Command = {
   spec: { synopsis: 'tenant show ID', summary: 'print a tenant: region, status, key binding and key state', positionals: ['ID'] },
   async run(p) {
-    printTenant(p, await withDomicile(p, (d) => d.getTenant(p.args[0]!)))
+    const [t, keyState] = await withDomicile(p, async (d) => {
+      const rec = await d.getTenant(p.args[0]!)
+      return [rec, await liveKeyState(d, rec)] as const
+    })
+    printTenant(p, t, keyState)
     return 0
   },
 }
 
 const list: Command = {
-  spec: { synopsis: 'tenant list', summary: 'list all tenants' },
+  spec: { synopsis: 'tenant list', summary: 'list all tenants, with each key\'s state as "key status" reports it' },
   async run(p) {
-    const ts = await withDomicile(p, (d) => d.listTenants())
-    if (p.json) printJson(ts.map(tenantJson))
-    else println(formatTenantTable(ts))
+    const [ts, states] = await withDomicile(p, async (d) => {
+      const all = await d.listTenants()
+      return [all, await liveKeyStates(d, all)] as const
+    })
+    if (p.json) printJson(ts.map((t, i) => tenantJson(t, states[i])))
+    else println(formatTenantTable(ts, states))
     return 0
   },
 }
