@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { isDomicileError } from '../errors.js'
-import { UsageError, runCommand } from './cli-args.js'
+import { UsageError, runCommand, runGroup } from './cli-args.js'
 import { EXIT_FAILURE, exitStatusFor } from './exit-codes.js'
 import { USAGE } from './usage.js'
 
@@ -36,8 +36,16 @@ export async function main(argv: string[]): Promise<number> {
         return 0
       case 'init':
         return await runCommand((await import('./commands/init.js')).initCommand, rest)
-      case 'migrate':
+      case 'migrate': {
+        // `migrate` alone applies the schema; `migrate encrypt|decrypt|verify TABLE.COLUMN` migrates a column online.
+        if (rest[0] === 'encrypt' || rest[0] === 'decrypt' || rest[0] === 'verify') {
+          const c = await import('./commands/migrate-column.js')
+          return await runGroup('migrate', { encrypt: c.migrateEncryptCommand, decrypt: c.migrateDecryptCommand, verify: c.migrateVerifyCommand }, rest)
+        }
         return await runCommand((await import('./commands/migrate.js')).migrateCommand, rest)
+      }
+      case 'shred':
+        return await (await import('./commands/shred.js')).runShredCommand(rest)
       case 'demo':
         return await runCommand((await import('./commands/demo.js')).demoCommand, rest)
       case 'region':

@@ -26,6 +26,8 @@ Tenants
   tenant list
   tenant suspend ID
   tenant resume ID
+  tenant move ID --to REGION            online move: copy, catch up, short write freeze, cutover, verify, purge
+  tenant move ID --resume | --abort     finish or roll back a move that was interrupted
 
 Rows (through the tenant's home region, like any application call)
   rows insert TENANT TABLE --data JSON
@@ -42,6 +44,22 @@ Keys
   key revoke TENANT [--actor A]         kill switch: the tenant's sealed fields become unreadable
   key restore TENANT [--actor A]
   key status TENANT                     our state and the key provider's, combined
+  key rotate TENANT [--key-id K]        new key-encryption key: rewraps data and index keys only
+  key rotate-data TENANT                new data key for writes; re-encrypts stored values in the background
+  key rotate-index TENANT               new blind-index key; finds search under both until rebuilt
+  key retire-data TENANT --key-number N delete an old data key's wrapped copy (refused while values use it)
+  key destroy TENANT [--yes]            irreversible: destroy the key-encryption key and every wrapped key
+  key delete-material TENANT [--yes]    BYOK: delete the imported material (customer-side kill switch)
+
+Online migrations and shredding evidence
+  migrate encrypt TABLE.COLUMN [--verify]   encrypt a plaintext column online, batch by batch, resumable
+  migrate decrypt TABLE.COLUMN              the rollback of migrate encrypt
+  migrate verify TABLE.COLUMN               prove that no plaintext remains (reads every row)
+  shred verify TENANT --out FILE        check that the tenant's data cannot be opened; signed certificate
+  shred public-key                      the public key that signs certificates
+  shred check FILE                      verify a certificate; fails on any edit
+
+Long operations show a progress bar on a terminal and progress lines otherwise; all take --json.
 
 Reference HYOK key proxy
   keyproxy <command> ...                see "domicile keyproxy --help"

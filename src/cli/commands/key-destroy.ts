@@ -11,22 +11,7 @@ import { destroyTenantKey } from '../../ops/shred-destroy.js'
 import { actorOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, formatTenant, printJson, println, tenantJson } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
-
-/** Plain progress lines on stderr (the lead's renderer replaces this when wiring). */
-export function plainProgress(json: boolean): Progress {
-  let last = ''
-  return {
-    update(e) {
-      if (json) return
-      const line = `${e.state}: ${e.done}${e.total === undefined ? '' : `/${e.total}`} ${e.unit}`
-      if (line !== last) process.stderr.write(`${line}\n`)
-      last = line
-    },
-    note(message) {
-      if (!json) process.stderr.write(`${message}\n`)
-    },
-  }
-}
+import { progressOutput } from '../progress-output.js'
 
 /** Asks the operator to type the tenant id; refuses without a terminal unless --yes was given. */
 export async function confirmOnTerminal(p: ParsedCommand, tenant: string, what: string): Promise<void> {
@@ -55,7 +40,8 @@ export const keyDestroyCommand: Command = {
     const tenant = p.args[0]!
     const actor = actorOption(p.values)
     await confirmOnTerminal(p, tenant, `Destroying the key of tenant "${tenant}"`)
-    const r = await withDomicile(p, (d) => destroyTenantKey(d, tenant, { actor, progress: plainProgress(p.json) }))
+    const progress = await progressOutput({ json: p.json })
+    const r = await withDomicile(p, (d) => destroyTenantKey(d, tenant, { actor, progress })).finally(() => progress.stop())
     const rows = r.deleted.reduce((n, d) => n + d.rows, 0)
     if (p.json) {
       printJson({ state: 'done', tenant, operation: r.operationId, resumed: r.resumed, destroyedAt: r.destroyedAt, keys: r.keks, rows, wrappedKeys: r.wrappedKeys.length, elapsedMs: r.elapsedMs })

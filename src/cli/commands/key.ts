@@ -10,6 +10,8 @@ import type { TenantKeyStatus } from '../../keys/key-admin.js'
 import { actorOption, runGroup, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, formatTenant, printJson, println, tenantJson } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
+import { keyDeleteMaterialCommand, keyDestroyCommand } from './key-destroy.js'
+import { keyRotateCommands } from './key-rotate.js'
 import type { TenantRecord } from '../../control-plane/tenant-directory.js'
 
 async function readInput(path: string, what: string): Promise<Buffer> {
@@ -125,5 +127,8 @@ const status: Command = {
 }
 
 export function runKeyCommand(argv: readonly string[]): Promise<number> {
-  return runGroup('key', { 'import-job': importJob, import: importKey, revoke: killSwitch('revoke'), restore: killSwitch('restore'), status }, argv)
+  return runGroup('key', {
+    'import-job': importJob, import: importKey, revoke: killSwitch('revoke'), restore: killSwitch('restore'), status,
+    ...keyRotateCommands, destroy: keyDestroyCommand, 'delete-material': keyDeleteMaterialCommand,
+  }, argv)
 }

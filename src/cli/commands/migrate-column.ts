@@ -10,28 +10,7 @@ import type { Progress, ProgressEvent } from '../../ops/progress.js'
 import { actorOption, intOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, printJson, println } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
-
-/**
- * Plain progress lines on stderr, at most one a second: state, rows done / total, rows/s, ETA.
- * The lead's terminal renderer (a bar) can replace it: any `Progress` fits.
- */
-export function lineProgress(out: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Progress {
-  const t0 = performance.now()
-  let last = 0
-  return {
-    update(e: ProgressEvent) {
-      const now = performance.now()
-      if (now - last < 1000 && !(e.total !== undefined && e.done >= e.total)) return
-      last = now
-      const rate = e.done / Math.max((now - t0) / 1000, 0.001)
-      const eta = e.total !== undefined && rate > 0 ? ` eta ${Math.max(0, Math.round((e.total - e.done) / rate))}s` : ''
-      out(`${e.state}: ${e.done}${e.total !== undefined ? `/${e.total}` : ''} ${e.unit} ${Math.round(rate)} ${e.unit}/s${eta}`)
-    },
-    note(m: string) {
-      out(m)
-    },
-  }
-}
+import { progressOutput } from '../progress-output.js'
 
 function print(p: ParsedCommand, r: ColumnMigrationResult): number {
   if (p.json) {
@@ -58,9 +37,10 @@ export const migrateEncryptCommand: Command = {
   },
   async run(p) {
     const batchSize = intOption(p.values, 'batch-size', 1, 10_000)
+    const progress = await progressOutput({ json: p.json })
     const r = await withDomicile(p, (d) => encryptColumn(d, p.args[0]!, {
-      progress: lineProgress(), actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}),
-    }))
+      progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}),
+    })).finally(() => progress.stop())
     return print(p, r)
   },
 }
@@ -74,9 +54,10 @@ export const migrateDecryptCommand: Command = {
   },
   async run(p) {
     const batchSize = intOption(p.values, 'batch-size', 1, 10_000)
+    const progress = await progressOutput({ json: p.json })
     const r = await withDomicile(p, (d) => decryptColumn(d, p.args[0]!, {
-      progress: lineProgress(), actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}),
-    }))
+      progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}),
+    })).finally(() => progress.stop())
     return print(p, r)
   },
 }
@@ -90,7 +71,8 @@ export const migrateVerifyCommand: Command = {
     options: { decrypted: { type: 'boolean' } },
   },
   async run(p) {
-    const v = await withDomicile(p, (d) => verifyColumn(d, p.args[0]!, p.values.decrypted === true ? 'decrypt' : 'encrypt', { progress: lineProgress() }))
+    const progress = await progressOutput({ json: p.json })
+    const v = await withDomicile(p, (d) => verifyColumn(d, p.args[0]!, p.values.decrypted === true ? 'decrypt' : 'encrypt', { progress })).finally(() => progress.stop())
     if (p.json) printJson(v)
     else println(formatFields([['column', v.target], ['ok', String(v.ok)], ['rows', String(v.rows)], ['opened', String(v.opened)], ['failed', String(v.failed)], ['left in source form', String(v.leftInSourceForm)], ['unaccounted', String(v.unaccounted)]]))
     return v.ok ? 0 : 1

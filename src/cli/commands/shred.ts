@@ -15,7 +15,7 @@ import { issueShredCertificate } from '../../ops/shred-verify.js'
 import { actorOption, intOption, runGroup, stringOption, type Command } from '../cli-args.js'
 import { formatFields, formatTable, printJson, println } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
-import { plainProgress } from './key-destroy.js'
+import { progressOutput } from '../progress-output.js'
 
 async function readText(path: string, what: string): Promise<string> {
   try {
@@ -42,9 +42,10 @@ export const shredVerifyCommand: Command = {
     // One sample per line; kept in memory only (the certificate holds their count).
     const knownPlaintexts = knownFile === undefined ? [] : (await readText(knownFile, '--known-plaintext')).split(/\r?\n/).filter((l) => l !== '')
     const actor = actorOption(p.values)
+    const progress = await progressOutput({ json: p.json })
     const cert = await withDomicile(p, (d) => issueShredCertificate(d, tenant, {
-      actor, knownPlaintexts, progress: plainProgress(p.json), ...(sampleSize === undefined ? {} : { sampleSize }),
-    }))
+      actor, knownPlaintexts, progress, ...(sampleSize === undefined ? {} : { sampleSize }),
+    })).finally(() => progress.stop())
     await writeFile(out, `${JSON.stringify(cert, null, 2)}\n`, { mode: 0o644 })
     const c = cert.payload
     const rows = c.checks.find((k) => k.id === 'sensitive-columns-sealed')?.counts.rows ?? 0

@@ -9,6 +9,7 @@ import { assertTenantId, type TenantRecord } from '../../control-plane/tenant-di
 import type { Domicile } from '../../domicile.js'
 import { DomicileError, isDomicileError } from '../../errors.js'
 import type { Custody } from '../../keys/key-provider.js'
+import { tenantMoveCommand } from './tenant-move.js'
 import { UsageError, commandUsage, intOption, runGroup, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatTenant, formatTenantTable, printJson, println, tenantJson } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
@@ -144,5 +145,5 @@ function statusCommand(status: 'active' | 'suspended', word: string): Command {
 }
 
 export function runTenantCommand(argv: readonly string[]): Promise<number> {
-  return runGroup('tenant', { add, show, list, suspend: statusCommand('suspended', 'suspend'), resume: statusCommand('active', 'resume') }, argv)
+  return runGroup('tenant', { add, show, list, suspend: statusCommand('suspended', 'suspend'), resume: statusCommand('active', 'resume'), move: tenantMoveCommand }, argv)
 }
