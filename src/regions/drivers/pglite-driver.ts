@@ -61,8 +61,13 @@ class PGliteDriver implements StoreDriver {
       let db = this.#opts.instance
       if (!db) {
         if (!this.#opts.dataDir.startsWith('memory://')) mkdirSync(this.#opts.dataDir, { recursive: true })
-        const mod = (await import('@electric-sql/pglite')) as unknown as { PGlite: new (dir: string) => PGliteLike }
-        db = new mod.PGlite(this.#opts.dataDir)
+        const mod = (await import('@electric-sql/pglite')) as unknown as {
+          PGlite: (new (dir: string, opts?: { startParams?: string[] }) => PGliteLike) & { defaultStartParams?: string[] }
+        }
+        // PGlite clears its shared buffers at every start: 16 MB instead of the default 128 MB saves
+        // about half a second per store (a CLI command opens two), which an embedded store does not need.
+        const base = mod.PGlite.defaultStartParams
+        db = base ? new mod.PGlite(this.#opts.dataDir, { startParams: [...base, '-c', 'shared_buffers=16MB'] }) : new mod.PGlite(this.#opts.dataDir)
       }
       await db.waitReady
       this.#db = db
