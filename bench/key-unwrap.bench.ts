@@ -260,7 +260,7 @@ interface CachedResult {
 function hitOnlyTransaction(): TenantTransaction {
   const refuse = (): never => { throw new Error('keyring hit path touched the store: the cache missed') }
   const records = { reserveDataKeyBudget: refuse, insertKey: refuse, appendAudit: refuse }
-  const tx = { tenantId: TENANT, region: REGION, session: { query: refuse, exec: refuse, discard: refuse }, records, onRollback: refuse, onCommit: refuse }
+  const tx = { tenantId: TENANT, region: REGION, session: { query: refuse, exec: refuse, discard: refuse }, records, onRollback: refuse, onCommit: refuse, runsApplicationSql: refuse }
   return tx
 }
 

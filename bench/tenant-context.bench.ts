@@ -7,10 +7,11 @@
  * - `legacy`: the previous design. `BEGIN; SET LOCAL ROLE domicile_app; set_config(tenant)` + the
  *   read on a copy of the table whose policy compares `tenant_id` with the plain setting, which SQL
  *   in a scope could change.
- * - `verified context, no reset`: `BEGIN; SET LOCAL ROLE; domicile_enter(capability, tenant)` + the
- *   read on Domicile's table (policy through `domicile_tenant()`, proof recomputed per statement).
- * - `shipped prelude`: what the router sends (src/regions/tenant-context.ts): the session reset, then
- *   the above.
+ * - `verified context`: `BEGIN; SET LOCAL ROLE; domicile_enter(capability, tenant)` + the read on
+ *   Domicile's table (policy through `domicile_tenant()`, proof recomputed per statement): what the
+ *   router sends on a connection that only Domicile's own statements used since its last reset.
+ * - `reset + verified context`: the same after a scope ran application SQL (`scope.sql`, `scope.db`)
+ *   on the connection: the session reset comes first (src/regions/tenant-context.ts).
  *
  * Arms are interleaved in shuffled rounds (bench/lib/timing.ts); medians and paired differences.
  * Run: node --import tsx bench/tenant-context.bench.ts   (BENCH_QUICK=1 for a smoke run)
@@ -98,7 +99,7 @@ export async function main(): Promise<void> {
         },
       },
       {
-        name: 'verified context, no reset',
+        name: 'verified context (after repository-only scopes)',
         op: async (i) => {
           await c.query(`BEGIN; SET LOCAL ROLE domicile_app; SELECT domicile_enter('${cap}', '${tenant(i)}') AS tenant, kind, region FROM domicile_stamp`)
           await read('items', i)
@@ -106,7 +107,7 @@ export async function main(): Promise<void> {
         },
       },
       {
-        name: 'shipped prelude (reset + verified context)',
+        name: 'reset + verified context (after application SQL)',
         op: async (i) => {
           await c.query(tenantTransactionPrelude(tenant(i), cap))
           await read('items', i)

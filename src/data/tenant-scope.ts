@@ -77,10 +77,12 @@ export class Scope implements TenantScope {
   }
 
   async sql<R = Row>(text: string, params: readonly unknown[] = []): Promise<R[]> {
+    this.#tx.runsApplicationSql() // before it runs: the next scope on this connection starts with a reset
     return (await this.#tx.session.query<R>(text, params)).rows
   }
 
   get db(): Kysely<any> {
+    this.#tx.runsApplicationSql()
     this.#db ??= kyselyForSession(this.#tx.session, [sensitiveColumnGuard(this.#schema)])
     return this.#db
   }

@@ -19,6 +19,12 @@ export interface TenantTransaction {
   /** Key and audit records of the tenant, which SQL in the scope cannot write. */
   readonly records: TenantRecords
   /**
+   * Marks that the application's own SQL (raw SQL, the query builder) runs on this transaction's
+   * connection: the next transaction on it starts with the session reset. Domicile's own
+   * statements leave no session state, so a connection only they used skips the reset.
+   */
+  runsApplicationSql(): void
+  /**
    * Runs after the transaction rolled back: to forget in-memory state tied to it, or to re-record
    * what must survive it (reveal audit records): `after.appendAudit` writes in a transaction of
    * its own for the same tenant, on the same connection.
@@ -49,12 +55,18 @@ interface RegionState {
 }
 
 
+/** Connections on which the application's own SQL ran since their last session reset. */
+const untrusted = new WeakSet<StoreSession>()
+
 /** A tenant transaction; hook lists are allocated only when something registers. */
 class Tx implements TenantTransaction {
   #rollbacks: Array<(after: AfterRollback) => void | Promise<void>> | undefined
   #commits: Array<(committed: Promise<boolean>) => void> | undefined
   #records: TenantRecords | undefined
   constructor(readonly tenantId: string, readonly region: string, readonly session: StoreSession, readonly capability: string) {}
+  runsApplicationSql(): void {
+    untrusted.add(this.session)
+  }
   get records(): TenantRecords {
     return (this.#records ??= tenantRecords(this.session, this.capability))
   }
@@ -166,7 +178,9 @@ export class RegionRouter {
     const cap = await this.#capability(session)
     let rows: Record<string, unknown>[]
     try {
-      rows = await session.exec(tenantTransactionPrelude(tenantId, cap))
+      const reset = untrusted.has(session)
+      rows = await session.exec(tenantTransactionPrelude(tenantId, cap, reset))
+      if (reset) untrusted.delete(session)
     } catch (e) {
       // Nothing of the scope ran yet: this connection is not trusted any more.
       session.discard()

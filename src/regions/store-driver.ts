@@ -5,6 +5,8 @@
  * notifications, close. Transactions, tenant context, RLS role and the region stamp are handled
  * once, above the driver, by the router (router.ts). Store handles are private to the router.
  */
+import type { Readable } from 'node:stream'
+
 export type StoreDriverKind = 'pglite' | 'postgres'
 
 export interface StoreQueryResult<R> {
@@ -25,6 +27,17 @@ export interface StoreSession {
   exec(sql: string): Promise<Record<string, unknown>[]>
   /** Marks the connection as not to be reused: it is closed when the session is released. */
   discard(): void
+  /**
+   * `COPY ... TO STDOUT` as a byte stream (PostgreSQL sessions only; undefined elsewhere). For owner
+   * sessions in operations (a tenant move), never for application code. The session is busy until
+   * the stream ends; a stream that fails discards the connection.
+   */
+  copyOut?(sql: string): Promise<Readable>
+  /**
+   * `COPY ... FROM STDIN` fed from `source` (PostgreSQL sessions only; undefined elsewhere). Resolves
+   * with the rows the server took; failures map like query errors and discard the connection.
+   */
+  copyIn?(sql: string, source: Readable): Promise<number>
 }
 
 /** Which login a session uses. */

@@ -32,12 +32,14 @@ export const SESSION_OPEN = 'SELECT domicile_session_open() AS capability'
 export const SESSION_RESET = 'RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; DISCARD TEMP; SELECT pg_advisory_unlock_all()'
 
 /**
- * The statements that open a tenant transaction, in one round trip: reset the session, begin,
+ * The statements that open a tenant transaction, in one round trip: reset the session (skipped
+ * when no SQL of the application's ran on this connection since its last reset: Domicile's own
+ * statements leave no session state), begin,
  * drop to the RLS-bound role, set the tenant context through the capability-checked definer
  * function, read the store's stamp back. Returns one row: tenant, kind, region.
  */
-export function tenantTransactionPrelude(tenantId: string, capability: string): string {
-  return `${SESSION_RESET}; BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT domicile_enter(${literal(capability)}, ${literal(tenantId)}) AS tenant, kind, region FROM domicile_stamp`
+export function tenantTransactionPrelude(tenantId: string, capability: string, reset = true): string {
+  return `${reset ? `${SESSION_RESET}; ` : ''}BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT domicile_enter(${literal(capability)}, ${literal(tenantId)}) AS tenant, kind, region FROM domicile_stamp`
 }
 
 /**

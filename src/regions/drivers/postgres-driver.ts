@@ -3,6 +3,8 @@
  * Connecting is bounded by `connectTimeoutMs`; a lost connection fails closed with
  * ERR_REGION_UNAVAILABLE and the broken client is discarded, not returned to the pool.
  */
+import type { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { DomicileError } from '../../errors.js'
 import type { SessionOptions, StoreDriver, StoreQueryResult, StoreSession } from '../store-driver.js'
 import { ClientPool, holdProcess } from './client-pool.js'
@@ -20,6 +22,19 @@ interface PgClientLike {
 }
 interface PgModuleLike {
   Client: new (cfg: Record<string, unknown>) => PgClientLike
+}
+/** The subset of `pg-copy-streams` used here (an optional dependency, imported on first use). */
+interface CopyStreamsLike {
+  to(sql: string): Readable & { readonly rowCount?: number }
+  from(sql: string): Writable & { readonly rowCount?: number }
+}
+let copyStreams: Promise<CopyStreamsLike> | undefined
+function loadCopyStreams(): Promise<CopyStreamsLike> {
+  copyStreams ??= import('pg-copy-streams').then((m) => ((m as unknown as { default?: CopyStreamsLike }).default ?? m) as unknown as CopyStreamsLike, () => {
+    copyStreams = undefined
+    throw new DomicileError('ERR_CONFIG_INVALID', 'Streaming COPY needs the optional package "pg-copy-streams". Install it (npm install pg-copy-streams).')
+  })
+  return copyStreams
 }
 
 export interface PostgresStoreOptions {
@@ -112,6 +127,28 @@ class PgSession implements StoreSession {
       return ((last as { rows?: Record<string, unknown>[] } | undefined)?.rows) ?? []
     } catch (e) {
       throw this.#fail(e)
+    }
+  }
+
+  async copyOut(sql: string): Promise<Readable> {
+    const cs = await loadCopyStreams()
+    const stream = (this.#client as unknown as { query(s: unknown): Readable }).query(cs.to(sql))
+    stream.once('error', () => {
+      this.broken = true
+    })
+    return stream
+  }
+
+  async copyIn(sql: string, source: Readable): Promise<number> {
+    const cs = await loadCopyStreams()
+    const sink = (this.#client as unknown as { query(s: unknown): Writable & { readonly rowCount?: number } }).query(cs.from(sql))
+    try {
+      await pipeline(source, sink)
+      return sink.rowCount ?? 0
+    } catch (e) {
+      // A COPY cut short leaves the protocol in an unknown state: the connection is not reused.
+      this.broken = true
+      throw mapStoreError(e, this.#name, this.#description)
     }
   }
 
