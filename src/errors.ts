@@ -86,20 +86,3 @@ export class DecryptionFailedError extends DomicileError {
     this.name = 'DecryptionFailedError'
   }
 }
-
-/** Stable mapping from error code to CLI exit status. Usage/config errors are 2; operational errors 1. */
-export function exitCodeFor(e: unknown): number {
-  if (!isDomicileError(e)) return 1
-  switch (e.code) {
-    case 'ERR_CONFIG_INVALID':
-    case 'ERR_INPUT_INVALID':
-    case 'ERR_SCHEMA_INVALID':
-    case 'ERR_TENANT_INVALID':
-    case 'ERR_TABLE_UNKNOWN':
-    case 'ERR_COLUMN_UNKNOWN':
-    case 'ERR_QUERY_UNSUPPORTED':
-      return 2
-    default:
-      return 1
-  }
-}
