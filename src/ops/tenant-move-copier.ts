@@ -4,12 +4,15 @@
  * as one array value (built by the server) and enters the target as one parameter cast back to the
  * table's row type, so no row is parsed in this process.
  *
- * - Bulk copy: keyset batches in primary-key order; a row whose parent row is not in the target yet
+ * - Bulk copy: between two PostgreSQL stores, chunks stream by COPY (binary when both stores give
+ *   the columns the same types) through a staging table; otherwise keyset batches in primary-key order; a row whose parent row is not in the target yet
  *   (a foreign key) is left for catch-up, which writes parents before children.
  * - Repair: rows given by primary key are upserted (parents first) and rows gone from the source
  *   deleted (children first), in one target transaction per step.
  * - Purge: the tenant's rows in a store are deleted, children first.
  */
+import { createHash } from 'node:crypto'
+import { DomicileError } from '../errors.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import type { MovePlan, MoveTable } from './tenant-move-plan.js'
 import { pkArray, q, rowValue, writeTx } from './tenant-move-sql.js'
@@ -111,4 +114,65 @@ export async function remainingRows(s: StoreSession, plan: MovePlan, tenantId: s
     out[t.name] = Number(r.rows[0]?.n ?? 0)
   }
   return out
+}
+
+/** Whether both sessions stream COPY (PostgreSQL to PostgreSQL): the bulk copy's fast path. */
+export function canStreamCopy(src: StoreSession, dst: StoreSession): boolean {
+  return typeof src.copyOut === 'function' && typeof dst.copyIn === 'function'
+}
+
+/**
+ * The COPY format for a table: binary when both stores give its columns the same types (binary
+ * COPY is exact only then), text otherwise (each value through the types' text forms, like the
+ * batched path).
+ */
+export async function copyFormat(src: StoreSession, dst: StoreSession, t: MoveTable): Promise<'binary' | 'text'> {
+  const sql = `SELECT string_agg(coalesce(format_type(a.atttypid, a.atttypmod), '?'), ',' ORDER BY c.i) AS sig
+    FROM unnest($2::text[]) WITH ORDINALITY c(name, i) LEFT JOIN pg_attribute a ON a.attrelid = to_regclass($1)::oid AND a.attname = c.name AND NOT a.attisdropped`
+  const [a, b] = await Promise.all([src, dst].map((s) => s.query<{ sig: string | null }>(sql, [q(t.name), t.columns])))
+  const sa = a!.rows[0]?.sig ?? null
+  return sa !== null && sa === (b!.rows[0]?.sig ?? null) ? 'binary' : 'text'
+}
+
+/** A string literal (the transaction sets standard_conforming_strings): COPY takes no parameters. */
+function literal(v: string): string {
+  /* Precondition: a literal holds no NUL character (PostgreSQL text cannot). */
+  if (v.includes('\0')) throw new DomicileError('ERR_INPUT_INVALID', 'A tenant id or primary key holds a NUL character; it cannot be copied.')
+  return `'${v.replaceAll("'", "''")}'`
+}
+
+const stageName = (t: MoveTable): string => `domicile_move_stage_${createHash('sha256').update(t.name).digest('hex').slice(0, 16)}`
+
+/**
+ * Bulk copy of the next keyset chunk (primary keys after `after`, at most `limit`) by streaming
+ * COPY: the source's rows leave in one COPY TO (in the source's current transaction, the caller's
+ * snapshot) and enter a temporary staging table of the target by COPY FROM, then the table by one
+ * INSERT ... SELECT in the same target transaction (rows already there are left alone, rows whose
+ * parents are not in the target yet are left for catch-up, as in `insertBatch`). Nothing is parsed
+ * in this process. Returns rows read, rows inserted, and the chunk's last key (null: the rest of
+ * the table was copied).
+ */
+export async function copyChunk(src: StoreSession, dst: StoreSession, t: MoveTable, tenantId: string, after: string | null, limit: number, format: 'binary' | 'text', deferred: boolean): Promise<{ rows: number; inserted: number; last: string | null }> {
+  const pk = `t.${q(t.pk)}`
+  const lower = after === null ? '' : ` AND ${pk} > ${literal(after)}::${t.pkType}`
+  const b = await src.query<{ k: string | null }>(
+    `SELECT ${pk}::text AS k FROM ${q(t.name)} t WHERE t.tenant_id = $1${after === null ? '' : ` AND ${pk} > $3::text::${t.pkType}`} ORDER BY ${pk} OFFSET $2 LIMIT 1`,
+    after === null ? [tenantId, limit - 1] : [tenantId, limit - 1, after])
+  const last = b.rows[0]?.k ?? null
+  const upper = last === null ? '' : ` AND ${pk} <= ${literal(last)}::${t.pkType}`
+  const cols = t.columns.map((c) => q(c)).join(', ')
+  const stage = q(stageName(t))
+  const out = await src.copyOut!(`COPY (SELECT ${t.columns.map((c) => `t.${q(c)}`).join(', ')} FROM ${q(t.name)} t WHERE t.tenant_id = ${literal(tenantId)}${lower}${upper}) TO STDOUT (FORMAT ${format})`)
+  return writeTx(dst, async () => {
+    await dst.exec(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${q(t.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`)
+    const rows = await dst.copyIn!(`COPY ${stage} (${cols}) FROM STDIN (FORMAT ${format})`, out)
+    const filter = rowsWithParents(t).replace(`unnest($1::${q(t.name)}[]) r`, `${stage} r`).replace('SELECT r.*', `SELECT ${t.columns.map((c) => `r.${q(c)}`).join(', ')}`)
+    const ins = await dst.query(`INSERT INTO ${q(t.name)} (${cols}) ${filter} ON CONFLICT DO NOTHING`)
+    return { rows, inserted: ins.rowCount, last }
+  }, { deferred }).catch((e: unknown) => {
+    // The source's COPY may have been cut short: its connection is not reused.
+    out.destroy()
+    src.discard()
+    throw e
+  })
 }

@@ -11,11 +11,12 @@ import type { MoveTable } from './tenant-move-plan.js'
  * Output settings that make a row's text identical on both servers (time zone, date style,
  * bytea and float output), for this transaction only: owner sessions are pooled.
  */
-const SETTINGS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 3"
+const SETTINGS = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 3; SET LOCAL standard_conforming_strings = on"
 
 /** A read transaction on the source: one snapshot for every statement of a step. */
-export async function readTx<T>(s: StoreSession, fn: () => Promise<T>): Promise<T> {
-  await s.exec(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${SETTINGS}`)
+export async function readTx<T>(s: StoreSession, fn: () => Promise<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
+  const timeout = opts.timeoutMs === undefined ? '' : `; SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(opts.timeoutMs))}`
+  await s.exec(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${SETTINGS}${timeout}`)
   try {
     const r = await fn()
     await s.exec('COMMIT')

@@ -15,7 +15,22 @@ export interface BucketSummary {
   /** bucket -> "count:sum1:sum2" */
   readonly buckets: ReadonlyMap<number, string>
   readonly rows: number
+  /**
+   * bucket -> change marker of the row versions the summary was computed from (count and a sum
+   * over each row version's xmin and ctid, see `changeMarkers`); only meaningful on the store that
+   * computed it.
+   */
+  readonly markers?: ReadonlyMap<number, string>
 }
+
+/**
+ * The change marker of a row version: a 64-bit hash of its xmin (the transaction that wrote it)
+ * and ctid (where it is stored). Every insert and update makes a new row version with a new xmin,
+ * a delete removes one: a bucket whose rows changed has a different count or sum (barring a 64-bit
+ * collision of the sum). Reading it needs no row text, so a full pass is far cheaper than hashing
+ * the rows' content.
+ */
+const MARKER = `hashtextextended(t.xmin::text || '/' || t.ctid::text, 0)`
 
 /** Bucket count for a table of `rows` rows: about 32 rows a bucket, 2^8 .. 2^16 buckets. */
 export function bucketBits(rows: number): number {
@@ -36,16 +51,34 @@ export async function summarize(s: StoreSession, t: MoveTable, tenantId: string,
     params.push(only)
     filter = 'WHERE x.b = ANY($3::int[])'
   }
-  const r = await s.query<{ b: number; v: string; n: number }>(
-    `SELECT x.b, count(*)::int AS n, count(*) || ':' || sum(('x' || substr(x.m, 1, 15))::bit(60)::bigint) || ':' || sum(('x' || substr(x.m, 16, 15))::bit(60)::bigint) AS v
-     FROM (SELECT ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m FROM ${q(t.name)} t WHERE t.tenant_id = $1) x ${filter} GROUP BY x.b`, params)
+  const r = await s.query<{ b: number; v: string; n: number; mk: string }>(
+    `SELECT x.b, count(*)::int AS n, count(*) || ':' || sum(('x' || substr(x.m, 1, 15))::bit(60)::bigint) || ':' || sum(('x' || substr(x.m, 16, 15))::bit(60)::bigint) AS v,
+            count(*) || ':' || sum(x.mk) AS mk
+     FROM (SELECT ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m, ${MARKER} AS mk FROM ${q(t.name)} t WHERE t.tenant_id = $1) x ${filter} GROUP BY x.b`, params)
   const buckets = new Map<number, string>()
+  const markers = new Map<number, string>()
   let rows = 0
   for (const row of r.rows) {
     buckets.set(Number(row.b), row.v)
+    markers.set(Number(row.b), row.mk)
     rows += Number(row.n)
   }
-  return { bits, buckets, rows }
+  return { bits, buckets, rows, markers }
+}
+
+/** Per bucket, the change markers of the tenant's row versions in a table (see MARKER), in the session's current transaction. */
+export async function changeMarkers(s: StoreSession, t: MoveTable, tenantId: string, bits: number): Promise<Map<number, string>> {
+  const r = await s.query<{ b: number; mk: string }>(
+    `SELECT x.b, count(*) || ':' || sum(x.mk) AS mk FROM (SELECT ${pkBucket(t, '$2')} AS b, ${MARKER} AS mk FROM ${q(t.name)} t WHERE t.tenant_id = $1) x GROUP BY x.b`, [tenantId, bits])
+  return new Map(r.rows.map((row) => [Number(row.b), row.mk]))
+}
+
+/** Buckets whose markers differ (a bucket present on one side only included). */
+export function changedBuckets(before: ReadonlyMap<number, string>, now: ReadonlyMap<number, string>): number[] {
+  const out = new Set<number>()
+  for (const [k, v] of now) if (before.get(k) !== v) out.add(k)
+  for (const k of before.keys()) if (!now.has(k)) out.add(k)
+  return [...out].sort((x, y) => x - y)
 }
 
 /** Buckets whose content differs between two summaries (same bits). */
@@ -59,14 +92,18 @@ export function differingBuckets(a: BucketSummary, b: BucketSummary): number[] {
 /** Replaces some buckets of a summary with a fresh partial one. */
 export function patchSummary(base: BucketSummary, fresh: BucketSummary, buckets: readonly number[]): BucketSummary {
   const m = new Map(base.buckets)
+  const mk = base.markers && fresh.markers ? new Map(base.markers) : undefined
   for (const b of buckets) {
     const v = fresh.buckets.get(b)
     if (v === undefined) m.delete(b)
     else m.set(b, v)
+    const x = fresh.markers?.get(b)
+    if (x === undefined) mk?.delete(b)
+    else mk?.set(b, x)
   }
   let rows = 0
   for (const v of m.values()) rows += Number(v.slice(0, v.indexOf(':')))
-  return { bits: base.bits, buckets: m, rows }
+  return mk ? { bits: base.bits, buckets: m, rows, markers: mk } : { bits: base.bits, buckets: m, rows }
 }
 
 /** The table's content hash: sha256 over its buckets in order (hex). */
@@ -82,4 +119,35 @@ export async function rowHashes(s: StoreSession, t: MoveTable, tenantId: string,
     `SELECT x.k, x.m FROM (SELECT t.${q(t.pk)}::text AS k, ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m FROM ${q(t.name)} t WHERE t.tenant_id = $1) x WHERE x.b = ANY($3::int[])`,
     [tenantId, bits, buckets])
   return new Map(r.rows.map((row) => [row.k, row.m]))
+}
+
+/**
+ * The rows of some buckets in one pass: primary key -> (bucket, row md5), and those buckets'
+ * summary (with change markers), summed here exactly as `summarize` sums them in SQL.
+ */
+export async function bucketRows(s: StoreSession, t: MoveTable, tenantId: string, bits: number, buckets: readonly number[]): Promise<{ summary: BucketSummary; rows: Map<string, { b: number; m: string }> }> {
+  const r = await s.query<{ k: string; b: number; m: string; mk: string }>(
+    `SELECT x.k, x.b, x.m, x.mk::text AS mk FROM (SELECT t.${q(t.pk)}::text AS k, ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m, ${MARKER} AS mk FROM ${q(t.name)} t WHERE t.tenant_id = $1) x WHERE x.b = ANY($3::int[])`,
+    [tenantId, bits, buckets])
+  const acc = new Map<number, { n: number; s1: bigint; s2: bigint; mk: bigint }>()
+  const rows = new Map<string, { b: number; m: string }>()
+  for (const row of r.rows) {
+    const b = Number(row.b)
+    rows.set(row.k, { b, m: row.m })
+    const a = acc.get(b) ?? { n: 0, s1: 0n, s2: 0n, mk: 0n }
+    a.n++
+    a.s1 += BigInt(`0x${row.m.slice(0, 15)}`)
+    a.s2 += BigInt(`0x${row.m.slice(15, 30)}`)
+    a.mk += BigInt(row.mk)
+    acc.set(b, a)
+  }
+  const out = new Map<number, string>()
+  const markers = new Map<number, string>()
+  let n = 0
+  for (const [b, a] of acc) {
+    out.set(b, `${a.n}:${a.s1}:${a.s2}`)
+    markers.set(b, `${a.n}:${a.mk}`)
+    n += a.n
+  }
+  return { summary: { bits, buckets: out, rows: n, markers }, rows }
 }

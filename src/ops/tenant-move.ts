@@ -32,12 +32,12 @@ import type { StoreSession } from '../regions/store-driver.js'
 import { OperationJournal, type Operation } from './operation-journal.js'
 import { appendOperationAudit } from './ops-audit.js'
 import { silentProgress, type Progress } from './progress.js'
-import { applyRepairs, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, type TableRepair } from './tenant-move-copier.js'
+import { applyRepairs, canStreamCopy, copyChunk, copyFormat, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, type TableRepair } from './tenant-move-copier.js'
 import { drainOpenTransactions } from './tenant-move-drain.js'
 import { checkKeysOpen, countKeys, deleteKeys, syncKeys } from './tenant-move-keys.js'
 import { planTables, type MovePlan, type MoveTable } from './tenant-move-plan.js'
 import { readTx, writeTx } from './tenant-move-sql.js'
-import { bucketBits, contentHash, countRows, differingBuckets, patchSummary, rowHashes, summarize, type BucketSummary } from './tenant-move-verifier.js'
+import { bucketBits, bucketRows, changedBuckets, changeMarkers, contentHash, countRows, differingBuckets, patchSummary, rowHashes, summarize, type BucketSummary } from './tenant-move-verifier.js'
 
 export type MoveState = 'plan' | 'copy' | 'catch-up' | 'cutover' | 'verify' | 'purge' | 'done' | 'abort' | 'aborted'
 
@@ -45,7 +45,7 @@ export interface MoveOptions {
   /** Who runs the move (audit). */
   readonly actor?: string
   readonly progress?: Progress
-  /** Rows per copy batch. Default 20 000. */
+  /** Rows per copy batch. Default 20 000 (50 000 a chunk when the copy streams by COPY between PostgreSQL stores). */
   readonly batchRows?: number
   /** The write freeze is never longer: a final catch-up that would pass it is undone and retried. Default 2000 ms. */
   readonly maxFreezeMs?: number
@@ -53,9 +53,9 @@ export interface MoveOptions {
   readonly drainTimeoutMs?: number
   /** Attempts at the freeze before the move stops (resumable). Default 3. */
   readonly freezeAttempts?: number
-  /** Online catch-up rounds before the freeze, at most. Default 5. */
+  /** Online catch-up rounds before the freeze, at most. Default 10. */
   readonly catchUpRounds?: number
-  /** The freeze starts once a catch-up round copied at most this many rows. Default 1000. */
+  /** The freeze starts once a catch-up round copied at most this many rows. Default 200. */
   readonly catchUpThreshold?: number
   /**
    * Wait between the cutover and the purge, so that no process still writes to the source from a
@@ -116,6 +116,12 @@ function killPoint(point: string): void {
   if (process.env.DOMICILE_TEST_KILL_AT === point) process.kill(process.pid, 'SIGKILL')
 }
 
+/** Thrown inside the freeze when its deadline passed: the freeze is undone and tried again. */
+class FreezeOverrun extends Error {}
+
+/** Of the freeze bound, what is kept for the cutover commit and for writers to learn of it (ms). */
+const FREEZE_RESERVE_MS = 400
+
 const LEASE_CLASS = 0x646d6f76 // 'dmov'
 /** How long a move waits for the lease of a process that was just killed. */
 const LEASE_WAIT_MS = 3000
@@ -132,6 +138,8 @@ class MoveRun {
   freezeMs: number | null = null
   /** The target's bucket summaries as of the last round (this process only). */
   readonly targetSummaries = new Map<string, BucketSummary>()
+  /** The source's bucket summaries (with change markers) as of the last round (this process only). */
+  readonly sourceSummaries = new Map<string, BucketSummary>()
   /** Freezes started by this process (a resumed move starts counting again). */
   freezeAttempts = 0
 
@@ -216,9 +224,30 @@ class MoveRun {
     let copiedHere = 0
     let batchNo = 0
     await this.both(async (src, dst) => {
+      const stream = canStreamCopy(src, dst)
       for (const t of plan.tables) {
         const st = (this.cp.copy[t.name] ??= { after: null, done: false, rows: 0 })
         if (st.done) continue
+        const step = async (rows: number, last: string | null, done: boolean) => {
+          st.rows += rows
+          st.after = last ?? st.after
+          st.done = done
+          this.cp.copiedRows += rows
+          copiedHere += rows
+          await this.advance('copy')
+          this.progress.update({ state: 'copy', done: this.cp.copiedRows, total: this.cp.total, unit: 'rows' })
+          killPoint(`copy:${++batchNo}`)
+        }
+        if (stream) {
+          // PostgreSQL to PostgreSQL: each chunk streams by COPY (one source snapshot per chunk).
+          const format = await copyFormat(src, dst, t)
+          const chunk = Math.max(batchRows, this.opts.batchRows ?? 50_000)
+          while (!st.done) {
+            const c = await readTx(src, () => copyChunk(src, dst, t, this.tenant, st.after, chunk, format, plan.deferred))
+            await step(c.rows, c.last, c.last === null)
+          }
+          continue
+        }
         const read = (after: string | null) => readTx(src, () => readBatch(src, t, this.tenant, after, batchRows))
         let next: Promise<Awaited<ReturnType<typeof read>>> | null = read(st.after)
         while (next) {
@@ -227,14 +256,7 @@ class MoveRun {
           next = b.rows === batchRows ? read(b.last) : null
           next?.catch(() => undefined)
           if (b.rows > 0) await writeTx(dst, () => insertBatch(dst, t, b))
-          st.rows += b.rows
-          st.after = b.last ?? st.after
-          st.done = next === null
-          this.cp.copiedRows += b.rows
-          copiedHere += b.rows
-          await this.advance('copy')
-          this.progress.update({ state: 'copy', done: this.cp.copiedRows, total: this.cp.total, unit: 'rows' })
-          killPoint(`copy:${++batchNo}`)
+          await step(b.rows, b.last, next === null)
         }
       }
       const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
@@ -251,8 +273,14 @@ class MoveRun {
    * rows that differ and deletes the ones gone from the source. Returns rows written and the
    * summaries after the round (both sides equal for every table when `verified`).
    */
-  async round(src: StoreSession, dst: StoreSession): Promise<{ repaired: number; verified: boolean; summaries: Map<string, BucketSummary> }> {
+  async round(src: StoreSession, dst: StoreSession, deadline?: number): Promise<{ repaired: number; verified: boolean; summaries: Map<string, BucketSummary> }> {
     const plan = await this.getPlan()
+    const left = () => (deadline === undefined ? undefined : deadline - Date.now())
+    const check = () => {
+      const ms = left()
+      if (ms !== undefined && ms <= 0) throw new FreezeOverrun()
+    }
+    check()
     const work = await readTx(src, async () => {
       const repairs: TableRepair[] = []
       const pending: Array<{ t: MoveTable; bits: number; diff: number[]; src: BucketSummary; dst: BucketSummary }> = []
@@ -261,17 +289,26 @@ class MoveRun {
         // Only this move writes the tenant's rows in the target before the cutover: after one full
         // read, the target's summary is the last one, patched where this move wrote since.
         const known = this.targetSummaries.get(t.name)
-        const [a, b] = await Promise.all([summarize(src, t, this.tenant, bits), known?.bits === bits ? known : readTx(dst, () => summarize(dst, t, this.tenant, bits))])
+        const { summary: a, rows: changed } = await this.sourceSummary(src, t, bits)
+        check()
+        const b = known?.bits === bits ? known : await readTx(dst, () => summarize(dst, t, this.tenant, bits))
         const diff = differingBuckets(a, b)
         pending.push({ t, bits, diff, src: a, dst: b })
         if (diff.length === 0) continue
-        const [ha, hb] = await Promise.all([rowHashes(src, t, this.tenant, bits, diff), readTx(dst, () => rowHashes(dst, t, this.tenant, bits, diff))])
+        // The source's rows of those buckets: read already when every one of them changed there.
+        const have = changed && diff.every((x) => changed.buckets.has(x))
+        const want = new Set(diff)
+        const [ha, hb] = await Promise.all([
+          have ? new Map([...changed.rows].filter(([, v]) => want.has(v.b)).map(([k, v]) => [k, v.m])) : rowHashes(src, t, this.tenant, bits, diff),
+          readTx(dst, () => rowHashes(dst, t, this.tenant, bits, diff)),
+        ])
         const upsert = [...ha].filter(([k, m]) => hb.get(k) !== m).map(([k]) => k)
         const remove = [...hb.keys()].filter((k) => !ha.has(k))
         repairs.push({ table: t, upsert: await readRows(src, t, this.tenant, upsert), remove })
+        check()
       }
       return { repairs, pending }
-    })
+    }, { timeoutMs: left() })
     const repaired = work.repairs.length ? await applyRepairs(dst, plan, this.tenant, work.repairs) : 0
     // Re-read the buckets that differed, in both regions: every bucket equal = the tables are equal.
     let verified = true
@@ -279,32 +316,55 @@ class MoveRun {
     for (const w of work.pending) {
       if (w.diff.length === 0) {
         summaries.set(w.t.name, w.src)
+        this.sourceSummaries.set(w.t.name, w.src)
         this.targetSummaries.set(w.t.name, w.dst)
         continue
       }
-      const [a, b] = await Promise.all([readTx(src, () => summarize(src, w.t, this.tenant, w.bits, w.diff)), readTx(dst, () => summarize(dst, w.t, this.tenant, w.bits, w.diff))])
-      const sa = patchSummary(w.src, a, w.diff)
+      check()
+      // Inside the freeze (a deadline) the source no longer changes after the drain: its snapshot
+      // above is final and only the target is read again. Outside it, both are.
+      const [a, b] = await Promise.all([
+        deadline === undefined ? readTx(src, () => summarize(src, w.t, this.tenant, w.bits, w.diff)) : w.src,
+        readTx(dst, () => summarize(dst, w.t, this.tenant, w.bits, w.diff)),
+      ])
+      const sa = deadline === undefined ? patchSummary(w.src, a, w.diff) : w.src
       const sb = patchSummary(w.dst, b, w.diff)
       if (differingBuckets(sa, sb).length > 0) verified = false
       summaries.set(w.t.name, sa)
+      this.sourceSummaries.set(w.t.name, sa)
       this.targetSummaries.set(w.t.name, sb)
     }
     this.cp.repairedRows += repaired
     return { repaired, verified, summaries }
   }
 
+  /**
+   * The source's bucket summary of a table in the current snapshot. After one full read, only the
+   * buckets whose change markers moved since (rows inserted, updated or deleted) are hashed again:
+   * a round costs a pass over row versions' xmin/ctid plus the content of what changed.
+   */
+  async sourceSummary(src: StoreSession, t: MoveTable, bits: number): Promise<{ summary: BucketSummary; rows?: { buckets: Set<number>; rows: Map<string, { b: number; m: string }> } }> {
+    const prev = this.sourceSummaries.get(t.name)
+    if (prev?.bits !== bits || !prev.markers) return { summary: await summarize(src, t, this.tenant, bits) }
+    const dirty = changedBuckets(prev.markers, await changeMarkers(src, t, this.tenant, bits))
+    if (dirty.length === 0) return { summary: prev }
+    const r = await bucketRows(src, t, this.tenant, bits, dirty)
+    return { summary: patchSummary(prev, r.summary, dirty), rows: { buckets: new Set(dirty), rows: r.rows } }
+  }
+
   async catchUp(): Promise<void> {
-    const rounds = this.opts.catchUpRounds ?? 5
-    const threshold = this.opts.catchUpThreshold ?? 1000
+    const rounds = this.opts.catchUpRounds ?? 10
+    const threshold = this.opts.catchUpThreshold ?? 200
     await this.both(async (src, dst) => {
+      const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
+      this.cp.keys = k.total
+      // Rounds until one finds little to copy, so the one inside the freeze has little left.
       for (let i = 1; i <= rounds; i++) {
         const r = await this.round(src, dst)
         this.progress.update({ state: 'catch-up', done: this.cp.repairedRows, unit: 'rows' })
         killPoint(`catch-up:${i}`)
         if (r.repaired <= threshold) break
       }
-      const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
-      this.cp.keys = k.total
     })
     await this.freeze()
   }
@@ -342,19 +402,29 @@ class MoveRun {
     const t0 = this.cp.freezeStartedAt ?? Date.now()
     const mine = this.freezeAttempts > 0 ? t0 : Date.now()
     const maxFreezeMs = this.opts.maxFreezeMs ?? 2000
+    // The freeze's work must end early enough for the cutover commit and for writers to learn of it.
+    const deadline = mine + maxFreezeMs - Math.min(FREEZE_RESERVE_MS, maxFreezeMs / 4)
     killPoint('cutover')
     const outcome = await this.both(async (src, dst) => {
-      if (this.p.router.driverKind(this.from) === 'postgres') {
-        const drain = await drainOpenTransactions(src, this.opts.drainTimeoutMs ?? 1000)
-        if (!drain.drained) return { ok: false as const, reason: `${drain.waitedFor} transaction(s) on the source did not end within the drain bound` }
+      try {
+        if (this.p.router.driverKind(this.from) === 'postgres') {
+          const bound = Math.min(this.opts.drainTimeoutMs ?? 1000, Math.max(0, (deadline - Date.now()) / 2))
+          const drain = await drainOpenTransactions(src, bound)
+          if (!drain.drained) return { ok: false as const, reason: `${drain.waitedFor} transaction(s) on the source did not end within the drain bound (${Math.round(bound)} ms)` }
+        }
+        let r = await this.round(src, dst, deadline)
+        for (let i = 0; i < 2 && !r.verified; i++) r = await this.round(src, dst, deadline)
+        if (!r.verified) return { ok: false as const, reason: 'the regions did not agree after the final catch-up' }
+        const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
+        this.cp.keys = k.total
+        if (Date.now() > deadline) throw new FreezeOverrun()
+        killPoint('cutover:verified')
+        return { ok: true as const, summaries: r.summaries }
+      } catch (e) {
+        // Out of time (our own check, or a statement cancelled by the freeze's statement timeout).
+        if (e instanceof FreezeOverrun || Date.now() >= deadline) return { ok: false as const, reason: `the final catch-up would have passed the ${maxFreezeMs} ms freeze bound` }
+        throw e
       }
-      let r = await this.round(src, dst)
-      for (let i = 0; i < 2 && !r.verified; i++) r = await this.round(src, dst)
-      if (!r.verified) return { ok: false as const, reason: 'the regions did not agree after the final catch-up' }
-      const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
-      this.cp.keys = k.total
-      killPoint('cutover:verified')
-      return { ok: true as const, summaries: r.summaries }
     })
     if (!outcome.ok || Date.now() - mine > maxFreezeMs) {
       const reason = outcome.ok ? `the final catch-up would have passed the ${maxFreezeMs} ms freeze bound` : outcome.reason

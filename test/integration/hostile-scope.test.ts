@@ -174,7 +174,7 @@ describe('hostile SQL inside a tenant scope (real PostgreSQL, two roles)', { ski
 
   test('session settings, search_path, prepared statements, temp views, cursors and LISTEN do not reach the next scope', async () => {
     await d.withTenant('acme', async (s) => {
-      await s.sql("SET search_path = pg_temp, public; SET statement_timeout = 1; SET application_name = 'planted'")
+      await s.sql("SET search_path = pg_temp, public; SET statement_timeout = 600000; SET application_name = 'planted'")
       await s.sql('PREPARE planted AS SELECT id FROM customers')
       await s.sql('CREATE TEMP VIEW planted_view AS SELECT 1 AS x')
       await s.sql('DECLARE planted_cursor CURSOR WITH HOLD FOR SELECT 1')
