@@ -230,7 +230,7 @@ async function capOf(conn: object, query: (sql: string) => Promise<unknown>): Pr
 function checkShape(stmts: string[], tenant: string, what: string): { prelude: string; body: string } {
   /* Precondition: a tenant transaction is exactly prelude, one statement, COMMIT. */
   const m = PRELUDE.exec(stmts[0] ?? '')
-  if (stmts.length !== 3 || !m || stmts[0] !== tenantTransactionPrelude(tenant, m[1]!) || stmts[2] !== CHECKED_COMMIT) {
+  if (stmts.length !== 3 || !m || stmts[0] !== tenantTransactionPrelude(tenant, m[1]!, false) || stmts[2] !== CHECKED_COMMIT) {
     throw new Error(`${what}: unexpected statement sequence from the data layer: ${JSON.stringify(stmts)}`)
   }
   return { prelude: stmts[0]!, body: stmts[1]! }
@@ -387,7 +387,8 @@ interface BaselineSql {
 
 function baselineSql(stmts: { read: string[]; insert: string[] }): BaselineSql {
   return {
-    prelude: tenantTransactionPrelude,
+    // Repository calls run no application SQL, so the data layer sends no session reset: neither do the baselines.
+    prelude: (tenantId: string, cap: string) => tenantTransactionPrelude(tenantId, cap, false),
     read: checkShape(stmts.read, TENANTS[0].id, 'read').body,
     insert: checkShape(stmts.insert, TENANTS[0].id, 'insert').body,
   }
