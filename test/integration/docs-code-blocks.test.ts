@@ -52,7 +52,16 @@ function run(cmd: string, args: readonly string[], opts: { cwd: string; env: Nod
       }
     }, opts.timeoutMs)
     child.on('error', (e) => { clearTimeout(timer); reject(e) })
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, timedOut }) })
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      // Whatever the block left running in the background (a key proxy whose trap did not run) goes too.
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // the group is already empty
+      }
+      resolve({ code, stdout, stderr, timedOut })
+    })
     child.stdin.end(opts.input ?? '')
   })
 }
