@@ -50,6 +50,21 @@ export class OperationJournal {
     return this.#store.withSession(fn, { role: 'owner' })
   }
 
+  /** One owner transaction: committed when `fn` resolves, rolled back when it throws. */
+  #transaction<T>(fn: (s: StoreSession) => Promise<T>): Promise<T> {
+    return this.#owner(async (s) => {
+      await s.exec('BEGIN')
+      try {
+        const r = await fn(s)
+        await s.exec('COMMIT')
+        return r
+      } catch (e) {
+        await s.exec('ROLLBACK').catch(() => undefined)
+        throw e
+      }
+    })
+  }
+
   /**
    * Starts an operation. Fails with ERR_OPERATION_RUNNING when one is running for the same target.
    * `inTransaction` runs in the same control-plane transaction (e.g. a directory change that must
@@ -57,27 +72,20 @@ export class OperationJournal {
    */
   async start<C extends Record<string, unknown>>(op: { kind: OperationKind; tenantId: string | null; target: string; state: string; checkpoint: C; actor?: string },
     inTransaction?: (s: StoreSession, id: number) => Promise<void>): Promise<Operation<C>> {
-    return this.#owner(async (s) => {
-      await s.exec('BEGIN')
-      try {
-        const r = await s.query<Row>(
-          `INSERT INTO domicile_operations (kind, tenant_id, target, state, checkpoint, actor) VALUES ($1, $2, $3, $4, $5::jsonb, $6)
-           ON CONFLICT (target) WHERE status = 'running' DO NOTHING RETURNING *`,
-          [op.kind, op.tenantId, op.target, op.state, JSON.stringify(op.checkpoint), op.actor ?? null])
-        const row = r.rows[0]
-        if (!row) {
-          const other = await s.query<Row>(`SELECT * FROM domicile_operations WHERE target = $1 AND status = 'running'`, [op.target])
-          const o = other.rows[0]
-          throw new DomicileError('ERR_OPERATION_RUNNING',
-            `Operation ${o ? `#${o.id} (${o.kind}, at "${o.state}")` : ''} is running for "${op.target}". Resume it with --resume or abort it with --abort; operations on one target never overlap.`)
-        }
-        if (inTransaction) await inTransaction(s, Number(row.id))
-        await s.exec('COMMIT')
-        return toOperation<C>(row)
-      } catch (e) {
-        await s.exec('ROLLBACK').catch(() => undefined)
-        throw e
+    return this.#transaction(async (s) => {
+      const r = await s.query<Row>(
+        `INSERT INTO domicile_operations (kind, tenant_id, target, state, checkpoint, actor) VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+         ON CONFLICT (target) WHERE status = 'running' DO NOTHING RETURNING *`,
+        [op.kind, op.tenantId, op.target, op.state, JSON.stringify(op.checkpoint), op.actor ?? null])
+      const row = r.rows[0]
+      if (!row) {
+        const other = await s.query<Row>(`SELECT * FROM domicile_operations WHERE target = $1 AND status = 'running'`, [op.target])
+        const o = other.rows[0]
+        throw new DomicileError('ERR_OPERATION_RUNNING',
+          `Operation ${o ? `#${o.id} (${o.kind}, at "${o.state}")` : ''} is running for "${op.target}". Resume it with --resume or abort it with --abort; operations on one target never overlap.`)
       }
+      if (inTransaction) await inTransaction(s, Number(row.id))
+      return toOperation<C>(row)
     })
   }
 
@@ -107,36 +115,24 @@ export class OperationJournal {
    * in the same control-plane transaction (e.g. the directory's cutover to the new region).
    */
   async advance<C extends Record<string, unknown>>(id: number, state: string, checkpoint: C, inTransaction?: (s: StoreSession) => Promise<void>): Promise<void> {
-    await this.#owner(async (s) => {
-      await s.exec('BEGIN')
-      try {
-        const r = await s.query(`UPDATE domicile_operations SET state = $2, checkpoint = $3::jsonb, updated_at = now() WHERE id = $1 AND status = 'running'`,
-          [id, state, JSON.stringify(checkpoint)])
-        if (r.rowCount !== 1) throw new DomicileError('ERR_CONFLICT', `Operation #${id} is not running any more (finished or aborted elsewhere).`)
-        if (inTransaction) await inTransaction(s)
-        await s.exec('COMMIT')
-      } catch (e) {
-        await s.exec('ROLLBACK').catch(() => undefined)
-        throw e
-      }
+    await this.#transaction(async (s) => {
+      const r = await s.query(`UPDATE domicile_operations SET state = $2, checkpoint = $3::jsonb, updated_at = now() WHERE id = $1 AND status = 'running'`,
+        [id, state, JSON.stringify(checkpoint)])
+      if (r.rowCount !== 1) throw notRunning(id)
+      if (inTransaction) await inTransaction(s)
     })
   }
 
   /** Ends a running operation. */
   async finish(id: number, status: Exclude<OperationStatus, 'running'>, state: string, checkpoint?: Record<string, unknown>, inTransaction?: (s: StoreSession) => Promise<void>): Promise<void> {
-    await this.#owner(async (s) => {
-      await s.exec('BEGIN')
-      try {
-        const r = await s.query(
-          `UPDATE domicile_operations SET status = $2, state = $3, checkpoint = coalesce($4::jsonb, checkpoint), updated_at = now(), finished_at = now()
-           WHERE id = $1 AND status = 'running'`, [id, status, state, checkpoint === undefined ? null : JSON.stringify(checkpoint)])
-        if (r.rowCount !== 1) throw new DomicileError('ERR_CONFLICT', `Operation #${id} is not running any more (finished or aborted elsewhere).`)
-        if (inTransaction) await inTransaction(s)
-        await s.exec('COMMIT')
-      } catch (e) {
-        await s.exec('ROLLBACK').catch(() => undefined)
-        throw e
-      }
+    await this.#transaction(async (s) => {
+      const r = await s.query(
+        `UPDATE domicile_operations SET status = $2, state = $3, checkpoint = coalesce($4::jsonb, checkpoint), updated_at = now(), finished_at = now()
+         WHERE id = $1 AND status = 'running'`, [id, status, state, checkpoint === undefined ? null : JSON.stringify(checkpoint)])
+      if (r.rowCount !== 1) throw notRunning(id)
+      if (inTransaction) await inTransaction(s)
     })
   }
 }
+
+const notRunning = (id: number) => new DomicileError('ERR_CONFLICT', `Operation #${id} is not running any more (finished or aborted elsewhere).`)
