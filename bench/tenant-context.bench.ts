@@ -23,7 +23,7 @@ import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { createDomicile, parseConfig } from '../src/index.js'
 import { SESSION_OPEN, tenantTransactionPrelude } from '../src/regions/tenant-context.js'
-import { postgresUnavailable, startPgCluster, type PgCluster } from '../test/support/pg-cluster.js'
+import { postgresUnavailable, startPgCluster, twoRoleDatabases, type PgCluster } from '../test/support/pg-cluster.js'
 import { machineInfo, printTable, writeResults } from './lib/report.js'
 import { median, round, summarize } from './lib/stats.js'
 import { interleave, type Arm } from './lib/timing.js'
@@ -49,17 +49,12 @@ export async function main(): Promise<void> {
   let client: pg.Client | undefined
   try {
     cluster = await startPgCluster('bench-ctx')
-    const su = new pg.Client({ connectionString: cluster.url })
-    await su.connect()
-    await su.query("CREATE ROLE domicile_owner LOGIN CREATEROLE PASSWORD 'owner'")
-    await su.query('CREATE DATABASE region OWNER domicile_owner')
-    await su.query('CREATE DATABASE control OWNER domicile_owner')
-    await su.end()
+    const logins = await twoRoleDatabases(cluster, ['region', 'control'])
     const base = `127.0.0.1:${cluster.port}`
     writeFileSync(join(dir, 'schema.mjs'), SCHEMA)
     const config = parseConfig({
-      regions: { 'eu-west-1': { driver: 'postgres', url: `postgres://domicile_data:data@${base}/region`, ownerUrl: `postgres://domicile_owner:owner@${base}/region` } },
-      controlPlane: { driver: 'postgres', url: `postgres://domicile_data:data@${base}/control`, ownerUrl: `postgres://domicile_owner:owner@${base}/control` },
+      regions: { 'eu-west-1': { driver: 'postgres', url: logins.dataUrl('region'), ownerUrl: logins.ownerUrl('region') } },
+      controlPlane: { driver: 'postgres', url: logins.dataUrl('control'), ownerUrl: logins.ownerUrl('control') },
       schema: './schema.mjs',
       keys: { dir: join(dir, 'keys') },
     }, dir)

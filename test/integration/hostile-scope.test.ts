@@ -17,7 +17,7 @@ import { EXAMPLE_SCHEMA } from '../../src/cli/templates.js'
 import { isDomicileError } from '../../src/errors.js'
 import { internalsOf } from '../../src/domicile-internals.js'
 import { scramSha256Verifier } from '../../src/regions/drivers/scram-verifier.js'
-import { postgresUnavailable, startPgCluster, type PgCluster } from '../support/pg-cluster.js'
+import { postgresUnavailable, startPgCluster, twoRoleDatabases, type PgCluster } from '../support/pg-cluster.js'
 
 const missing = postgresUnavailable()
 const REGION = 'eu-west-1'
@@ -43,16 +43,13 @@ describe('hostile SQL inside a tenant scope (real PostgreSQL, two roles)', { ski
     su = new pg.Client({ connectionString: cluster.url })
     await su.connect()
     // The README's production setup: an owner that is not a superuser, owning the databases.
-    await su.query("CREATE ROLE domicile_owner LOGIN CREATEROLE PASSWORD 'owner-pw'")
-    await su.query('CREATE DATABASE eu OWNER domicile_owner')
-    await su.query('CREATE DATABASE control OWNER domicile_owner')
-    const base = `127.0.0.1:${cluster.port}`
+    const logins = await twoRoleDatabases(cluster)
     writeFileSync(join(dir, 'domicile.schema.mjs'), EXAMPLE_SCHEMA)
     const config = parseConfig({
       regions: {
-        [REGION]: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/eu`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/eu`, poolSize: 1 },
+        [REGION]: { driver: 'postgres', url: logins.dataUrl('eu'), ownerUrl: logins.ownerUrl('eu'), poolSize: 1 },
       },
-      controlPlane: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/control`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/control` },
+      controlPlane: { driver: 'postgres', url: logins.dataUrl('control'), ownerUrl: logins.ownerUrl('control') },
       schema: './domicile.schema.mjs',
       keys: { dir: join(dir, 'keys') },
     }, dir)

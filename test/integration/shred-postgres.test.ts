@@ -20,7 +20,7 @@ import { checkShredCertificate } from '../../src/ops/shred-certificate.js'
 import { loadPublicKey } from '../../src/evidence/signing-key.js'
 import { evidenceSigningKeyFile } from '../../src/ops/shred-evidence-key.js'
 import { rejectsWithCode } from '../support/domicile-fixture.js'
-import { postgresUnavailable, startPgCluster, type PgCluster } from '../support/pg-cluster.js'
+import { postgresUnavailable, startPgCluster, twoRoleDatabases, type PgCluster } from '../support/pg-cluster.js'
 
 const REGION = 'eu-west-1'
 
@@ -35,14 +35,12 @@ describe('key destroy and shred verify on real PostgreSQL (two roles)', { skip: 
     dir = mkdtempSync(join(tmpdir(), 'domicile-shred-pg-'))
     su = new pg.Client({ connectionString: cluster.url })
     await su.connect()
-    await su.query("CREATE ROLE domicile_owner LOGIN CREATEROLE PASSWORD 'owner-pw'")
-    await su.query('CREATE DATABASE eu OWNER domicile_owner')
-    await su.query('CREATE DATABASE control OWNER domicile_owner')
-    const base = `127.0.0.1:${cluster.port}`
+    // The README's production setup: an owner that is not a superuser, owning the databases.
+    const logins = await twoRoleDatabases(cluster)
     writeFileSync(join(dir, 'domicile.schema.mjs'), EXAMPLE_SCHEMA)
     const config = parseConfig({
-      regions: { [REGION]: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/eu`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/eu` } },
-      controlPlane: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/control`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/control` },
+      regions: { [REGION]: { driver: 'postgres', url: logins.dataUrl('eu'), ownerUrl: logins.ownerUrl('eu') } },
+      controlPlane: { driver: 'postgres', url: logins.dataUrl('control'), ownerUrl: logins.ownerUrl('control') },
       schema: './domicile.schema.mjs',
       keys: { dir: join(dir, 'keys') },
     }, dir)

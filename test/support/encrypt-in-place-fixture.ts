@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { createDomicile, parseConfig, type Domicile } from '../../src/index.js'
 import { REPO_ROOT } from './cli.js'
-import { startPgCluster, type PgCluster } from './pg-cluster.js'
+import { startPgCluster, twoRoleDatabases, type PgCluster } from './pg-cluster.js'
 
 export const REGION = 'eu-west-1'
 
@@ -43,18 +43,12 @@ export interface EipFixture {
 export async function startEipFixture(name: string, tenants: readonly string[], rowsPerTenant: number, opts: { poolSize?: number } = {}): Promise<EipFixture> {
   const cluster = await startPgCluster(name)
   const dir = mkdtempSync(join(tmpdir(), `domicile-${name}-`))
-  const admin = new pg.Client({ connectionString: cluster.url })
-  await admin.connect()
-  await admin.query("CREATE ROLE domicile_owner LOGIN CREATEROLE PASSWORD 'owner-pw'")
-  await admin.query('CREATE DATABASE eu OWNER domicile_owner')
-  await admin.query('CREATE DATABASE control OWNER domicile_owner')
-  await admin.end()
-  const base = `127.0.0.1:${cluster.port}`
+  const logins = await twoRoleDatabases(cluster)
   writeFileSync(join(dir, 'schema-v1.mjs'), SCHEMA(false))
   writeFileSync(join(dir, 'schema-v2.mjs'), SCHEMA(true))
   const rawConfig = {
-    regions: { [REGION]: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/eu`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/eu`, poolSize: opts.poolSize ?? 10 } },
-    controlPlane: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/control`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/control` },
+    regions: { [REGION]: { driver: 'postgres', url: logins.dataUrl('eu'), ownerUrl: logins.ownerUrl('eu'), poolSize: opts.poolSize ?? 10 } },
+    controlPlane: { driver: 'postgres', url: logins.dataUrl('control'), ownerUrl: logins.ownerUrl('control') },
     schema: './schema-v2.mjs',
     keys: { dir: join(dir, 'keys') },
   }

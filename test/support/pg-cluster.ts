@@ -127,3 +127,36 @@ export async function startPgCluster(name: string): Promise<PgCluster> {
   return cluster
 }
 
+
+/** Logins of the README's production setup on one cluster (see `twoRoleDatabases`). */
+export interface TwoRoleLogins {
+  /** The owner's login URL for a database (non-superuser, CREATEROLE, owns the database). */
+  ownerUrl(db: string): string
+  /** The data plane's login URL for a database (the role `migrate` creates). */
+  dataUrl(db: string): string
+}
+
+/**
+ * The README's "Production PostgreSQL (two roles)" setup on a test cluster: as the superuser, an
+ * owner role that is not a superuser (`domicile_owner`, CREATEROLE) and databases it owns. The data
+ * plane's role (`domicile_data`) is created by `domicile migrate`.
+ */
+export async function twoRoleDatabases(cluster: PgCluster, dbs: readonly string[] = ['eu', 'control']): Promise<TwoRoleLogins> {
+  const { default: pg } = await import('pg')
+  const su = new pg.Client({ connectionString: cluster.url })
+  await su.connect()
+  try {
+    await su.query(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'domicile_owner') THEN CREATE ROLE domicile_owner LOGIN CREATEROLE PASSWORD 'owner-pw'; END IF; END $$`)
+    for (const db of dbs) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(db)) throw new Error('bad database name')
+      await su.query(`CREATE DATABASE ${db} OWNER domicile_owner`)
+    }
+  } finally {
+    await su.end()
+  }
+  const base = `127.0.0.1:${cluster.port}`
+  return {
+    ownerUrl: (db) => `postgres://domicile_owner:owner-pw@${base}/${db}`,
+    dataUrl: (db) => `postgres://domicile_data:data-pw@${base}/${db}`,
+  }
+}

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { createDomicile, type Domicile } from '../../src/index.js'
 import { EXAMPLE_SCHEMA } from '../../src/cli/templates.js'
-import { startPgCluster, type PgCluster } from './pg-cluster.js'
+import { startPgCluster, twoRoleDatabases, type PgCluster } from './pg-cluster.js'
 
 export const REGION = 'eu-west-1'
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
@@ -33,20 +33,14 @@ export interface RotationCluster {
 export async function startRotationCluster(name: string, keys: Record<string, unknown> = {}): Promise<RotationCluster> {
   const cluster = await startPgCluster(name)
   const dir = mkdtempSync(join(tmpdir(), `domicile-${name}-`))
-  const admin = new pg.Client({ connectionString: cluster.url })
-  await admin.connect()
-  await admin.query("CREATE ROLE domicile_owner LOGIN CREATEROLE PASSWORD 'owner-pw'")
-  await admin.query('CREATE DATABASE eu OWNER domicile_owner')
-  await admin.query('CREATE DATABASE control OWNER domicile_owner')
-  await admin.end()
-  const base = `127.0.0.1:${cluster.port}`
+  const logins = await twoRoleDatabases(cluster)
   writeFileSync(join(dir, 'domicile.schema.mjs'), EXAMPLE_SCHEMA)
   const configPath = join(dir, 'domicile.config.json')
   writeFileSync(configPath, JSON.stringify({
     regions: {
-      [REGION]: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/eu`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/eu`, poolSize: 6 },
+      [REGION]: { driver: 'postgres', url: logins.dataUrl('eu'), ownerUrl: logins.ownerUrl('eu'), poolSize: 6 },
     },
-    controlPlane: { driver: 'postgres', url: `postgres://domicile_data:data-pw@${base}/control`, ownerUrl: `postgres://domicile_owner:owner-pw@${base}/control` },
+    controlPlane: { driver: 'postgres', url: logins.dataUrl('control'), ownerUrl: logins.ownerUrl('control') },
     schema: './domicile.schema.mjs',
     directoryPollMs: 200,
     keys: { dir: join(dir, 'keys'), ...keys },
