@@ -254,13 +254,9 @@ async function cmdServe(args: string[]): Promise<number> {
     throw e
   }
   const caFile = tls !== undefined && isSelfSigned(tls.cert) ? certFile : null
-  out(JSON.stringify({ url: handle.url, uriPrefix: handle.uriPrefix, credentialsFile: credentialsPath(dir), caFile }))
-  if (!quiet) {
-    process.stderr.write(`keyproxy: serving XKS API v1 at ${handle.url}${handle.uriPrefix}/kms/xks/v1 (${tls !== undefined ? 'HTTPS, TLS 1.2+' + (tls.clientCa !== undefined ? ', client certificates required' : '') : 'plain HTTP: development only'})\n`)
-    process.stderr.write(`keyproxy: tenant settings: endpoint ${handle.url}, uriPrefix ${handle.uriPrefix}, credentialsFile ${credentialsPath(dir)}${caFile !== null ? `, caFile ${caFile}` : ''}\n`)
-  }
-  const unfollow = followCredentials(dir, handle, note)
-  await new Promise<void>((resolve) => {
+  // Listen for SIGTERM/SIGINT before announcing readiness: a supervisor may stop us as soon as it
+  // reads the line, and a signal before the handler exists would kill the process uncleanly.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGTERM', stop)
       process.off('SIGINT', stop)
@@ -269,6 +265,13 @@ async function cmdServe(args: string[]): Promise<number> {
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
   })
+  out(JSON.stringify({ url: handle.url, uriPrefix: handle.uriPrefix, credentialsFile: credentialsPath(dir), caFile }))
+  if (!quiet) {
+    process.stderr.write(`keyproxy: serving XKS API v1 at ${handle.url}${handle.uriPrefix}/kms/xks/v1 (${tls !== undefined ? 'HTTPS, TLS 1.2+' + (tls.clientCa !== undefined ? ', client certificates required' : '') : 'plain HTTP: development only'})\n`)
+    process.stderr.write(`keyproxy: tenant settings: endpoint ${handle.url}, uriPrefix ${handle.uriPrefix}, credentialsFile ${credentialsPath(dir)}${caFile !== null ? `, caFile ${caFile}` : ''}\n`)
+  }
+  const unfollow = followCredentials(dir, handle, note)
+  await stopped
   unfollow()
   await handle.close()
   await keystore.close?.()
