@@ -5,6 +5,7 @@
  * the fallback. The same path carries revocations (key_state), so every process learns of a
  * revoke within the push latency, or at worst one poll interval.
  */
+import { ownerTransaction } from '../regions/owner-transaction.js'
 import { DomicileError } from '../errors.js'
 import type { Custody } from '../keys/key-provider.js'
 import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
@@ -310,18 +311,8 @@ export class TenantDirectory {
   }
 
   /** A write transaction: admin work, on the owner's login. */
-  async #tx<T>(fn: (s: StoreSession) => Promise<T>): Promise<T> {
-    return this.#store.withSession(async (s) => {
-      await s.exec('BEGIN')
-      try {
-        const r = await fn(s)
-        await s.exec('COMMIT')
-        return r
-      } catch (e) {
-        await s.exec('ROLLBACK').catch(() => undefined)
-        throw e
-      }
-    }, { role: 'owner' })
+  #tx<T>(fn: (s: StoreSession) => Promise<T>): Promise<T> {
+    return ownerTransaction(this.#store, fn)
   }
 
   async close(): Promise<void> {

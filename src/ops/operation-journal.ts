@@ -7,6 +7,7 @@
  * second one, so two processes can never both drive the same tenant.
  */
 import { DomicileError } from '../errors.js'
+import { ownerTransaction } from '../regions/owner-transaction.js'
 import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
 
 export type OperationKind = 'tenant-move' | 'key-rotate' | 'data-key-rotate' | 'index-key-rotate' | 'encrypt-column' | 'decrypt-column' | 'key-destroy'
@@ -52,17 +53,7 @@ export class OperationJournal {
 
   /** One owner transaction: committed when `fn` resolves, rolled back when it throws. */
   #transaction<T>(fn: (s: StoreSession) => Promise<T>): Promise<T> {
-    return this.#owner(async (s) => {
-      await s.exec('BEGIN')
-      try {
-        const r = await fn(s)
-        await s.exec('COMMIT')
-        return r
-      } catch (e) {
-        await s.exec('ROLLBACK').catch(() => undefined)
-        throw e
-      }
-    })
+    return ownerTransaction(this.#store, fn)
   }
 
   /**
