@@ -5,8 +5,7 @@
  * abandons it (safe at every step). Progress goes to stderr; --json prints one result
  * `{ "state", "rows", "elapsedMs", ... }` on stdout.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { DomicileError } from '../../errors.js'
 import { abortDataKeyRotation, retireDataKey, rotateDataKey } from '../../ops/rotate-data-key.js'
 import { abortIndexKeyRotation, rotateIndexKey } from '../../ops/rotate-index-key.js'
@@ -14,6 +13,7 @@ import { abortKekRotation, importRotationMaterial, rotateKek, rotationImportJob 
 import { actorOption, intOption, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, printJson, println } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
+import { readImportFiles, writeImportJobFiles } from '../byok-files.js'
 import { progressOutput } from '../progress-output.js'
 
 type Fields = ReadonlyArray<readonly [string, unknown]>
@@ -126,19 +126,6 @@ const rotateIndex: Command = {
   },
 }
 
-async function writePrivate(path: string, data: string): Promise<void> {
-  await writeFile(path, data, { mode: 0o600 })
-  await chmod(path, 0o600)
-}
-
-async function readInput(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path)
-  } catch {
-    throw new DomicileError('ERR_INPUT_INVALID', `${what}: cannot read ${resolve(path)}.`, { path: what })
-  }
-}
-
 const rotateImportJob: Command = {
   spec: {
     synopsis: 'key rotate-import-job TENANT --out DIR',
@@ -151,11 +138,7 @@ const rotateImportJob: Command = {
     const tenant = p.args[0]!
     const dir = resolve(stringOption(p.values, 'out')!)
     const job = await withDomicile(p, (d) => rotationImportJob(d, tenant))
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    const wrappingKey = join(dir, 'wrapping-key.pem')
-    const importToken = join(dir, 'import-token')
-    await writePrivate(wrappingKey, job.wrappingPublicKeyPem)
-    await writePrivate(importToken, job.importToken + '\n')
+    const { wrappingKey, importToken } = await writeImportJobFiles(dir, job)
     return print(p, { tenant, keyId: job.keyId, wrappingKey, importToken, expiresAt: job.expiresAt.toISOString() },
       [['new key id', job.keyId], ['wrapping key', wrappingKey], ['import token', importToken], ['expires', job.expiresAt.toISOString()]])
   },
@@ -171,10 +154,7 @@ const rotateImport: Command = {
   },
   async run(p) {
     const tenant = p.args[0]!
-    const material = await readInput(stringOption(p.values, 'material')!, '--material')
-    const tokenBytes = await readInput(stringOption(p.values, 'token')!, '--token')
-    const token = tokenBytes.toString('utf8').trim()
-    tokenBytes.fill(0)
+    const { material, token } = await readImportFiles(stringOption(p.values, 'material')!, stringOption(p.values, 'token')!)
     try {
       if (material.length === 0 || token === '') throw new DomicileError('ERR_KEY_IMPORT_INVALID', '--material and --token: pass the wrapped key bytes and the import-token file of "key rotate-import-job".')
       const r = await withDomicile(p, (d) => importRotationMaterial(d, tenant, new Uint8Array(material.buffer, material.byteOffset, material.byteLength), token))

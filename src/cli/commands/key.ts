@@ -3,30 +3,16 @@
  * through the key admin. The import token and the wrapping key are written to files (mode 0600),
  * never printed; key material is read from a file and zeroed after use.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { DomicileError } from '../../errors.js'
 import type { TenantKeyStatus } from '../../keys/key-admin.js'
 import { actorOption, runGroup, stringOption, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, formatTenant, printJson, println, tenantJson } from '../cli-output.js'
 import { withDomicile } from '../open-domicile.js'
+import { readImportFiles, writeImportJobFiles } from '../byok-files.js'
 import { keyDeleteMaterialCommand, keyDestroyCommand } from './key-destroy.js'
 import { keyRotateCommands } from './key-rotate.js'
 import type { TenantRecord } from '../../control-plane/tenant-directory.js'
-
-async function readInput(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path)
-  } catch {
-    throw new DomicileError('ERR_INPUT_INVALID', `${what}: cannot read ${resolve(path)}.`, { path: what })
-  }
-}
-
-/** Writes a secret-ish file readable by its owner only (also when it already existed). */
-async function writePrivate(path: string, data: string): Promise<void> {
-  await writeFile(path, data, { mode: 0o600 })
-  await chmod(path, 0o600)
-}
 
 function printTenant(p: ParsedCommand, t: TenantRecord): void {
   if (p.json) printJson(tenantJson(t))
@@ -45,11 +31,7 @@ const importJob: Command = {
     const tenant = p.args[0]!
     const dir = resolve(stringOption(p.values, 'out')!)
     const job = await withDomicile(p, (d) => d.keys.createImportJob(tenant))
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    const wrappingKey = join(dir, 'wrapping-key.pem')
-    const importToken = join(dir, 'import-token')
-    await writePrivate(wrappingKey, job.wrappingPublicKeyPem)
-    await writePrivate(importToken, job.importToken + '\n')
+    const { wrappingKey, importToken } = await writeImportJobFiles(dir, job)
     const expiresAt = job.expiresAt.toISOString()
     if (p.json) {
       printJson({ tenant, wrappingKey, importToken, expiresAt })
@@ -75,10 +57,7 @@ const importKey: Command = {
   },
   async run(p) {
     const tenant = p.args[0]!
-    const material = await readInput(stringOption(p.values, 'material')!, '--material')
-    const tokenBytes = await readInput(stringOption(p.values, 'token')!, '--token')
-    const token = tokenBytes.toString('utf8').trim()
-    tokenBytes.fill(0)
+    const { material, token } = await readImportFiles(stringOption(p.values, 'material')!, stringOption(p.values, 'token')!)
     let t: TenantRecord
     try {
       if (material.length === 0) throw new DomicileError('ERR_KEY_IMPORT_INVALID', '--material: the file is empty; pass the wrapped key bytes.')
