@@ -157,8 +157,15 @@ export function controlPlaneInternalDdl(): string[] {
       started_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz)`,
     // One running operation per target (a tenant, or a table column): operations never overlap.
     `CREATE UNIQUE INDEX IF NOT EXISTS domicile_operations_one_running ON domicile_operations (target) WHERE status = 'running'`,
+    // Per-tenant API keys of the HTTP service (src/service/): only a SHA-256 hash of each 256-bit secret is
+    // stored; the service checks keys as the data plane, issuing and revoking them is admin work (owner).
+    `CREATE TABLE IF NOT EXISTS domicile_api_keys (
+      id text PRIMARY KEY, tenant_id text NOT NULL, secret_hash bytea NOT NULL,
+      permissions text[] NOT NULL DEFAULT '{}', label text,
+      created_at timestamptz NOT NULL DEFAULT now(), revoked_at timestamptz)`,
+    `CREATE INDEX IF NOT EXISTS domicile_api_keys_tenant ON domicile_api_keys (tenant_id)`,
     // The data plane reads the directory and its change feed; writes are admin work (owner).
-    `GRANT SELECT ON domicile_stamp, domicile_tenants, domicile_directory_log TO ${APP_ROLE}`,
+    `GRANT SELECT ON domicile_stamp, domicile_tenants, domicile_directory_log, domicile_api_keys TO ${APP_ROLE}`,
   ]
 }
 
