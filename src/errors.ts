@@ -50,6 +50,22 @@ export type DomicileErrorCode =
   | 'ERR_OPERATION_NOT_FOUND'
   // crypto
   | 'ERR_DECRYPTION_FAILED'
+  /** A signed document (residency report, shred certificate) does not verify: edited, or signed by another key. */
+  | 'ERR_SIGNATURE_INVALID'
+  // the HTTP service (src/service/)
+  /** No or wrong credentials. */
+  | 'ERR_UNAUTHORIZED'
+  /** Credentials are valid but lack the permission the request needs. */
+  | 'ERR_FORBIDDEN'
+  /** No admin token is configured: the admin API is off, never open. */
+  | 'ERR_ADMIN_DISABLED'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  /** The request did not finish within the service's deadline. */
+  | 'ERR_TIMEOUT'
+  /** No such route. */
+  | 'ERR_NOT_FOUND'
+  /** Not a DomicileError: a bug or an unexpected failure; details are never sent. */
+  | 'ERR_UNEXPECTED'
 
 const BRAND = Symbol.for('domicile.error')
 

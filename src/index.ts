@@ -44,6 +44,11 @@ export type { TenantRecord, KeyBinding, TenantStatus } from './control-plane/ten
 export type { KeyProvider, Custody, WrapContext, KeyStatus, KeyState } from './keys/key-provider.js'
 export type { KeyAdmin, TenantKeyStatus } from './keys/key-admin.js'
 export type { AuditSink, AuditEvent } from './audit/audit-sink.js'
+export { collectResidencyReport, type ResidencyReport } from './report/residency-report.js'
+export { generateReport, verifyReportFile, type GeneratedReport, type ReportFormat, type ReportVerification } from './report/report-output.js'
+export { onboardTenant, bindTenantKey } from './onboarding/onboard-tenant.js'
+export type { OnboardCustody, OnboardRequest, OnboardResult, OnboardXks, BindKeyRequest } from './onboarding/onboard-tenant.js'
+export { updateKeyService, type UpdateKeyServiceRequest, type UpdateKeyServiceResult } from './onboarding/update-key-service.js'
 
 export interface CreateDomicileOptions {
   /** A loaded config, or a path (default: $DOMICILE_CONFIG, else ./domicile.config.json). */
@@ -53,6 +58,12 @@ export interface CreateDomicileOptions {
   readonly schema?: Schema
   /** Decorates the region supplier, e.g. `(s) => limitRegions(s, ['eu-west-1'])`. */
   readonly regionPolicy?: (supplier: RegionSupplier) => RegionSupplier
+  /**
+   * false for a short-lived process (a CLI command, a script): the tenant directory is read on demand
+   * and each entry trusted for at most 1 s, instead of following the control plane's change feed
+   * (which costs a LISTEN connection and a change-log read at start). Default true.
+   */
+  readonly changeFeed?: boolean
 }
 
 /** Builds a store driver from its config entry. */
@@ -90,8 +101,8 @@ export async function createDomicile(opts: CreateDomicileOptions = {}): Promise<
   if (opts.regionPolicy) supplier = opts.regionPolicy(supplier)
   const router = new RegionRouter(Object.keys(config.regions), supplier)
   const controlPlane = storeFromConfig(config.controlPlane, 'control-plane')
-  const directory = new TenantDirectory(controlPlane, { pollMs: config.directoryPollMs })
-  const { keys, fields, keyring, providers } = wireCustody(config, directory)
+  const directory = new TenantDirectory(controlPlane, { pollMs: config.directoryPollMs, watch: opts.changeFeed ?? true })
+  const { keys, fields, keyring, providers } = wireCustody(config, directory, controlPlane)
   const journal = new OperationJournal(controlPlane)
   const regionInfo = Object.fromEntries(Object.entries(config.regions).map(([n, r]) => [n, { driver: r.driver, ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}) }]))
   return new Domicile({ schema, router, controlPlane, directory, keys, fields, regionInfo, keyring, providers, journal, config })

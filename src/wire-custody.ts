@@ -8,7 +8,9 @@
  */
 import { controlPlaneAuditSink } from './audit/control-plane-audit-sink.js'
 import type { DomicileConfig } from './config/config-types.js'
+import { KeyServiceStore } from './control-plane/key-services.js'
 import type { TenantDirectory } from './control-plane/tenant-directory.js'
+import type { StoreDriver } from './regions/store-driver.js'
 import { fieldEncryption } from './fields/field-encryptor.js'
 import type { ScopeFieldsFactory } from './fields/scope-fields-factory.js'
 import { DataKeyCache } from './keys/data-key-cache.js'
@@ -24,7 +26,7 @@ export interface WiredCustody {
   readonly providers: ProviderRegistry
 }
 
-export function wireCustody(config: DomicileConfig, directory: TenantDirectory): WiredCustody {
+export function wireCustody(config: DomicileConfig, directory: TenantDirectory, controlPlane: StoreDriver): WiredCustody {
   // Provider calls made for a tenant transaction are recorded in the tenant's region (the keyring
   // passes that sink per call); the others (provisioning, status, import) in the control plane.
   const providers = new ProviderRegistry(config.keys.providers, { audit: controlPlaneAuditSink(directory) })
@@ -37,5 +39,9 @@ export function wireCustody(config: DomicileConfig, directory: TenantDirectory):
     reservationBlock: config.keys.reservationBlock,
   })
   directory.onChange((tenantId) => keyring.forgetTenant(tenantId))
+  // Customers' own key services (HYOK), registered per tenant in the control plane, credentials sealed
+  // under the provider-managed default key (docs/ONBOARDING.md).
+  providers.useKeyServices(new KeyServiceStore(controlPlane, { sealProvider: config.keys.defaults.kms }))
+  providers.followDirectory(directory) // a changed entry re-resolves the tenant's key service (update-key-service)
   return { keys: new TenantKeyAdmin(providers, config.keys.defaults, directory), fields: fieldEncryption(keyring), keyring, providers }
 }

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs'
 import { isDomicileError } from '../errors.js'
 import { UsageError, runCommand, runGroup } from './cli-args.js'
 import { EXIT_FAILURE, exitStatusFor } from './exit-codes.js'
+import { tuneForOneShot } from './one-shot-runtime.js'
 import { USAGE } from './usage.js'
 
 /** The package version (package.json sits two levels up from src/cli/ and from dist/cli/). */
@@ -20,6 +21,7 @@ export function packageVersion(): string {
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
   const json = argv.includes('--json')
+  tuneForOneShot(argv)
   try {
     switch (cmd) {
       case 'keyproxy': {
@@ -56,6 +58,10 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./commands/rows.js')).runRowsCommand(rest)
       case 'key':
         return await (await import('./commands/key.js')).runKeyCommand(rest)
+      case 'report':
+        return await (await import('./commands/report.js')).runReportCommand(rest)
+      case 'serve':
+        return await runCommand((await import('./commands/serve.js')).serveCommand, rest)
       case undefined:
         throw new UsageError('missing command', USAGE)
       default:

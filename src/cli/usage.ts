@@ -19,9 +19,19 @@ Setup
   migrate                               create or upgrade tables, row-level security and stamps
   region list                           the configured regions and whether they answer
   demo [--keep]                         residency and key custody demo in a temp directory
+  serve [--port N] [--host H]           HTTP service: tenant API, admin API, /healthz, /metrics, console at /
 
 Tenants
-  tenant add ID --region R [--custody kms|byok|hyok] [--provider P] [--key-id K] [--cache-ttl-ms N]
+  tenant add ID --region R [--custody kms|byok|hyok|none] [--provider P] [--key-id K] [--cache-ttl-ms N]
+                                        one step: tenant + key (default kms: a key at the provider-managed default)
+  tenant add ID --region R --custody hyok --xks-endpoint URL [--xks-uri-prefix PATH]
+      --xks-credentials FILE [--xks-ca FILE] --key-id K
+                                        register the customer's XKS proxy with the tenant (credentials sealed in
+                                        the control plane) after a health check and a test encrypt/decrypt
+  tenant bind-key ID [--custody kms|byok|hyok] [...]   bind a key to a tenant added with --custody none
+  tenant update-key-service ID [--xks-credentials FILE] [--xks-ca FILE] [--xks-timeout-ms N]
+                                        new credentials / CA / deadline for the tenant's registered XKS proxy,
+                                        checked against the proxy first; running processes switch within ~1 s
   tenant show ID
   tenant list
   tenant suspend ID
@@ -50,6 +60,10 @@ Keys
   key retire-data TENANT --key-number N delete an old data key's wrapped copy (refused while values use it)
   key destroy TENANT [--yes]            irreversible: destroy the key-encryption key and every wrapped key
   key delete-material TENANT [--yes]    BYOK: delete the imported material (customer-side kill switch)
+
+Residency report
+  report TENANT [--format json|md|html] [--out FILE]   signed report: region, store, keys, revocation bound, events
+  report verify FILE [--public-key PEM] verify a report in any format; exit 1 on any edit
 
 Online migrations and shredding evidence
   migrate encrypt TABLE.COLUMN [--verify]   encrypt a plaintext column online, batch by batch, resumable

@@ -37,6 +37,8 @@ export interface TenantRecord {
 
 export const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 export const DIRECTORY_CHANNEL = 'domicile_directory'
+/** How long an unwatched directory (a CLI command) trusts an entry it read: the revocation bound. */
+export const UNWATCHED_TRUST_MS = 1000
 
 /** Throws ERR_TENANT_INVALID unless `id` is a slug. */
 export function assertTenantId(id: unknown): asserts id is string {
@@ -109,14 +111,25 @@ export class TenantDirectory {
    *   for this long (control plane unreachable): lookups go to the control plane and fail closed.
    *   Default max(5000, 10 * pollMs).
    */
-  constructor(store: StoreDriver, opts: { pollMs: number; maxStaleMs?: number }) {
+  constructor(store: StoreDriver, opts: { pollMs: number; maxStaleMs?: number; watch?: boolean }) {
     this.#store = store
     this.#pollMs = opts.pollMs
     this.#maxStaleMs = opts.maxStaleMs ?? Math.max(5000, 10 * opts.pollMs)
+    this.#watch = opts.watch ?? true
   }
 
-  /** Starts change delivery (push + poll). Called on first use. */
+  /**
+   * False for a short-lived process (a CLI command): no change feed (no LISTEN connection, no
+   * change-log read, no poll timer); an entry read from the control plane is trusted for at most
+   * UNWATCHED_TRUST_MS, then read again, so the revocation bound holds without the feed.
+   */
+  readonly #watch: boolean
+  /** When each cached entry was read (unwatched mode only). */
+  readonly #readAt = new Map<string, number>()
+
+  /** Starts change delivery (push + poll). Called on first use; nothing to start when unwatched. */
   start(): Promise<void> {
+    if (!this.#watch) return Promise.resolve()
     this.#started ??= (async () => {
       // Entries still in flight when we start hold numbers below max(seq): track recent gaps.
       const recent = await this.#store.withSession((s) => s.query<{ seq: string }>('SELECT seq::text AS seq FROM domicile_directory_log ORDER BY seq DESC LIMIT 1000'))
@@ -179,6 +192,11 @@ export class TenantDirectory {
     return () => this.#listeners.delete(listener)
   }
 
+  /** How long ago the change feed was last read (ms), for metrics; Infinity when unwatched or not started. */
+  get syncAgeMs(): number {
+    return this.#watch && this.#lastSync > 0 ? Date.now() - this.#lastSync : Number.POSITIVE_INFINITY
+  }
+
   /** Cached entry, if any (no I/O). */
   peek(id: string): TenantRecord | undefined {
     return this.#cache.get(id)
@@ -187,7 +205,9 @@ export class TenantDirectory {
   /** The cached entry when the cache is fresh enough to trust (no I/O, no promise). */
   cached(id: string): TenantRecord | undefined {
     const hit = this.#cache.get(id)
-    return hit && Date.now() - this.#lastSync <= this.#maxStaleMs ? hit : undefined
+    if (!hit) return undefined
+    if (!this.#watch) return Date.now() - (this.#readAt.get(id) ?? 0) <= UNWATCHED_TRUST_MS ? hit : undefined
+    return Date.now() - this.#lastSync <= this.#maxStaleMs ? hit : undefined
   }
 
   /** The tenant's entry; ERR_TENANT_UNKNOWN if there is none. */
@@ -197,11 +217,15 @@ export class TenantDirectory {
     assertTenantId(id)
     await this.start()
     const epoch = this.#epoch
+    const started = Date.now()
     const r = await this.#store.withSession((s) => s.query<Row>('SELECT * FROM domicile_tenants WHERE id = $1', [id]))
     const row = r.rows[0]
     if (!row) throw new DomicileError('ERR_TENANT_UNKNOWN', `No tenant "${id}" in the directory. Add it with "domicile tenant add".`)
     const rec = toRecord(row)
-    if (epoch === this.#epoch) this.#cache.set(id, rec)
+    if (epoch === this.#epoch) {
+      this.#cache.set(id, rec)
+      if (!this.#watch) this.#readAt.set(id, started)
+    }
     return rec
   }
 

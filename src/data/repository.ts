@@ -260,7 +260,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
   }
 
   #needFields(): FieldProtection {
-    if (!this.#fields) throw new DomicileError('ERR_KEY_NOT_FOUND', `Table "${this.#t.name}" has sensitive columns but no key is bound to tenant "${this.#tx.tenantId}". Bind one with "domicile tenant add --custody".`)
+    if (!this.#fields) throw new DomicileError('ERR_KEY_NOT_FOUND', `Table "${this.#t.name}" has sensitive columns but no key is bound to tenant "${this.#tx.tenantId}" (it was added with --custody none). Bind one: "domicile tenant bind-key ${this.#tx.tenantId} --custody kms" (or byok / hyok), or bindTenantKey() from the library.`)
     return this.#fields
   }
 

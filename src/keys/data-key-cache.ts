@@ -59,6 +59,9 @@ export class DataKeyCache {
   readonly #entries = new Map<string, Entry>()
   readonly #flights = new Map<string, Flight>()
   #lastSweep: number
+  /** Lookups answered from the cache, and loads started (misses), for metrics. */
+  #hits = 0
+  #misses = 0
 
   /**
    * @example
@@ -92,7 +95,13 @@ export class DataKeyCache {
       return undefined
     }
     e.referenced = true
+    this.#hits++
     return e.key
+  }
+
+  /** Counters for metrics: hits, misses (loads started) and the entries held now. */
+  stats(): { readonly hits: number; readonly misses: number; readonly entries: number } {
+    return { hits: this.#hits, misses: this.#misses, entries: this.#entries.size }
   }
 
   /**
@@ -114,6 +123,7 @@ export class DataKeyCache {
     const flight: Flight = { tenantId, cancelled: false, promise: Promise.resolve(new Uint8Array(0)) }
     // Registered before the loader runs, so a loader that throws synchronously still cleans up.
     this.#flights.set(id, flight)
+    this.#misses++
     flight.promise = this.#fly(id, flight, ttlMs, loader)
     return flight.promise
   }

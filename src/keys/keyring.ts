@@ -74,7 +74,7 @@ const validKeyNumber = (n: number): boolean => Number.isInteger(n) && n >= 1 && 
 export function assertKeyUsable(tenant: TenantRecord): KeyBinding {
   /* Precondition: tenant must have a key binding. */
   if (!tenant.key) {
-    throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenant.id}" has no key binding, so it cannot hold sensitive fields. Provision one with "domicile tenant add ${tenant.id} --custody kms|byok|hyok".`)
+    throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenant.id}" has no key binding, so it cannot hold sensitive fields. Bind one: "domicile tenant bind-key ${tenant.id} --custody kms" (or byok / hyok).`)
   }
   /* Precondition: the tenant's key is not destroyed. */
   if (tenant.keyState === 'destroyed') {
@@ -107,6 +107,11 @@ export class Keyring {
 
   forTransaction(tenant: TenantRecord, tx: TenantTransaction): TenantKeys {
     return new TenantKeys(this.#o, this.#budgets, tenant, tx)
+  }
+
+  /** The data-key cache's counters, for metrics. */
+  cacheStats(): { readonly hits: number; readonly misses: number; readonly entries: number } {
+    return this.#o.cache.stats()
   }
 }
 

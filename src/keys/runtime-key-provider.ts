@@ -15,6 +15,7 @@
  * exactly when the inner provider has them, and run under the same rules.
  */
 
+import { CallStats, type CallStatsSnapshot } from './call-stats.js'
 import type { AuditOutcome, AuditSink } from '../audit/audit-sink.js'
 import { noopAuditSink } from '../audit/audit-sink.js'
 import { DecryptionFailedError, DomicileError, isDomicileError } from '../errors.js'
@@ -72,6 +73,7 @@ export class RuntimeKeyProvider implements KeyProvider {
   readonly deleteKeyMaterial?: (keyId: string, opts?: OpOptions) => Promise<void>
   readonly #inner: KeyProvider
   readonly #audit: AuditSink
+  readonly #unwrapStats = new CallStats()
   #closed = false
 
   /**
@@ -155,12 +157,20 @@ export class RuntimeKeyProvider implements KeyProvider {
         throw new DecryptionFailedError()
       }
       key = result
+      this.#unwrapStats.record((performance.now() - started) / 1000, true)
       await this.#record(opts?.audit, 'unwrap', req, started, 'ok')
       return key
     } catch (e) {
       key?.fill(0)
+      if (key === undefined) this.#unwrapStats.record((performance.now() - started) / 1000, false)
       throw await this.#fail(opts?.audit, 'unwrap', req, started, e)
     }
+  }
+
+  /** Calls, failures and latency of `unwrapKey` in this process, for metrics. */
+  callStats(op: 'unwrap'): CallStatsSnapshot {
+    void op
+    return this.#unwrapStats.snapshot()
   }
 
   /** Ask the provider for the state of a KEK. */

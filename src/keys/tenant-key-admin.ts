@@ -28,7 +28,9 @@ export class TenantKeyAdmin implements KeyAdmin {
     if (!['kms', 'byok', 'hyok'].includes(req.custody)) throw new DomicileError('ERR_INPUT_INVALID', 'custody: expected "kms" | "byok" | "hyok".')
     const name = req.provider ?? this.#defaults[req.custody]
     if (!name) {
-      throw new DomicileError('ERR_KEY_PROVIDER_UNKNOWN', `No provider is configured for custody "${req.custody}". Add one to keys.providers (an "xks" provider for hyok) or pass --provider.`)
+      throw new DomicileError('ERR_KEY_PROVIDER_UNKNOWN', req.custody === 'hyok'
+        ? 'No key service is given for custody "hyok". Register the customer\'s XKS proxy with the tenant (tenant add --custody hyok --xks-endpoint URL --xks-credentials FILE [--xks-ca FILE] --key-id K), or pass --provider with a configured xks provider.'
+        : `No provider is configured for custody "${req.custody}". Add one to keys.providers or pass --provider.`)
     }
     const { runtime, config } = await this.#providers.get(name)
     /* Precondition: HYOK keys live behind the customer's key service, never in our environment. */

@@ -188,7 +188,7 @@ export function signShredCertificate(key: SigningKey, payload: ShredCertificateP
 
 /**
  * Checks a certificate (parsed JSON or its text) against the publisher's public key; returns it when
- * its signature holds, else throws ERR_INPUT_INVALID saying why (edited, other key, other kind).
+ * its signature holds, else throws ERR_SIGNATURE_INVALID saying why (edited, other key, other kind).
  * @example
  * const cert = checkShredCertificate(await readFile('acme.shred.json', 'utf8'), loadPublicKey(file).publicKey)
  */
@@ -196,6 +196,6 @@ export function checkShredCertificate(doc: unknown, publicKey: KeyObject): Shred
   const parsed = typeof doc === 'string' ? parseDocument(doc) : doc
   const r = verifyDocument(parsed, publicKey, SHRED_CERTIFICATE_KIND)
   /* Precondition: a shred certificate verifies under the publisher's key. */
-  if (!r.ok) throw new DomicileError('ERR_INPUT_INVALID', `The shred certificate does not verify: ${r.reason}. Do not rely on it; ask the publisher for the original or run "domicile shred verify" again.`)
+  if (!r.ok) throw new DomicileError('ERR_SIGNATURE_INVALID', `The shred certificate does not verify: ${r.reason}. Do not rely on it; ask the publisher for the original or run "domicile shred verify" again.`)
   return parsed as ShredCertificate
 }

@@ -5,7 +5,7 @@
  * region, a store that cannot be reached or whose stamp is wrong is an error, never a fallback.
  */
 import { DomicileError, isDomicileError } from '../errors.js'
-import { ensureStamp, mismatch } from './region-stamp.js'
+import { ensureStamp, mismatch, type StampKind } from './region-stamp.js'
 import type { RegionSupplier } from './region-supplier.js'
 import type { StoreDriver, StoreSession } from './store-driver.js'
 import { CHECKED_COMMIT, SESSION_OPEN, tenantTransactionPrelude } from './tenant-context.js'
@@ -141,13 +141,7 @@ export class RegionRouter {
   /** Connects to a region and checks its stamp and its data-plane login once; a failure is retried on the next call. */
   async #ready(region: string): Promise<StoreDriver> {
     const st = this.#state(region)
-    st.verified ??= (async () => {
-      await st.driver.init()
-      await st.driver.withSession(async (s) => {
-        await ensureStamp(s, { kind: 'region', region }, { write: false })
-        await checkDataLogin(s, st.driver, region)
-      })
-    })()
+    st.verified ??= st.driver.withSession((s) => verifyRegionStore(s, st.driver, region))
     try {
       await st.verified
       st.ok = true
@@ -288,16 +282,35 @@ export class RegionRouter {
 const warned = new Set<string>()
 
 /**
+ * The checks made when a region store is first used, in one round trip: its stamp says it is this
+ * region, it was migrated by this version (tenant-context functions exist), and the data plane's
+ * login. A store without Domicile's tables fails that query; `ensureStamp` then names the problem.
+ */
+async function verifyRegionStore(session: StoreSession, driver: StoreDriver, region: string): Promise<void> {
+  const expected = { kind: 'region', region } as const
+  let row: { kind: StampKind; region: string; privileged: boolean; functions: boolean } | undefined
+  try {
+    row = (await session.query<{ kind: StampKind; region: string; privileged: boolean; functions: boolean }>(
+      `SELECT s.kind, s.region, (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR pg_has_role(r.oid, c.relowner, 'MEMBER')) AS privileged,
+              to_regprocedure('domicile_enter(text,text)') IS NOT NULL AS functions
+       FROM domicile_stamp s, pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = 'domicile_stamp'::regclass`)).rows[0]
+  } catch (e) {
+    if (!isDomicileError(e, 'ERR_QUERY_FAILED')) throw e
+    // No stamp table (not migrated) or another store: the stamp check says which, precisely.
+    await ensureStamp(session, expected, { write: false })
+    throw e
+  }
+  if (!row) await ensureStamp(session, expected, { write: false })
+  else if (row.kind !== expected.kind || row.region !== expected.region) throw mismatch(expected, row)
+  checkDataLogin(row, driver, region)
+}
+
+/**
  * Checks the data plane's login on a region store. Isolation against hostile SQL in a scope needs
  * a login that owns nothing and cannot become the owner; a privileged login still works (the scope
  * drops to `domicile_app`), with a warning, because SQL in a scope could then RESET ROLE.
  */
-async function checkDataLogin(session: StoreSession, driver: StoreDriver, region: string): Promise<void> {
-  const r = await session.query<{ privileged: boolean; functions: boolean }>(
-    `SELECT (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR pg_has_role(r.oid, c.relowner, 'MEMBER')) AS privileged,
-            to_regprocedure('domicile_enter(text,text)') IS NOT NULL AS functions
-     FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = 'domicile_stamp'::regclass`)
-  const row = r.rows[0]
+function checkDataLogin(row: { privileged: boolean; functions: boolean } | undefined, driver: StoreDriver, region: string): void {
   if (!row?.functions) {
     throw new DomicileError('ERR_NOT_MIGRATED', `Region "${region}" was migrated by an older version of Domicile (no tenant-context functions). Run "domicile migrate".`)
   }

@@ -164,8 +164,20 @@ export function controlPlaneInternalDdl(): string[] {
       permissions text[] NOT NULL DEFAULT '{}', label text,
       created_at timestamptz NOT NULL DEFAULT now(), revoked_at timestamptz)`,
     `CREATE INDEX IF NOT EXISTS domicile_api_keys_tenant ON domicile_api_keys (tenant_id)`,
-    // The data plane reads the directory and its change feed; writes are admin work (owner).
-    `GRANT SELECT ON domicile_stamp, domicile_tenants, domicile_directory_log, domicile_api_keys TO ${APP_ROLE}`,
+    // A tenant's own key service (HYOK: the customer's XKS proxy), registered at onboarding
+    // (src/control-plane/key-services.ts). The SigV4 credentials are sealed: AES-256-GCM under a
+    // fresh data key wrapped by a key at the provider-managed (kms) default provider, AAD binding
+    // the tenant, endpoint, prefix and CA, so an edited row does not open. Never plaintext at rest.
+    `CREATE TABLE IF NOT EXISTS domicile_key_services (
+      tenant_id text PRIMARY KEY, kind text NOT NULL CHECK (kind IN ('xks')),
+      endpoint text NOT NULL, uri_prefix text NOT NULL DEFAULT '', ca_pem text,
+      timeout_ms integer CHECK (timeout_ms IS NULL OR timeout_ms > 0),
+      seal_version integer NOT NULL, seal_provider text NOT NULL, seal_key_id text NOT NULL,
+      wrapped_key bytea NOT NULL, sealed_credentials bytea NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now())`,
+    // The data plane reads the directory and its change feed, and the sealed key-service records
+    // it must use for HYOK tenants; writes are admin work (owner).
+    `GRANT SELECT ON domicile_stamp, domicile_tenants, domicile_directory_log, domicile_api_keys, domicile_key_services TO ${APP_ROLE}`,
   ]
 }
 

@@ -1,17 +1,20 @@
 /**
- * `domicile demo` as a real child process: it exits 0, every check it makes passes, and its
- * residency table shows each tenant's rows only under its home region. (One run: a demo initialises
- * three fresh embedded stores, the slowest step of the CLI.)
+ * `domicile demo --keep` (what `npm start` runs) as a real child process: it exits 0, every check it
+ * makes passes, its residency table shows each tenant's rows only under its home region, and the
+ * command it prints at the end opens the web console's service on the same embedded regions. (One
+ * run: a demo initialises three fresh embedded stores, the slowest step of the CLI.)
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
-import { REPO_ROOT, runCli } from '../support/cli.js'
+import { spawn } from 'node:child_process'
+import { existsSync, rmSync } from 'node:fs'
+import { once } from 'node:events'
+import { DOMICILE_BIN, REPO_ROOT, runCli } from '../support/cli.js'
 
 const HOME: Readonly<Record<string, string>> = { 'acme-eu': 'eu-west-1', 'bistro-eu': 'eu-west-1', 'globex-us': 'us-east-1', 'initech-us': 'us-east-1' }
 
 test('demo exits 0 and its residency table shows every tenant\'s rows only under its home region', async () => {
-  const r = await runCli(['demo'], { cwd: REPO_ROOT, timeoutMs: 180_000 })
+  const r = await runCli(['demo', '--keep'], { cwd: REPO_ROOT, timeoutMs: 180_000 })
   assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`)
   assert.match(r.stdout, /All \d+ checks passed/)
   assert.doesNotMatch(r.stdout, /FAIL/)
@@ -39,5 +42,35 @@ test('demo exits 0 and its residency table shows every tenant\'s rows only under
 
   const dir = /^Working directory: (\S+)/m.exec(r.stdout)?.[1]
   assert.ok(dir, 'prints its working directory')
-  assert.equal(existsSync(dir), false, 'removes its temp directory without --keep')
+  try {
+    assert.equal(existsSync(dir), true, 'keeps its directory with --keep')
+    // The printed console command, run as printed (on a free port instead of 8080).
+    const m = /^ {2}DOMICILE_ADMIN_TOKEN=(\S+) npx domicile serve --config (\S+)$/m.exec(r.stdout)
+    assert.ok(m, `prints how to open the console:\n${r.stdout}`)
+    const [, token, config] = m
+    const server = spawn(process.execPath, [DOMICILE_BIN, 'serve', '--config', config!, '--port', '0', '--json'], {
+      cwd: REPO_ROOT, env: { ...process.env, DOMICILE_ADMIN_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    try {
+      let out = ''
+      server.stdout!.setEncoding('utf8')
+      while (!out.includes('\n')) {
+        const [chunk] = (await Promise.race([once(server.stdout!, 'data'), once(server, 'exit').then(() => { throw new Error('serve exited early') })])) as [string]
+        out += chunk
+      }
+      const { url } = JSON.parse(out.split('\n')[0]!) as { url: string }
+      const page = await fetch(url + '/')
+      assert.equal(page.status, 200)
+      assert.match(await page.text(), /Domicile/)
+      const tenants = await fetch(url + '/admin/api/tenants', { headers: { Authorization: `Bearer ${token}` } })
+      assert.equal(tenants.status, 200)
+      const body = (await tenants.json()) as { tenants: Array<{ id: string; region: string }> }
+      assert.deepEqual(Object.fromEntries(body.tenants.map((t) => [t.id, t.region])), HOME, 'the console sees the demo\'s tenants in their regions')
+    } finally {
+      server.kill('SIGTERM')
+      if (server.exitCode === null) await once(server, 'exit')
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })

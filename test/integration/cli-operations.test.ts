@@ -51,7 +51,8 @@ describe('CLI: online operations', () => {
     const edited = join(dir.path, 'edited.json')
     await writeFile(edited, JSON.stringify({ ...cert, payload: { ...cert.payload, erase: { ...cert.payload.erase, reversible: false } } }))
     const bad = await runCli(['shred', 'check', edited], cwd())
-    assert.notEqual(bad.code, 0)
+    assert.equal(bad.code, 1, 'a certificate that does not verify exits 1 (not an input error)')
+    assert.match(bad.stderr, /^domicile: ERR_SIGNATURE_INVALID: /)
   })
 
   test('key destroy --yes is irreversible: restore is refused and the data is gone', async () => {

@@ -175,7 +175,9 @@ describe('domicile CLI', () => {
     assert.deepEqual({ ...acme, keyId: typeof acme.keyId, createdAt: '', updatedAt: '' },
       { id: 'acme', region: 'eu-west-1', status: 'active', custody: 'kms', provider: 'local', keyId: 'string', keyState: 'enabled', version: 1, createdAt: '', updatedAt: '' })
     acmeKeyId = acme.keyId!
-    const plain = await json<TenantJson>(['tenant', 'add', 'plain', '--region', 'us-east-1', '--json'])
+    const plain = await json<TenantJson & { nextSteps?: string[] }>(['tenant', 'add', 'plain', '--region', 'us-east-1', '--custody', 'none', '--json'])
+    assert.match(plain.nextSteps?.[0] ?? '', /tenant bind-key plain/)
+    delete plain.nextSteps
     assert.deepEqual([plain.custody, plain.provider, plain.keyId, plain.keyState], [null, null, null, 'none'])
 
     assert.deepEqual(await json<TenantJson>(['tenant', 'show', 'acme', '--json']), acme)

@@ -121,10 +121,10 @@ describe('shred verify and the shred certificate (PGlite, local provider, key pr
     for (const [what, edit] of edits) {
       const copy = JSON.parse(text)
       edit(copy)
-      await rejectsWithCode(Promise.resolve().then(() => checkShredCertificate(copy, publicKey)), 'ERR_INPUT_INVALID', `edit of ${what}`)
+      await rejectsWithCode(Promise.resolve().then(() => checkShredCertificate(copy, publicKey)), 'ERR_SIGNATURE_INVALID', `edit of ${what}`)
     }
     const other = loadOrCreateSigningKey(join(fx.dir, 'other-signing.key'))
-    await rejectsWithCode(Promise.resolve().then(() => checkShredCertificate(text, other.publicKey)), 'ERR_INPUT_INVALID', 'another key')
+    await rejectsWithCode(Promise.resolve().then(() => checkShredCertificate(text, other.publicKey)), 'ERR_SIGNATURE_INVALID', 'another key')
     await rejectsWithCode(Promise.resolve().then(() => checkShredCertificate('{not json', publicKey)), 'ERR_INPUT_INVALID', 'not JSON')
     assert.equal(checkShredCertificate(text, publicKey).payload.certificateId, cert.payload.certificateId)
   })

@@ -8,6 +8,7 @@
  * Key custody is optional here: while no key providers are wired (ERR_KEY_PROVIDER_UNKNOWN), the
  * demo adds tenants without keys and writes no sensitive columns.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -155,7 +156,14 @@ export const demoCommand: Command = {
       println(failed.length === 0
         ? `All ${say.checks.length} checks passed in ${seconds(elapsedMs)}.`
         : `${failed.length} of ${say.checks.length} checks FAILED: ${failed.map((c) => c.name).join('; ')}`)
-      if (keep) println(`Explore it: domicile tenant list --config ${join(dir, 'domicile.config.json')}`)
+      if (keep) {
+        const config = join(dir, 'domicile.config.json')
+        println(`Explore it: npx domicile tenant list --config ${config}`)
+        println('')
+        println('Open the web console on these same embedded regions (the admin token below was generated for you):')
+        println(`  DOMICILE_ADMIN_TOKEN=${randomBytes(24).toString('base64url')} npx domicile serve --config ${config}`)
+        println('  then open http://127.0.0.1:8080/ and sign in with that token. Stop it with Ctrl-C.')
+      }
     }
     return failed.length === 0 ? 0 : 1
   },
