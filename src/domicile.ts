@@ -180,7 +180,7 @@ export class Domicile {
     this.#closed = true
     await this.#p.keys?.close().catch(() => undefined)
     await this.#p.directory.close()
-    await this.#p.router.close()
-    await this.#p.controlPlane.close().catch(() => undefined)
+    // The stores are independent: close them at once (each waits for its server to hang up).
+    await Promise.all([this.#p.router.close(), this.#p.controlPlane.close().catch(() => undefined)])
   }
 }

@@ -52,6 +52,10 @@ export type DomicileErrorCode =
   | 'ERR_DECRYPTION_FAILED'
   /** A signed document (residency report, shred certificate) does not verify: edited, or signed by another key. */
   | 'ERR_SIGNATURE_INVALID'
+  /** An audit hash chain does not verify: a record was edited, deleted, inserted or reordered. */
+  | 'ERR_AUDIT_CHAIN_BROKEN'
+  /** `domicile lint` found a residency problem (personal data in a global table, a direct store-driver import). */
+  | 'ERR_LINT_FAILED'
   // the HTTP service (src/service/)
   /** No or wrong credentials. */
   | 'ERR_UNAUTHORIZED'

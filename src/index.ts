@@ -49,6 +49,10 @@ export { generateReport, verifyReportFile, type GeneratedReport, type ReportForm
 export { onboardTenant, bindTenantKey } from './onboarding/onboard-tenant.js'
 export type { OnboardCustody, OnboardRequest, OnboardResult, OnboardXks, BindKeyRequest } from './onboarding/onboard-tenant.js'
 export { updateKeyService, type UpdateKeyServiceRequest, type UpdateKeyServiceResult } from './onboarding/update-key-service.js'
+export { lintResidency, type LintFinding, type LintOptions, type LintResult } from './lint/lint-residency.js'
+export { runAnalytics, type AnalyticsQuery, type AnalyticsResult, type AnalyticsGroup, type FilterRange, type FilterValue } from './analytics/run-analytics.js'
+export { upsertGlobal, deleteGlobal, listGlobal, replicationStatus, replicateOnce, startGlobalReplication, type GlobalWriteResult, type GlobalWriteOptions, type ListGlobalOptions, type RegionReplication, type ReplicationStatus, type RegionReplicationStatus, type GlobalReplicationOptions, type StopGlobalReplication } from './global/index.js'
+export { verifyAuditChains, auditTail, type AuditVerification, type ChainVerification, type ChainBreak, type ChainProblem, type AuditTail, type AuditTailRecord } from './audit/audit-log.js'
 
 export interface CreateDomicileOptions {
   /** A loaded config, or a path (default: $DOMICILE_CONFIG, else ./domicile.config.json). */

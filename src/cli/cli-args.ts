@@ -8,8 +8,8 @@ import { parseArgs } from 'node:util'
 import { DomicileError } from '../errors.js'
 import { COMMON_OPTIONS_HELP } from './usage.js'
 
-type OptionSpec = { readonly type: 'string' | 'boolean'; readonly short?: string }
-export type OptionValues = Record<string, string | boolean | undefined>
+type OptionSpec = { readonly type: 'string' | 'boolean'; readonly short?: string; readonly multiple?: boolean }
+export type OptionValues = Record<string, string | boolean | string[] | undefined>
 
 /** A bad command line: printed with the command's usage; exit status 2 (ERR_INPUT_INVALID). */
 export class UsageError extends DomicileError {

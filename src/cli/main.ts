@@ -62,6 +62,16 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./commands/report.js')).runReportCommand(rest)
       case 'serve':
         return await runCommand((await import('./commands/serve.js')).serveCommand, rest)
+      case 'global':
+        return await (await import('./commands/global.js')).runGlobalCommand(rest)
+      case 'replicate':
+        return await (await import('./commands/global.js')).runReplicateCommand(rest)
+      case 'analytics':
+        return await runCommand((await import('./commands/analytics.js')).analyticsCommand, rest)
+      case 'lint':
+        return await runCommand((await import('./commands/lint.js')).lintCommand, rest)
+      case 'audit':
+        return await (await import('./commands/audit.js')).runAuditCommand(rest)
       case undefined:
         throw new UsageError('missing command', USAGE)
       default:

@@ -25,7 +25,7 @@ export default {
     primaryKey: 'id',
     columns: {
       id: { type: 'text' },
-      name: { type: 'text' },
+      name: { type: 'text', residency: { notPersonal: 'the product name of a plan, not a person' } },
       price_cents: { type: 'integer' },
     },
   },

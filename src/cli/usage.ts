@@ -65,6 +65,28 @@ Residency report
   report TENANT [--format json|md|html] [--out FILE]   signed report: region, store, keys, revocation bound, events
   report verify FILE [--public-key PEM] verify a report in any format; exit 1 on any edit
 
+Residency lint
+  lint [--src DIR ...] [--sample N]     fail (exit 1) on personal-looking columns or values in global tables and on
+                                        direct store-driver imports (pg, PGlite) in DIR or config "lint.sources";
+                                        prints every table's and column's classification
+
+Analytics (aggregates computed inside each region; only aggregates leave it)
+  analytics --table T [--group-by C ...] --measure count [--measure sum:COL|avg:COL|min:COL|max:COL ...]
+      [--where COL=VALUE ...] [--min-group-size N]
+                                        per-group count/sum/avg/min/max over every region's tenants; groups under
+                                        N rows (default 5) suppressed in their region; lists unavailable regions
+
+Global reference tables (written to the control plane, replicated to every region)
+  global upsert TABLE --data JSON [--no-push]   write the control plane's copy, then push it to every region
+  global delete TABLE ID [--no-push]
+  global list TABLE [--region R]        a region's replica (default: the control plane's copy)
+  replicate status                      per region: version applied, latest version, lag, reachable
+  replicate run                         one catch-up pass (a region that was down catches up in order)
+
+Audit log (SHA-256 hash chain per region and in the control plane)
+  audit verify [--region R | --control-plane]   recompute the chains; exit 1 naming the first bad position
+  audit tail --tenant T [--limit N]     the tenant's recent audit records, newest first (never plaintext)
+
 Online migrations and shredding evidence
   migrate encrypt TABLE.COLUMN [--verify]   encrypt a plaintext column online, batch by batch, resumable
   migrate decrypt TABLE.COLUMN              the rollback of migrate encrypt

@@ -75,6 +75,16 @@ export interface DomicileConfig {
   readonly keys: KeysConfig
   /** Polling interval (ms) for directory/revocation changes, the fallback behind LISTEN/NOTIFY. */
   readonly directoryPollMs: number
+  /** `domicile lint` settings (docs/LINT.md); absent when the file has no "lint" key. */
+  readonly lint?: LintConfig
+}
+
+/** The residency linter's settings. */
+export interface LintConfig {
+  /** Absolute directories of application source scanned for direct store-driver imports. */
+  readonly sources: readonly string[]
+  /** Rows sampled per global table per store (default 1000). */
+  readonly sampleRows?: number
 }
 
 export const DEFAULT_CACHE_TTL_MS: Readonly<Record<Custody, number>> = Object.freeze({ kms: 300_000, byok: 60_000, hyok: 60_000 })

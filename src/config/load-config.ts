@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { DomicileError } from '../errors.js'
 import type { Custody } from '../keys/key-provider.js'
-import { DEFAULT_CACHE_TTL_MS, NONCE_BOUND, type DomicileConfig, type ProviderConfig, type RegionConfig, type StoreConfig } from './config-types.js'
+import { DEFAULT_CACHE_TTL_MS, NONCE_BOUND, type DomicileConfig, type LintConfig, type ProviderConfig, type RegionConfig, type StoreConfig } from './config-types.js'
 
 export const DEFAULT_CONFIG_FILE = 'domicile.config.json'
 export const REGION_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
@@ -120,10 +120,24 @@ function provider(v: unknown, path: string, baseDir: string): ProviderConfig {
   }
 }
 
+/** The optional "lint" key: `{ sources: ['src', ...], sampleRows?: N }` (source paths relative to the config file). */
+function lintSettings(v: unknown, baseDir: string): LintConfig {
+  if (!isObj(v)) throw bad('lint', 'an object like { "sources": ["src"] }')
+  onlyKeys(v, ['sources', 'sampleRows'], 'lint')
+  const raw = v.sources ?? []
+  if (!Array.isArray(raw)) throw bad('lint.sources', 'a list of source directories, e.g. ["src"]')
+  const sources = raw.map((s, i) => {
+    if (typeof s !== 'string' || s.length === 0) throw bad(`lint.sources[${i}]`, 'a non-empty directory path')
+    return resolve(baseDir, s)
+  })
+  const sampleRows = int(v, 'sampleRows', 'lint', 1, 100_000)
+  return Object.freeze({ sources: Object.freeze(sources), ...(sampleRows !== undefined ? { sampleRows } : {}) })
+}
+
 /** Validates a parsed config object. `baseDir` resolves relative paths. */
 export function parseConfig(raw: unknown, baseDir: string): DomicileConfig {
   if (!isObj(raw)) throw bad('(root)', 'a JSON object')
-  onlyKeys(raw, ['$schema', 'regions', 'controlPlane', 'schema', 'keys', 'directoryPollMs'], '(root)')
+  onlyKeys(raw, ['$schema', 'regions', 'controlPlane', 'schema', 'keys', 'directoryPollMs', 'lint'], '(root)')
   if (!isObj(raw.regions) || Object.keys(raw.regions).length === 0) throw bad('regions', 'an object with at least one region')
   const regions: Record<string, RegionConfig> = {}
   for (const [name, r] of Object.entries(raw.regions)) {
@@ -179,6 +193,7 @@ export function parseConfig(raw: unknown, baseDir: string): DomicileConfig {
   const maxEncryptionsPerKey = int(keysRaw, 'maxEncryptionsPerKey', 'keys', 1, NONCE_BOUND) ?? NONCE_BOUND
   const reservationBlock = int(keysRaw, 'reservationBlock', 'keys', 1, 2 ** 24) ?? 65_536
   const directoryPollMs = int(raw, 'directoryPollMs', '(root)', 50, 60_000) ?? 500
+  const lint = raw.lint === undefined ? undefined : lintSettings(raw.lint, baseDir)
   return Object.freeze({
     baseDir,
     regions: Object.freeze(regions),
@@ -186,6 +201,7 @@ export function parseConfig(raw: unknown, baseDir: string): DomicileConfig {
     schema,
     keys: Object.freeze({ providers: Object.freeze(providers), defaults: Object.freeze(defaults), cacheTtlMs: Object.freeze(cacheTtlMs), maxEncryptionsPerKey, reservationBlock }),
     directoryPollMs,
+    ...(lint ? { lint } : {}),
   })
 }
 

@@ -162,6 +162,13 @@ async function migrateColumn(d: Domicile, target: string, direction: MigrationDi
 }
 
 /**
+ * How long a run waits for the column's lease before saying another process holds it: the lease of
+ * a process that was just killed is released when the server notices its connection is gone, which
+ * can take a moment on a busy machine.
+ */
+const LEASE_WAIT_MS = 5000
+
+/**
  * One process at a time per column: a session advisory lock in the control plane, held for the
  * run (released when the process dies with its connection). Embedded PGlite is one process anyway.
  */
@@ -169,8 +176,15 @@ async function withColumnLease<T>(d: Domicile, key: string, fn: () => Promise<T>
   const cp = internalsOf(d).controlPlane
   if (cp.kind !== 'postgres') return fn()
   return cp.withSession(async (s) => {
-    const r = await s.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('domicile:column:' || $1)) AS ok`, [key])
-    if (!r.rows[0]?.ok) throw new DomicileError('ERR_OPERATION_RUNNING', `Another process is migrating ${key} right now. Wait for it, or stop it; a killed run is resumed by running the command again.`)
+    const started = Date.now()
+    let ok = false
+    for (;;) {
+      const r = await s.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('domicile:column:' || $1)) AS ok`, [key])
+      ok = r.rows[0]?.ok === true
+      if (ok || Date.now() - started >= LEASE_WAIT_MS) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    if (!ok) throw new DomicileError('ERR_OPERATION_RUNNING', `Another process is migrating ${key} right now. Wait for it, or stop it; a killed run is resumed by running the command again.`)
     try {
       return await fn()
     } finally {

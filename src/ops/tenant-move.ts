@@ -116,6 +116,9 @@ function killPoint(point: string): void {
   if (process.env.DOMICILE_TEST_KILL_AT === point) process.kill(process.pid, 'SIGKILL')
 }
 
+/** A catch-up round that repairs more than this share of the previous round's rows is not converging. */
+const CONVERGING = 0.7
+
 /** Thrown inside the freeze when its deadline passed: the freeze is undone and tried again. */
 class FreezeOverrun extends Error {}
 
@@ -289,9 +292,12 @@ class MoveRun {
         // Only this move writes the tenant's rows in the target before the cutover: after one full
         // read, the target's summary is the last one, patched where this move wrote since.
         const known = this.targetSummaries.get(t.name)
-        const { summary: a, rows: changed } = await this.sourceSummary(src, t, bits)
+        // The two regions are separate servers: the source's and the target's passes run at once.
+        const [{ summary: a, rows: changed }, b] = await Promise.all([
+          this.sourceSummary(src, t, bits),
+          known?.bits === bits ? known : readTx(dst, () => summarize(dst, t, this.tenant, bits)),
+        ])
         check()
-        const b = known?.bits === bits ? known : await readTx(dst, () => summarize(dst, t, this.tenant, bits))
         const diff = differingBuckets(a, b)
         pending.push({ t, bits, diff, src: a, dst: b })
         if (diff.length === 0) continue
@@ -358,12 +364,16 @@ class MoveRun {
     await this.both(async (src, dst) => {
       const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
       this.cp.keys = k.total
-      // Rounds until one finds little to copy, so the one inside the freeze has little left.
+      // Rounds until one finds little to copy, so the one inside the freeze has little left; or until
+      // the rounds stop converging (a steady writer changes as many rows per round as a round
+      // repairs): more rounds would not make the freeze shorter.
+      let previous = Number.POSITIVE_INFINITY
       for (let i = 1; i <= rounds; i++) {
         const r = await this.round(src, dst)
         this.progress.update({ state: 'catch-up', done: this.cp.repairedRows, unit: 'rows' })
         killPoint(`catch-up:${i}`)
-        if (r.repaired <= threshold) break
+        if (r.repaired <= threshold || r.repaired > previous * CONVERGING) break
+        previous = r.repaired
       }
     })
     await this.freeze()

@@ -273,7 +273,7 @@ export class RegionRouter {
 
   async close(): Promise<void> {
     this.#closed = true
-    for (const st of this.#states.values()) await st.driver.close().catch(() => undefined)
+    await Promise.all([...this.#states.values()].map((st) => st.driver.close().catch(() => undefined)))
     this.#states.clear()
   }
 }

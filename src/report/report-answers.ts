@@ -163,11 +163,15 @@ function replicated(r: ResidencyReport): Answer {
     p.push(`Nothing of your tenant: the schema has no global tables. Your rows and your wrapped data keys stay in ${r.residency.region}.`)
   } else {
     p.push(`Global tables hold reference data shared by all tenants, never personal data: the schema refuses sensitive columns in them and they have no tenant id. In your region: ${list(r.globalTables.map((g) => `${g.name} (${g.rowsInRegion} rows here${g.rowsInControlPlane === null ? '' : `, ${g.rowsInControlPlane} in the control plane`})`))}.`)
-    p.push(`How they get there today: ${r.globalTables[0]!.howItGetsThere}`)
+    p.push(`How they get there: ${r.globalTables[0]!.howItGetsThere}`)
+    const g = r.globalReplication
+    if (g) p.push(g.lagVersions === 0 ? `The copy in ${r.residency.region} is current: it has applied every global change (version ${g.latestVersion}).` : `The copy in ${r.residency.region} has applied version ${g.regionVersion ?? 0} of ${g.latestVersion}; ${g.lagVersions} change(s) are on their way.`)
     p.push(`Your rows and your wrapped data keys are never copied to another region (a move between regions copies them once and purges the source).`)
   }
-  const w = r.globalTables.filter((g) => g.rowsInControlPlane !== null && g.rowsInControlPlane !== g.rowsInRegion)
-    .map((g) => `The copy of ${g.name} in ${r.residency.region} has ${g.rowsInRegion} rows, the control plane's ${g.rowsInControlPlane}: the copies differ (reference data is loaded into each store separately today).`)
+  const w = r.globalReplication && r.globalReplication.lagVersions > 0
+    ? [`The copy of the global tables in ${r.residency.region} is ${r.globalReplication.lagVersions} change(s) behind the control plane (oldest ${Math.round(r.globalReplication.lagSeconds)} s)${r.globalReplication.reachable ? '' : '; the region did not answer'}.`]
+    : r.globalTables.filter((g) => g.rowsInControlPlane !== null && g.rowsInControlPlane !== g.rowsInRegion)
+      .map((g) => `The copy of ${g.name} in ${r.residency.region} has ${g.rowsInRegion} rows, the control plane's ${g.rowsInControlPlane}: rows were written into one of the stores outside Domicile's replication.`)
   return { id: 'replicated', question: 'What is replicated globally?', paragraphs: p, warnings: w }
 }
 

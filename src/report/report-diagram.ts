@@ -123,7 +123,9 @@ export function residencyDiagram(r: ResidencyReport): string {
   parts.push(box(COL[0], y, BOX_W, h4, 'global', 'Control plane (authoritative)', cpLines))
   parts.push(box(COL[2], y, BOX_W, h4, 'global', `Copy in ${r.residency.region}`, regionLines))
   if (r.globalTables.length > 0) {
-    parts.push(arrow(COL[0] + BOX_W, y + 42, COL[2], y + 42, 'loaded by the operator (no automatic replication yet)', true))
+    const g = r.globalReplication
+    const label = g ? `replicated (outbox): version ${g.regionVersion ?? 0} of ${g.latestVersion}` : 'replicated through the outbox'
+    parts.push(arrow(COL[0] + BOX_W, y + 42, COL[2], y + 42, label, g !== null && g.lagVersions > 0))
   }
   const height = y + h4 + 20
 

@@ -10,6 +10,7 @@
  * It holds identifiers, counts, states and times only: never plaintext, key material, wrapped keys,
  * credentials, or the row keys of revealed rows.
  */
+import { replicationStatus } from '../global/replication-status.js'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Domicile } from '../domicile.js'
@@ -139,9 +140,17 @@ export interface ResidencyReport {
     readonly rowsInRegion: number
     /** Rows of the authoritative copy in the control plane; null when it could not be read. */
     readonly rowsInControlPlane: number | null
-    readonly replication: 'manual'
+    readonly replication: 'outbox'
     readonly howItGetsThere: string
   }>
+  /** The region's copy of the global tables against the control plane's outbox; null when there are no global tables or it could not be read. */
+  readonly globalReplication: {
+    readonly latestVersion: number
+    readonly regionVersion: number | null
+    readonly lagVersions: number
+    readonly lagSeconds: number
+    readonly reachable: boolean
+  } | null
   readonly events: {
     readonly limit: number
     readonly key: readonly ReportEvent[]
@@ -155,8 +164,8 @@ export interface ResidencyReport {
   }
 }
 
-/** How global tables reach a region today (replication is a later issue). */
-export const GLOBAL_TABLE_PROVENANCE = '"domicile migrate" creates the table in the control plane (the authoritative copy) and in every region store; Domicile does not copy rows between them yet. Whoever loads the reference data writes it into each store; tenant scopes can only read it.'
+/** How global tables reach a region (src/global/, docs/GLOBAL-TABLES.md). */
+export const GLOBAL_TABLE_PROVENANCE = 'Written only to the control plane (the authoritative copy) together with a versioned outbox entry; a replicator applies the outbox to every region store in version order, idempotently, and a region that was down catches up when it returns. Tenant scopes can only read the local copy.'
 
 /** Provider trace records (one per provider call) are not events a report lists. */
 const TRACE_TYPES = new Set(['key.wrap', 'key.unwrap', 'key.status', 'key.create', 'key.destroy', 'key.delete-material'])
@@ -280,6 +289,18 @@ export async function collectResidencyReport(d: Domicile, tenantId: string): Pro
     }
   }
 
+  // Where the region's copy stands against the outbox (a region down elsewhere does not matter here).
+  let globalReplication: ResidencyReport['globalReplication'] = null
+  if (globals.length > 0) {
+    try {
+      const st = await replicationStatus(d)
+      const mine = st.regions.find((r) => r.region === tenant.region)
+      if (mine) globalReplication = { latestVersion: st.latestVersion, regionVersion: mine.version, lagVersions: mine.lagVersions, lagSeconds: mine.lagSeconds, reachable: mine.reachable }
+    } catch (e) {
+      if (!isDomicileError(e)) throw e
+    }
+  }
+
   // Control-plane audit: key and move events of the tenant.
   const audit = await controlPlane.withSession((s) => s.query<AuditRow>(
     `SELECT id, at, type, outcome, actor, detail FROM domicile_control_audit WHERE tenant_id = $1 AND (type LIKE 'key.%' OR type LIKE 'tenant.%')
@@ -378,8 +399,9 @@ export async function collectResidencyReport(d: Domicile, tenantId: string): Pro
     },
     globalTables: globals.map((t) => ({
       name: t.name, rowsInRegion: facts.counts.get(t.name) ?? 0, rowsInControlPlane: cpCounts.get(t.name) ?? null,
-      replication: 'manual' as const, howItGetsThere: GLOBAL_TABLE_PROVENANCE,
+      replication: 'outbox' as const, howItGetsThere: GLOBAL_TABLE_PROVENANCE,
     })),
+    globalReplication,
     events: {
       limit: REPORT_EVENT_LIMIT,
       key: keyEvents.slice(0, REPORT_EVENT_LIMIT),

@@ -41,6 +41,13 @@ export interface ColumnDef {
   readonly nullable?: boolean
   /** true or options: stored as AES-256-GCM ciphertext under the tenant's data key. */
   readonly sensitive?: boolean | SensitiveOptions
+  /** Residency lint: `{ notPersonal: 'reason' }` waives the personal-name check (`domicile lint`) for this column, with the reason shown in its output. */
+  readonly residency?: ResidencyOptions
+}
+
+export interface ResidencyOptions {
+  /** Why this column holds no personal data although its name looks personal (non-empty). */
+  readonly notPersonal: string
 }
 
 export interface TableDef {
@@ -58,6 +65,8 @@ export interface ResolvedColumn {
   readonly sensitive: false | Required<Pick<SensitiveOptions, 'searchable' | 'indexBytes' | 'expectedRows'>> & { normalize: readonly Normalization[] }
   /** Name of the blind-index column, when searchable. */
   readonly indexColumn?: string
+  /** The reason given in `residency: { notPersonal }`, when the column waives the residency linter's name check. */
+  readonly notPersonal?: string
 }
 
 export interface ResolvedTable {
@@ -95,7 +104,8 @@ function invalid(path: string, message: string): DomicileError {
 }
 
 const TABLE_KEYS = ['scope', 'primaryKey', 'columns', 'indexes'] as const
-const COLUMN_KEYS = ['type', 'nullable', 'sensitive'] as const
+const COLUMN_KEYS = ['type', 'nullable', 'sensitive', 'residency'] as const
+const RESIDENCY_KEYS = ['notPersonal'] as const
 const SENSITIVE_KEYS = ['searchable', 'normalize', 'indexBytes', 'expectedRows'] as const
 
 /** A misspelt option is an error, never silently ignored (a typo in `sensitive` would store plaintext). */
@@ -103,6 +113,21 @@ function onlyKeys(o: object, allowed: readonly string[], path: string): void {
   for (const k of Object.keys(o)) {
     if (!allowed.includes(k)) throw invalid(`${path}.${k}`, `no such option (allowed: ${allowed.join(', ')})`)
   }
+}
+
+/** The reason of a column's `residency: { notPersonal }` waiver, validated; undefined without one. */
+function residencyWaiver(c: ColumnDef, cpath: string): string | undefined {
+  if (c.residency === undefined) return undefined
+  const path = `${cpath}.residency`
+  if (typeof c.residency !== 'object' || c.residency === null || Array.isArray(c.residency)) throw invalid(path, 'expected { notPersonal: \'why this column holds no personal data\' }')
+  onlyKeys(c.residency, RESIDENCY_KEYS, path)
+  const reason: unknown = c.residency.notPersonal
+  /* Precondition: a residency waiver states its reason. */
+  if (typeof reason !== 'string' || reason.trim() === '') throw invalid(`${path}.notPersonal`, 'expected a non-empty reason saying why the column holds no personal data (shown by "domicile lint")')
+  if (reason.length > 500) throw invalid(`${path}.notPersonal`, 'expected a reason of at most 500 characters')
+  /* Precondition: a sensitive column is personal by declaration, so it cannot be waived as not personal. */
+  if (c.sensitive) throw invalid(path, 'a sensitive column cannot be declared not personal; drop one of the two options')
+  return reason.trim()
 }
 
 /** Validates and freezes a schema definition. Throws ERR_SCHEMA_INVALID naming the offending path. */
@@ -151,12 +176,14 @@ export function defineSchema(tables: Readonly<Record<string, TableDef>>): Schema
           for (const w of assessIndexLength({ bytes: indexBytes, expectedRows })) warnings.push({ path: `${cpath}.sensitive.indexBytes`, code: w.code, message: w.message })
         }
       }
+      const notPersonal = residencyWaiver(c, cpath)
       const col: ResolvedColumn = Object.freeze({
         name: cname,
         type: c.type,
         nullable: c.nullable === true,
         sensitive,
         ...(sensitive && sensitive.searchable ? { indexColumn: `${cname}${BLIND_INDEX_SUFFIX}` } : {}),
+        ...(notPersonal !== undefined ? { notPersonal } : {}),
       })
       columns.set(cname, col)
     }

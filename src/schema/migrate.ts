@@ -14,7 +14,9 @@ import { CONTROL_PLANE_STAMP, ensureStamp } from '../regions/region-stamp.js'
 import type { RegionRouter } from '../regions/router.js'
 import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
 import { APP_ROLE, controlPlaneInternalDdl, q, regionInternalDdl, schemaDdl } from './ddl.js'
+import { controlPlaneAuditChainDdl, regionAuditChainDdl } from './audit-chain-ddl.js'
 import type { Schema } from './define-schema.js'
+import { globalControlPlaneDdl, globalRegionDdl } from './global-table-ddl.js'
 
 type Logins = Pick<StoreDriver, 'separateOwner' | 'dataLogin'>
 
@@ -46,7 +48,7 @@ async function checkExistingStamp(session: StoreSession, kind: 'region' | 'contr
 }
 
 export async function migrateControlPlane(store: StoreDriver, schema: Schema): Promise<MigrateResult> {
-  const statements = [...controlPlaneInternalDdl(), ...schemaDdl(schema, 'control-plane')]
+  const statements = [...controlPlaneInternalDdl(), ...controlPlaneAuditChainDdl(), ...globalControlPlaneDdl(), ...schemaDdl(schema, 'control-plane')]
   // Owner session only: the data plane's login may not exist before this migrate creates it.
   await store.withSession(async (s) => {
     await checkExistingStamp(s, 'control-plane', CONTROL_PLANE_STAMP)
@@ -56,7 +58,7 @@ export async function migrateControlPlane(store: StoreDriver, schema: Schema): P
 }
 
 export async function migrateRegion(router: RegionRouter, region: string, schema: Schema): Promise<MigrateResult> {
-  const statements = [...regionInternalDdl(), ...schemaDdl(schema, 'region')]
+  const statements = [...regionInternalDdl(), ...regionAuditChainDdl(), ...globalRegionDdl(), ...schemaDdl(schema, 'region')]
   const store = router.loginsOf(region)
   await router.withRegionAdmin(region, async (s) => {
     await checkExistingStamp(s, 'region', region)

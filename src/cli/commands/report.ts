@@ -12,7 +12,7 @@ import { loadPublicKey } from '../../evidence/signing-key.js'
 import { evidenceSigningKeyFile } from '../../ops/shred-evidence-key.js'
 import { assertReportFormat, generateReport } from '../../report/report-output.js'
 import { verifyReportFile } from '../../report/report-signature.js'
-import { runCommand, stringOption, UsageError, type Command } from '../cli-args.js'
+import { runCommand, stringOption, UsageError, type Command, type ParsedCommand } from '../cli-args.js'
 import { formatFields, printJson, println } from '../cli-output.js'
 import { COMMON_OPTIONS_HELP } from '../usage.js'
 import { withDomicile } from '../open-domicile.js'
@@ -59,7 +59,7 @@ export const reportCommand: Command = {
   },
 }
 
-async function publicKeyFor(p: { values: Record<string, string | boolean | undefined>; configPath: string | undefined }): Promise<KeyObject> {
+async function publicKeyFor(p: Pick<ParsedCommand, 'values' | 'configPath'>): Promise<KeyObject> {
   const pemFile = stringOption(p.values, 'public-key')
   if (pemFile === undefined) return loadPublicKey(evidenceSigningKeyFile(loadConfig(p.configPath))).publicKey
   let key: KeyObject

@@ -33,6 +33,9 @@ export const serveCommand: Command = {
       if ((e as { code?: unknown }).code === 'EADDRINUSE') throw new DomicileError('ERR_INPUT_INVALID', `--port: port ${port} is in use on ${host}. Pick another with --port N (0 = any free port).`, { path: '--port' })
       throw e
     }
+    // Global tables: this process keeps every region's copy current (outbox poll + NOTIFY).
+    const { startGlobalReplication } = await import('../../global/index.js')
+    const stopReplication = startGlobalReplication(d)
     const adminOn = Boolean(process.env.DOMICILE_ADMIN_TOKEN)
     if (p.json) printJson({ url: server.url, admin: adminOn })
     else {
@@ -49,6 +52,7 @@ export const serveCommand: Command = {
       process.on('SIGTERM', stop)
       process.on('SIGINT', stop)
     })
+    await stopReplication()
     await s.close()
     await d.close()
     if (!p.json) println('domicile serve: stopped')

@@ -35,7 +35,8 @@ export function sampleReport(edit: (r: Mutable<ResidencyReport>) => void = () =>
       lastRevocation: null,
     },
     revocation: { cacheTtlMs: 60_000, cacheTtlSource: 'custody-default', killSwitchPollMs: 500 },
-    globalTables: [{ name: 'plans', rowsInRegion: 3, rowsInControlPlane: 3, replication: 'manual', howItGetsThere: GLOBAL_TABLE_PROVENANCE }],
+    globalTables: [{ name: 'plans', rowsInRegion: 3, rowsInControlPlane: 3, replication: 'outbox', howItGetsThere: GLOBAL_TABLE_PROVENANCE }],
+    globalReplication: { latestVersion: 3, regionVersion: 3, lagVersions: 0, lagSeconds: 0, reachable: true },
     events: {
       limit: 20,
       key: [{ id: 7, at: '2025-01-01T12:00:00.000Z', type: 'key.restore', outcome: 'ok', actor: 'ops', detail: { custody: 'hyok', provider: 'xks:acme' } }],

@@ -1,0 +1,71 @@
+/**
+ * Reads of a global table outside a tenant scope: a region's replica, or (no region) the control
+ * plane's authoritative copy, in one read-only transaction, ordered by primary key. Inside a tenant
+ * scope, read the region's local copy with `scope.sql` / `scope.db` (the data plane has SELECT on
+ * global tables, nothing else).
+ */
+import type { Domicile } from '../domicile.js'
+import { internalsOf } from '../domicile-internals.js'
+import { DomicileError } from '../errors.js'
+import { q } from '../schema/ddl.js'
+import type { ResolvedColumn } from '../schema/define-schema.js'
+import type { StoreSession } from '../regions/store-driver.js'
+import { globalTable } from './global-row.js'
+
+export interface ListGlobalOptions {
+  /** A region's replica; default: the control plane's copy. */
+  readonly region?: string
+  /** At most this many rows (1..100000, default 10000). */
+  readonly limit?: number
+}
+
+/** Engine differences (pg returns int8 and numeric as strings, PGlite int8 as number): one form. */
+function normalize(c: ResolvedColumn, v: unknown): unknown {
+  if (v === null || v === undefined) return null
+  switch (c.type) {
+    case 'bigint':
+    case 'numeric':
+      return String(v)
+    case 'integer':
+      return Number(v)
+    case 'timestamptz':
+      return v instanceof Date ? v : new Date(String(v))
+    case 'bytea':
+      return v instanceof Uint8Array ? new Uint8Array(v) : v
+    default:
+      return v
+  }
+}
+
+/**
+ * The rows of a global table.
+ *
+ * @example
+ * ```ts
+ * const plans = await listGlobal(domicile, 'plans', { region: 'eu-west-1' })
+ * ```
+ */
+export async function listGlobal(d: Domicile, table: string, opts: ListGlobalOptions = {}): Promise<Record<string, unknown>[]> {
+  const t = globalTable(d.schema, table)
+  const limit = opts.limit ?? 10_000
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new DomicileError('ERR_INPUT_INVALID', 'limit: expected an integer from 1 to 100000.', { path: 'limit' })
+  const cols = [...t.columns.values()]
+  const sql = `SELECT ${cols.map((c) => q(c.name)).join(', ')} FROM ${q(t.name)} ORDER BY ${q(t.primaryKey)} LIMIT ${limit}`
+  const read = async (s: StoreSession): Promise<Record<string, unknown>[]> => {
+    await s.exec('BEGIN READ ONLY')
+    try {
+      const r = await s.query<Record<string, unknown>>(sql)
+      await s.exec('COMMIT')
+      return r.rows.map((row) => Object.fromEntries(cols.map((c) => [c.name, normalize(c, row[c.name])])))
+    } catch (e) {
+      await s.exec('ROLLBACK').catch(() => s.discard())
+      throw e
+    }
+  }
+  const { router, controlPlane } = internalsOf(d)
+  if (opts.region === undefined) return controlPlane.withSession(read, { role: 'owner' })
+  if (!d.regions.includes(opts.region)) {
+    throw new DomicileError('ERR_REGION_UNKNOWN', `Region "${opts.region}" is not configured (configured: ${d.regions.join(', ')}).`, { path: 'region' })
+  }
+  return router.withRegionAdmin(opts.region, read)
+}
