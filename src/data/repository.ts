@@ -15,6 +15,7 @@
  * read from the store's catalog and re-read every `LAYOUT_TTL_MS`; a statement written for a layout
  * that changed meanwhile fails with a retryable ERR_CONFLICT (one-shot calls retry it themselves).
  */
+import { fromDb } from './db-value.js'
 import { DomicileError } from '../errors.js'
 import { BLIND_INDEX_SUFFIX, SHADOW_SUFFIX, type ResolvedColumn, type ResolvedTable } from '../schema/define-schema.js'
 import { q } from '../schema/ddl.js'
@@ -102,23 +103,6 @@ function badType(table: ResolvedTable, col: ResolvedColumn, expected: string): D
 // instead of storing their text form.
 const castFor = (col: ResolvedColumn): string => (col.sensitive ? '::bytea' : col.type === 'jsonb' ? '::jsonb' : col.type === 'text' ? '' : `::${col.type}`)
 
-/** Normalises engine differences in returned values (pg returns int8 as string, PGlite as number). */
-function fromDb(col: ResolvedColumn, v: unknown): unknown {
-  if (v === null || v === undefined) return null
-  switch (col.type) {
-    case 'bigint':
-    case 'numeric':
-      return String(v)
-    case 'integer':
-      return Number(v)
-    case 'timestamptz':
-      return v instanceof Date ? v : new Date(String(v))
-    case 'bytea':
-      return v instanceof Uint8Array ? new Uint8Array(v) : v
-    default:
-      return v
-  }
-}
 
 interface Statements {
   readonly selectList: string

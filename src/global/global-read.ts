@@ -4,6 +4,7 @@
  * scope, read the region's local copy with `scope.sql` / `scope.db` (the data plane has SELECT on
  * global tables, nothing else).
  */
+import { fromDb } from '../data/db-value.js'
 import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
 import { DomicileError } from '../errors.js'
@@ -19,23 +20,6 @@ export interface ListGlobalOptions {
   readonly limit?: number
 }
 
-/** Engine differences (pg returns int8 and numeric as strings, PGlite int8 as number): one form. */
-function normalize(c: ResolvedColumn, v: unknown): unknown {
-  if (v === null || v === undefined) return null
-  switch (c.type) {
-    case 'bigint':
-    case 'numeric':
-      return String(v)
-    case 'integer':
-      return Number(v)
-    case 'timestamptz':
-      return v instanceof Date ? v : new Date(String(v))
-    case 'bytea':
-      return v instanceof Uint8Array ? new Uint8Array(v) : v
-    default:
-      return v
-  }
-}
 
 /**
  * The rows of a global table.
@@ -56,7 +40,7 @@ export async function listGlobal(d: Domicile, table: string, opts: ListGlobalOpt
     try {
       const r = await s.query<Record<string, unknown>>(sql)
       await s.exec('COMMIT')
-      return r.rows.map((row) => Object.fromEntries(cols.map((c) => [c.name, normalize(c, row[c.name])])))
+      return r.rows.map((row) => Object.fromEntries(cols.map((c) => [c.name, fromDb(c, row[c.name])])))
     } catch (e) {
       await s.exec('ROLLBACK').catch(() => s.discard())
       throw e
