@@ -175,6 +175,22 @@ function replicated(r: ResidencyReport): Answer {
   return { id: 'replicated', question: 'What is replicated globally?', paragraphs: p, warnings: w }
 }
 
+/** The summary table at the top of the Markdown and HTML reports: label and value. */
+export function summaryRows(r: ResidencyReport): Array<[string, string]> {
+  const k = r.key
+  return [
+    ['Tenant', `${r.tenant.id} (${r.tenant.status})`],
+    ['Home region', r.residency.region],
+    ['Jurisdiction', r.residency.jurisdiction ?? 'not set'],
+    ['Store', r.residency.store.location],
+    ['Who holds the key-encryption key', HOLDER_TEXT[k.holder]],
+    ['Key state', k.holder === 'none' ? 'no key' : `${k.state} (Domicile: ${k.directoryState}; key service: ${k.providerState})`],
+    ['Time to revocation', k.holder === 'none' ? '-' : `our kill switch: push, at worst ${formatDuration(r.revocation.killSwitchPollMs)}; at the key service: the data-key cache TTL, ${formatDuration(r.revocation.cacheTtlMs)}`],
+    ['Sealed columns', r.sensitiveColumns.map((c) => `${c.table}.${c.column}`).join(', ') || 'none'],
+    ['Global tables in the region', r.globalTables.map((g) => g.name).join(', ') || 'none'],
+  ]
+}
+
 /** The questionnaire answers, in order. */
 export function questionnaire(r: ResidencyReport): readonly Answer[] {
   return [where(r), keys(r), revoke(r), readers(r), replicated(r)]

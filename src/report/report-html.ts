@@ -6,7 +6,7 @@
  * Security Policy of `default-src 'none'` says so to the browser too); every value is escaped;
  * readable when printed to PDF (@media print).
  */
-import { questionnaire, formatDuration, HOLDER_TEXT } from './report-answers.js'
+import { questionnaire, formatDuration, HOLDER_TEXT, summaryRows } from './report-answers.js'
 import { escapeXml, residencyDiagram } from './report-diagram.js'
 import type { ReportEvent, ResidencyReport } from './residency-report.js'
 import { SLOT } from './report-signature.js'
@@ -77,17 +77,7 @@ const detailText = (d: ReportEvent['detail']): string => Object.entries(d).filte
  */
 export function renderHtml(r: ResidencyReport, opts: { keyId: string }): string {
   const k = r.key
-  const summary: Array<[string, string]> = [
-    ['Tenant', `${r.tenant.id} (${r.tenant.status})`],
-    ['Home region', r.residency.region],
-    ['Jurisdiction', r.residency.jurisdiction ?? 'not set'],
-    ['Store', r.residency.store.location],
-    ['Who holds the key-encryption key', HOLDER_TEXT[k.holder]],
-    ['Key state', k.holder === 'none' ? 'no key' : `${k.state} (Domicile: ${k.directoryState}; key service: ${k.providerState})`],
-    ['Time to revocation', k.holder === 'none' ? '–' : `our kill switch: push, at worst ${formatDuration(r.revocation.killSwitchPollMs)}; at the key service: the data-key cache TTL, ${formatDuration(r.revocation.cacheTtlMs)}`],
-    ['Sealed columns', r.sensitiveColumns.map((c) => `${c.table}.${c.column}`).join(', ') || 'none'],
-    ['Global tables in the region', r.globalTables.map((g) => g.name).join(', ') || 'none'],
-  ]
+  const summary = summaryRows(r)
   const answers = questionnaire(r).map((a) => `<section class="answer" id="${h(a.id)}"><h2>${h(a.question)}</h2>` +
     a.warnings.map((w) => `<p class="warn"><strong>Attention:</strong> ${h(w)}</p>`).join('') +
     a.paragraphs.map((p) => `<p>${h(p)}</p>`).join('') + '</section>').join('\n')

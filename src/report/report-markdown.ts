@@ -5,7 +5,7 @@
  * checks the whole file. Every value is escaped: it cannot open a link, an HTML element, a code
  * fence or a table cell of its own.
  */
-import { questionnaire, formatDuration, HOLDER_TEXT } from './report-answers.js'
+import { questionnaire, formatDuration, HOLDER_TEXT, summaryRows } from './report-answers.js'
 import type { ReportEvent, ResidencyReport } from './residency-report.js'
 import { SLOT } from './report-signature.js'
 
@@ -45,17 +45,7 @@ export function renderMarkdown(r: ResidencyReport, opts: { keyId: string }): str
   const out: string[] = []
   out.push(`# Data residency report: tenant ${mdEscape(r.tenant.id)}\n`)
   out.push(`Generated ${mdEscape(r.generatedAt)} from the live system by domicile ${mdEscape(r.generator.version)}. Report ${mdEscape(r.reportId)}, signed with Ed25519 by evidence key ${mdEscape(opts.keyId)}.\n`)
-  out.push(table(['Summary', ''], [
-    ['Tenant', `${r.tenant.id} (${r.tenant.status})`],
-    ['Home region', r.residency.region],
-    ['Jurisdiction', r.residency.jurisdiction ?? 'not set'],
-    ['Store', r.residency.store.location],
-    ['Who holds the key-encryption key', HOLDER_TEXT[k.holder]],
-    ['Key state', k.holder === 'none' ? 'no key' : `${k.state} (Domicile: ${k.directoryState}; key service: ${k.providerState})`],
-    ['Time to revocation', k.holder === 'none' ? '-' : `our kill switch: push, at worst ${formatDuration(r.revocation.killSwitchPollMs)}; at the key service: the data-key cache TTL, ${formatDuration(r.revocation.cacheTtlMs)}`],
-    ['Sealed columns', r.sensitiveColumns.map((c) => `${c.table}.${c.column}`).join(', ') || 'none'],
-    ['Global tables in the region', r.globalTables.map((g) => g.name).join(', ') || 'none'],
-  ]))
+  out.push(table(['Summary', ''], summaryRows(r)))
   out.push('')
   for (const a of questionnaire(r)) {
     out.push(`## ${mdEscape(a.question)}\n`)
