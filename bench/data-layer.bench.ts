@@ -515,7 +515,7 @@ function layerArms(d: Domicile, keys: number[], sql: BaselineSql, shared: Readon
       name: 'router.withTenantTransaction',
       op: async (i) => {
         const t = TENANTS[i % 2]!
-        need(await router.withTenantTransaction(t.id, t.region, async (tx) => (await tx.session.query(sql.read, [t.id, key(i)])).rows[0]), 'router')
+        need(await router.withTenantTransaction(t.id, { region: t.region, cell: 'main' }, async (tx) => (await tx.session.query(sql.read, [t.id, key(i)])).rows[0]), 'router')
       },
     },
     {

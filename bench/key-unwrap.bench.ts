@@ -260,7 +260,7 @@ interface CachedResult {
 function hitOnlyTransaction(): TenantTransaction {
   const refuse = (): never => { throw new Error('keyring hit path touched the store: the cache missed') }
   const records = { reserveDataKeyBudget: refuse, insertKey: refuse, appendAudit: refuse }
-  const tx = { tenantId: TENANT, region: REGION, session: { query: refuse, exec: refuse, discard: refuse }, records, onRollback: refuse, onCommit: refuse, runsApplicationSql: refuse }
+  const tx = { tenantId: TENANT, region: REGION, cell: 'main', session: { query: refuse, exec: refuse, discard: refuse }, records, onRollback: refuse, onCommit: refuse, runsApplicationSql: refuse }
   return tx
 }
 
@@ -297,7 +297,7 @@ async function measureCached(s: Subject, { cache, ids }: LoadedCache): Promise<C
   const getAsyncHit = await asyncBatches(PLAN.batch, PLAN.asyncBatches, n, (i) => cache.get(ids[i]!, TENANT, TTL_MS, neverLoad))
 
   const tenant: TenantRecord = {
-    id: TENANT, region: REGION, status: 'active', key: { custody: 'kms', provider: name, keyId }, keyState: 'enabled',
+    id: TENANT, region: REGION, cell: 'main', status: 'active', key: { custody: 'kms', provider: name, keyId }, keyState: 'enabled',
     cacheTtlMs: null, version: 1, createdAt: new Date(), updatedAt: new Date(),
   }
   const keyring = new Keyring({

@@ -13,6 +13,7 @@ import type { Repository, Row } from './data/repository.js'
 import type { RegionRouter, TenantTransaction } from './regions/router.js'
 import type { StoreDriver } from './regions/store-driver.js'
 import { registerParts } from './domicile-internals.js'
+import { chooseCell, shown } from './regions/placement.js'
 import { migrateAll, type MigrateResult } from './schema/migrate.js'
 import type { Schema } from './schema/define-schema.js'
 import type { ScopeFieldsFactory } from './fields/scope-fields-factory.js'
@@ -40,7 +41,7 @@ export interface DomicileParts {
   /** The configuration the instance was built from (paths for evidence keys and the like). */
   readonly config?: DomicileConfig
   /** Region metadata for listings and reports. */
-  readonly regionInfo?: Readonly<Record<string, { driver: string; jurisdiction?: string }>>
+  readonly regionInfo?: Readonly<Record<string, { drivers: Readonly<Record<string, string>>; jurisdiction?: string }>>
 }
 
 /** A tenant's tables, one transaction per repository call (see `Domicile.tenant`). */
@@ -52,6 +53,8 @@ export interface TenantTables {
 
 export interface AddTenantOptions {
   readonly region: string
+  /** The cell in the region; default: the region's cell with the fewest tenants. */
+  readonly cell?: string
   readonly key?: KeyBinding | null
   /** Initial key state; 'pending-import' for a BYOK key awaiting the customer's material. */
   readonly keyState?: 'enabled' | 'pending-import'
@@ -125,21 +128,33 @@ export class Domicile {
     if (tenant.status !== 'active') {
       throw new DomicileError('ERR_TENANT_SUSPENDED', `Tenant "${tenantId}" is ${tenant.status}; requests are refused until it is active again.`)
     }
-    return this.#p.router.withTenantTransaction(tenant.id, tenant.region, (tx) => fn(tx, this.#p.fields?.forTransaction(tenant, tx)))
+    return this.#p.router.withTenantTransaction(tenant.id, tenant, (tx) => fn(tx, this.#p.fields?.forTransaction(tenant, tx)))
   }
 
   /** Adds a tenant to the directory, pinned to a configured region. */
   async addTenant(id: string, opts: AddTenantOptions): Promise<TenantRecord> {
     this.#assertOpen()
     assertTenantId(id)
-    if (!this.#p.router.regionNames.includes(opts.region)) {
-      throw new DomicileError('ERR_REGION_UNKNOWN', `Region "${opts.region}" is not configured (configured: ${this.#p.router.regionNames.join(', ')}).`)
-    }
+    const cell = await this.placeTenant(opts.region, opts.cell)
     return this.#p.directory.add({
-      id, region: opts.region, key: opts.key ?? null,
+      id, region: opts.region, cell, key: opts.key ?? null,
       ...(opts.key && opts.keyState ? { keyState: opts.keyState } : {}),
       ...(opts.cacheTtlMs !== undefined ? { cacheTtlMs: opts.cacheTtlMs } : {}),
-    }, { type: 'tenant.add', outcome: 'ok', detail: { region: opts.region, custody: opts.key?.custody ?? 'none' } })
+    }, { type: 'tenant.add', outcome: 'ok', detail: { region: opts.region, cell, custody: opts.key?.custody ?? 'none' } })
+  }
+
+  /**
+   * The cell a new tenant of `region` goes to: `cell` when given (it must be one of the region's),
+   * else the one with the fewest tenants. Throws ERR_REGION_UNKNOWN / ERR_CELL_UNKNOWN.
+   */
+  async placeTenant(region: string, cell?: string): Promise<string> {
+    this.#assertOpen()
+    const router = this.#p.router
+    if (!router.regionNames.includes(region)) {
+      throw new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(region)} is not configured (configured: ${router.regionNames.join(', ')}).`)
+    }
+    const counts = cell === undefined && router.cellsOf(region).length > 1 ? await this.#p.directory.tenantsPerCell(region) : new Map<string, number>()
+    return chooseCell(region, router.cellMap, counts, cell)
   }
 
   async getTenant(id: string): Promise<TenantRecord> {
@@ -160,15 +175,17 @@ export class Domicile {
     return migrateAll({ controlPlane: this.#p.controlPlane, router: this.#p.router, schema: this.#p.schema })
   }
 
-  /** Each configured region, its driver and whether it answers with the right stamp. */
-  async listRegions(): Promise<Array<{ name: string; driver: string; jurisdiction?: string; reachable: boolean; code?: string }>> {
-    const out = []
-    for (const name of this.#p.router.regionNames) {
-      const info = this.#p.regionInfo?.[name]
-      const p = await this.#p.router.probe(name)
-      out.push({ name, driver: info?.driver ?? this.#p.router.driverKind(name), ...(info?.jurisdiction ? { jurisdiction: info.jurisdiction } : {}), ...p })
-    }
-    return out
+  /**
+   * Each configured store (one per cell; a region with one store is one entry named after it), its
+   * driver and whether it answers with the right stamp.
+   */
+  async listRegions(): Promise<Array<{ name: string; region: string; cell: string; driver: string; jurisdiction?: string; reachable: boolean; code?: string }>> {
+    const router = this.#p.router
+    return Promise.all(router.stores.map(async (where) => {
+      const info = this.#p.regionInfo?.[where.region]
+      const p = await router.probe(where)
+      return { name: router.label(where), region: where.region, cell: where.cell, driver: info?.drivers?.[where.cell] ?? router.driverKind(where), ...(info?.jurisdiction ? { jurisdiction: info.jurisdiction } : {}), ...p }
+    }))
   }
 
   #assertOpen(): void {

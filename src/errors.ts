@@ -27,6 +27,8 @@ export type DomicileErrorCode =
   /** Retryable: the tenant is in the short write freeze of a move between regions or cells. */
   | 'ERR_TENANT_MOVING'
   | 'ERR_REGION_UNKNOWN'
+  /** A cell name that the region does not list (regions.R.cells). */
+  | 'ERR_CELL_UNKNOWN'
   | 'ERR_REGION_UNAVAILABLE'
   | 'ERR_REGION_MISMATCH'
   | 'ERR_ROW_NOT_FOUND'

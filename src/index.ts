@@ -20,6 +20,7 @@ import { Domicile } from './domicile.js'
 import { DomicileError } from './errors.js'
 import { createPGliteDriver } from './regions/drivers/pglite-driver.js'
 import { createPostgresDriver } from './regions/drivers/postgres-driver.js'
+import { DEFAULT_CELL } from './regions/placement.js'
 import { regionMap, type RegionSupplier } from './regions/region-supplier.js'
 import { RegionRouter } from './regions/router.js'
 import type { StoreDriver } from './regions/store-driver.js'
@@ -37,6 +38,7 @@ export { loadConfig, parseConfig } from './config/load-config.js'
 export type { DomicileConfig, ProviderConfig, RegionConfig, StoreConfig } from './config/config-types.js'
 export { limitRegions, excludeRegions, regionMap } from './regions/region-supplier.js'
 export type { RegionSupplier } from './regions/region-supplier.js'
+export type { Placement } from './regions/placement.js'
 export type { StoreDriver, StoreSession } from './regions/store-driver.js'
 export type { TenantScope, RevealOptions } from './data/tenant-scope.js'
 export type { Repository, Page, ListOptions, Row } from './data/repository.js'
@@ -100,14 +102,18 @@ export async function createDomicile(opts: CreateDomicileOptions = {}): Promise<
   const config = opts.config ?? loadConfig(opts.configPath)
   const schema = opts.schema ?? (await loadSchema(config.schema))
   const drivers = new Map<string, StoreDriver>()
-  for (const [name, r] of Object.entries(config.regions)) drivers.set(name, storeFromConfig(r, name))
+  for (const [name, r] of Object.entries(config.regions)) {
+    for (const [cell, store] of Object.entries(r.cells)) drivers.set(`${name}/${cell}`, storeFromConfig(store, cell === DEFAULT_CELL ? name : `${name}/${cell}`))
+  }
   let supplier = regionMap(drivers)
   if (opts.regionPolicy) supplier = opts.regionPolicy(supplier)
-  const router = new RegionRouter(Object.keys(config.regions), supplier)
+  const router = new RegionRouter(new Map(Object.entries(config.regions).map(([n, r]) => [n, Object.keys(r.cells)])), supplier)
   const controlPlane = storeFromConfig(config.controlPlane, 'control-plane')
   const directory = new TenantDirectory(controlPlane, { pollMs: config.directoryPollMs, watch: opts.changeFeed ?? true })
   const { keys, fields, keyring, providers } = wireCustody(config, directory, controlPlane)
   const journal = new OperationJournal(controlPlane)
-  const regionInfo = Object.fromEntries(Object.entries(config.regions).map(([n, r]) => [n, { driver: r.driver, ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}) }]))
+  const regionInfo = Object.fromEntries(Object.entries(config.regions).map(([n, r]) => [n, {
+    drivers: Object.fromEntries(Object.entries(r.cells).map(([c, st]) => [c, st.driver])), ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}),
+  }]))
   return new Domicile({ schema, router, controlPlane, directory, keys, fields, regionInfo, keyring, providers, journal, config })
 }

@@ -7,6 +7,7 @@
  */
 import { DomicileError } from '../errors.js'
 import { mismatch } from '../regions/region-stamp.js'
+import type { Placement } from '../regions/placement.js'
 import type { RegionRouter } from '../regions/router.js'
 import { normalizeDecimal } from './exact-decimal.js'
 import type { AnalyticsPlan, PlannedColumn } from './analytics-query.js'
@@ -90,17 +91,18 @@ export function readPartial(region: string, plan: AnalyticsPlan, rows: readonly 
  * The region's partial result. Throws ERR_REGION_UNAVAILABLE (store down), ERR_REGION_MISMATCH
  * (wrong store behind the region's name), ERR_QUERY_FAILED (statement failed or timed out).
  */
-export async function aggregateRegion(router: RegionRouter, region: string, plan: AnalyticsPlan): Promise<RegionPartial> {
+export async function aggregateRegion(router: RegionRouter, where: Placement, plan: AnalyticsPlan): Promise<RegionPartial> {
   const stmt = regionAggregateSql(plan)
-  return router.withRegionAdmin(region, async (s) => {
+  const region = router.label(where)
+  return router.withRegionAdmin(where, async (s) => {
     try {
       // timeoutMs is a validated integer; SET does not take parameters.
       const stamp = (await s.exec(
-        `BEGIN; SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(plan.timeoutMs)}; SELECT kind, region FROM domicile_stamp`,
-      ))[0] as { kind?: string; region?: string } | undefined
-      /* Precondition: the aggregates come from the store stamped with the region's name. */
-      if (stamp?.kind !== 'region' || stamp.region !== region) {
-        throw mismatch({ kind: 'region', region }, { kind: stamp?.kind === 'control-plane' ? 'control-plane' : 'region', region: String(stamp?.region ?? '(none)') })
+        `BEGIN; SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(plan.timeoutMs)}; SELECT kind, region, cell FROM domicile_stamp`,
+      ))[0] as { kind?: string; region?: string; cell?: string } | undefined
+      /* Precondition: the aggregates come from the store stamped with the region's (and cell's) name. */
+      if (stamp?.kind !== 'region' || stamp.region !== where.region || stamp.cell !== where.cell) {
+        throw mismatch({ kind: 'region', ...where }, { kind: stamp?.kind === 'control-plane' ? 'control-plane' : 'region', region: String(stamp?.region ?? '(none)'), cell: String(stamp?.cell ?? '(none)') })
       }
       const r = await s.query(stmt.sql, stmt.params)
       await s.exec('COMMIT')

@@ -24,11 +24,11 @@ export type { AnalyticsGroup } from './merge-aggregates.js'
 export interface AnalyticsResult {
   /** Merged groups of the regions that contributed; each group's `count` is its row count there. */
   readonly groups: AnalyticsGroup[]
-  /** Regions whose aggregates are in the result. */
+  /** Regions whose aggregates are in the result (`region/cell` for each cell of a region with several). */
   readonly contributed: string[]
-  /** Regions that could not answer (down, not served by this process, wrong store, timed out): not in the figures. */
+  /** Regions (or cells) that could not answer (down, not served by this process, wrong store, timed out): not in the figures. */
   readonly unavailable: string[]
-  /** Groups dropped inside their region for having fewer rows than the minimum group size, summed over regions. */
+  /** Groups dropped inside their region (each cell) for having fewer rows than the minimum group size, summed over stores. */
   readonly suppressedGroups: number
 }
 
@@ -53,8 +53,10 @@ export async function runAnalytics(d: Domicile, query: AnalyticsQuery): Promise<
     }
     throw e
   }
-  const regions = [...p.router.regionNames]
-  const settled = await Promise.allSettled(regions.map((region) => aggregateRegion(p.router, region, plan)))
+  // Every store: each cell of each region answers for itself, and small groups are suppressed in it.
+  const stores = p.router.stores
+  const regions = stores.map((w) => p.router.label(w))
+  const settled = await Promise.allSettled(stores.map((where) => aggregateRegion(p.router, where, plan)))
   const partials: RegionPartial[] = []
   const contributed: string[] = []
   const unavailable: string[] = []

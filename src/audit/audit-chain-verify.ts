@@ -184,8 +184,8 @@ async function verifySnapshot(s: StoreSession, store: string, c: AuditChainTable
 }
 
 /**
- * Verifies the audit chains of every region and the control plane (or only `region`, or only the
- * control plane). A store that cannot be reached is listed in `unavailable`, never skipped silently.
+ * Verifies the audit chains of every region store (each cell of a region has its own chain) and
+ * the control plane (or only `region`'s cells, or only the control plane). A store that cannot be reached is listed in `unavailable`, never skipped silently.
  */
 export async function verifyAuditChains(d: Domicile, opts: VerifyOptions = {}): Promise<AuditVerification> {
   const p = internalsOf(d)
@@ -193,7 +193,8 @@ export async function verifyAuditChains(d: Domicile, opts: VerifyOptions = {}): 
   if (opts.region !== undefined && !p.router.regionNames.includes(opts.region)) {
     throw new DomicileError('ERR_REGION_UNKNOWN', `Unknown region "${opts.region}". Configured regions: ${p.router.regionNames.join(', ')}.`)
   }
-  const regions = opts.controlPlane ? [] : opts.region !== undefined ? [opts.region] : [...p.router.regionNames]
+  // Every cell of the region(s): each store keeps its own chain.
+  const stores = opts.controlPlane ? [] : p.router.storesOf(opts.region)
   const withControlPlane = opts.controlPlane === true || opts.region === undefined
   const chains: ChainVerification[] = []
   const unavailable: Array<{ store: string; code: string; message: string }> = []
@@ -205,8 +206,9 @@ export async function verifyAuditChains(d: Domicile, opts: VerifyOptions = {}): 
       unavailable.push({ store, code: e.code, message: e.message })
     }
   }
-  for (const region of regions) {
-    await attempt(region, () => p.router.withRegionAdmin(region, (s) => verifyChainOn(s, region, REGION_AUDIT_CHAIN, opts.pageSize)))
+  for (const where of stores) {
+    const label = p.router.label(where)
+    await attempt(label, () => p.router.withRegionAdmin(where, (s) => verifyChainOn(s, label, REGION_AUDIT_CHAIN, opts.pageSize)))
   }
   if (withControlPlane) {
     await attempt('control-plane', () => p.controlPlane.withSession((s) => verifyChainOn(s, 'control-plane', CONTROL_AUDIT_CHAIN, opts.pageSize), { role: 'owner' }))

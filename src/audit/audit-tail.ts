@@ -76,10 +76,10 @@ export async function auditTail(d: Domicile, tenant: string, opts: { limit?: num
   }
   const p = internalsOf(d)
   const t = await p.directory.get(tenant)
-  const regional = await p.router.withRegionAdmin(t.region, (s) => recent(s, 'domicile_audit', tenant, limit))
+  const regional = await p.router.withRegionAdmin(t, (s) => recent(s, 'domicile_audit', tenant, limit))
   const control = await p.controlPlane.withSession((s) => recent(s, 'domicile_control_audit', tenant, limit), { role: 'owner' })
   const records = [
-    ...regional.map((r) => toRecord('region', t.region, r)),
+    ...regional.map((r) => toRecord('region', p.router.label(t), r)),
     ...control.map((r) => toRecord('control-plane', 'control-plane', r)),
   ].sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : b.id - a.id)).slice(0, limit)
   return { tenant, region: t.region, records }

@@ -56,6 +56,8 @@ export function formatFields(entries: ReadonlyArray<readonly [string, unknown]>,
 export interface TenantJson {
   readonly id: string
   readonly region: string
+  /** The tenant's cell in its region ("main" for a region with one store). */
+  readonly cell: string
   readonly status: string
   readonly custody: string | null
   readonly provider: string | null
@@ -74,6 +76,7 @@ export function tenantJson(t: TenantRecord, keyState: string = t.keyState): Tena
   return {
     id: t.id,
     region: t.region,
+    cell: t.cell,
     status: t.status,
     custody: t.key?.custody ?? null,
     provider: t.key?.provider ?? null,
@@ -89,7 +92,7 @@ export function tenantJson(t: TenantRecord, keyState: string = t.keyState): Tena
 export function formatTenant(t: TenantRecord, keyState: string = t.keyState): string {
   const j = tenantJson(t, keyState)
   return formatFields([
-    ['id', j.id], ['region', j.region], ['status', j.status], ['custody', j.custody ?? 'none'],
+    ['id', j.id], ['region', j.region], ['cell', j.cell], ['status', j.status], ['custody', j.custody ?? 'none'],
     ['provider', j.provider ?? '-'], ['key id', j.keyId ?? '-'], ['key state', j.keyState],
     ['version', j.version], ['created', j.createdAt], ['updated', j.updatedAt],
   ])
@@ -98,6 +101,6 @@ export function formatTenant(t: TenantRecord, keyState: string = t.keyState): st
 /** Tenants as a table; `keyStates` as in tenantJson (default: the directory's record). */
 export function formatTenantTable(ts: readonly TenantRecord[], keyStates: readonly string[] = ts.map((t) => t.keyState)): string {
   if (ts.length === 0) return '(no tenants; add one with "domicile tenant add ID --region R")'
-  return formatTable(['TENANT', 'REGION', 'STATUS', 'CUSTODY', 'PROVIDER', 'KEY STATE'],
-    ts.map((t, i) => [t.id, t.region, t.status, t.key?.custody ?? 'none', t.key?.provider ?? '-', keyStates[i] ?? t.keyState]))
+  return formatTable(['TENANT', 'REGION', 'CELL', 'STATUS', 'CUSTODY', 'PROVIDER', 'KEY STATE'],
+    ts.map((t, i) => [t.id, t.region, t.cell, t.status, t.key?.custody ?? 'none', t.key?.provider ?? '-', keyStates[i] ?? t.keyState]))
 }

@@ -3,6 +3,11 @@
  */
 import type { Custody } from '../keys/key-provider.js'
 
+/** The cell of a region configured with one store (the plain `regions.NAME: { driver, ... }` form). */
+export const DEFAULT_CELL = 'main'
+/** Cell names: like region names. */
+export const CELL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
 export type StoreConfig =
   | { readonly driver: 'pglite'; readonly dataDir: string }
   | {
@@ -17,8 +22,17 @@ export type StoreConfig =
       readonly poolSize?: number
     }
 
-/** A region is a store plus what we tell auditors about it. */
-export type RegionConfig = StoreConfig & { readonly jurisdiction?: string; readonly description?: string }
+/**
+ * A region is one store or several (cells, each its own PostgreSQL), plus what we tell auditors
+ * about it. The plain form `{ driver, ... }` is a region with one cell named "main"; the form
+ * `{ cells: { a: { driver, ... }, b: { ... } } }` lists several. Cells never serve each other's tenants.
+ */
+export interface RegionConfig {
+  readonly jurisdiction?: string
+  readonly description?: string
+  /** The region's stores by cell name, in configuration order (placement ties go to the first). */
+  readonly cells: Readonly<Record<string, StoreConfig>>
+}
 
 export type ProviderConfig =
   | {

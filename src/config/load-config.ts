@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { DomicileError } from '../errors.js'
 import type { Custody } from '../keys/key-provider.js'
-import { DEFAULT_CACHE_TTL_MS, NONCE_BOUND, type DomicileConfig, type LintConfig, type ProviderConfig, type RegionConfig, type StoreConfig } from './config-types.js'
+import { CELL_NAME, DEFAULT_CACHE_TTL_MS, DEFAULT_CELL, NONCE_BOUND, type DomicileConfig, type LintConfig, type ProviderConfig, type RegionConfig, type StoreConfig } from './config-types.js'
 
 export const DEFAULT_CONFIG_FILE = 'domicile.config.json'
 export const REGION_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
@@ -65,6 +65,26 @@ function store(v: unknown, path: string, baseDir: string, extra: readonly string
     }
   }
   throw bad(`${path}.driver`, '"pglite" | "postgres"')
+}
+
+/** A region: one store (the plain form, cell "main") or `cells: { name: store, ... }`. */
+function region(r: unknown, path: string, baseDir: string): RegionConfig {
+  if (!isObj(r)) throw bad(path, 'an object with "driver", or with "cells"')
+  const jurisdiction = str(r, 'jurisdiction', path, true)
+  const description = str(r, 'description', path, true)
+  const meta = { ...(jurisdiction ? { jurisdiction } : {}), ...(description ? { description } : {}) }
+  if (r.cells === undefined) {
+    const { jurisdiction: _j, description: _d, ...s } = store(r, path, baseDir, ['jurisdiction', 'description']) as StoreConfig & Json
+    return Object.freeze({ ...meta, cells: Object.freeze({ [DEFAULT_CELL]: s as StoreConfig }) })
+  }
+  onlyKeys(r, ['cells', 'jurisdiction', 'description'], path)
+  if (!isObj(r.cells) || Object.keys(r.cells).length === 0) throw bad(`${path}.cells`, 'an object of cell name to store settings, with at least one cell')
+  const cells: Record<string, StoreConfig> = {}
+  for (const [c, s] of Object.entries(r.cells)) {
+    if (!CELL_NAME.test(c)) throw bad(`${path}.cells.${c}`, 'a cell name of lower-case letters, digits and dashes')
+    cells[c] = store(s, `${path}.cells.${c}`, baseDir)
+  }
+  return Object.freeze({ ...meta, cells: Object.freeze(cells) })
 }
 
 function absOrMemory(p: string, baseDir: string): string {
@@ -142,15 +162,14 @@ export function parseConfig(raw: unknown, baseDir: string): DomicileConfig {
   const regions: Record<string, RegionConfig> = {}
   for (const [name, r] of Object.entries(raw.regions)) {
     if (!REGION_NAME.test(name)) throw bad(`regions.${name}`, 'a region name of lower-case letters, digits and dashes')
-    const s = store(r, `regions.${name}`, baseDir, ['jurisdiction', 'description'])
-    const jurisdiction = isObj(r) ? str(r, 'jurisdiction', `regions.${name}`, true) : undefined
-    const description = isObj(r) ? str(r, 'description', `regions.${name}`, true) : undefined
-    regions[name] = { ...s, ...(jurisdiction ? { jurisdiction } : {}), ...(description ? { description } : {}) }
+    regions[name] = region(r, `regions.${name}`, baseDir)
   }
   const controlPlane = store(raw.controlPlane, 'controlPlane', baseDir)
   /* Precondition: no two stores share an embedded data directory (two stores on one database would mix regions). */
   const dirs = new Map<string, string>()
-  for (const [path, s] of [...Object.entries(regions).map(([n, r]) => [`regions.${n}`, r] as const), ['controlPlane', controlPlane] as const]) {
+  const stores = Object.entries(regions).flatMap(([n, r]) =>
+    Object.entries(r.cells).map(([c, s]) => [r.cells[DEFAULT_CELL] && Object.keys(r.cells).length === 1 ? `regions.${n}` : `regions.${n}.cells.${c}`, s] as const))
+  for (const [path, s] of [...stores, ['controlPlane', controlPlane] as const]) {
     if (s.driver !== 'pglite' || s.dataDir.startsWith('memory://')) continue
     const other = dirs.get(s.dataDir)
     if (other) throw bad(`${path}.dataDir`, `a data directory of its own (${other} uses the same one)`)

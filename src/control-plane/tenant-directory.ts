@@ -1,11 +1,12 @@
 /**
- * The tenant directory, in the control plane: tenant id -> home region, key binding, status.
+ * The tenant directory, in the control plane: tenant id -> home region and cell, key binding, status.
  * Only non-personal metadata lives here. Lookups are cached per process and invalidated when an
  * entry changes: pushed by LISTEN/NOTIFY on the control plane, with polling of the change log as
  * the fallback. The same path carries revocations (key_state), so every process learns of a
  * revoke within the push latency, or at worst one poll interval.
  */
 import { ownerTransaction } from '../regions/owner-transaction.js'
+import { DEFAULT_CELL } from '../regions/placement.js'
 import { DomicileError } from '../errors.js'
 import type { Custody } from '../keys/key-provider.js'
 import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
@@ -25,6 +26,8 @@ export interface KeyBinding {
 export interface TenantRecord {
   readonly id: string
   readonly region: string
+  /** The tenant's cell in its home region ("main" in a region with one store). */
+  readonly cell: string
   readonly status: TenantStatus
   readonly key: KeyBinding | null
   readonly keyState: KeyBindingState
@@ -48,7 +51,7 @@ export function assertTenantId(id: unknown): asserts id is string {
 }
 
 interface Row {
-  id: string; region: string; status: TenantStatus; custody: Custody | null; provider: string | null; key_id: string | null
+  id: string; region: string; cell: string; status: TenantStatus; custody: Custody | null; provider: string | null; key_id: string | null
   key_state: KeyBindingState; cache_ttl_ms: number | null; version: string | number; created_at: Date | string; updated_at: Date | string
 }
 
@@ -56,6 +59,7 @@ function toRecord(r: Row): TenantRecord {
   return Object.freeze({
     id: r.id,
     region: r.region,
+    cell: r.cell,
     status: r.status,
     key: r.custody && r.provider && r.key_id ? Object.freeze({ custody: r.custody, provider: r.provider, keyId: r.key_id }) : null,
     keyState: r.key_state,
@@ -69,17 +73,20 @@ function toRecord(r: Row): TenantRecord {
 export interface NewTenant {
   readonly id: string
   readonly region: string
+  /** Default "main". */
+  readonly cell?: string
   readonly key?: KeyBinding | null
   readonly keyState?: KeyBindingState
   readonly cacheTtlMs?: number | null
 }
 
-export type TenantPatch = Partial<Pick<TenantRecord, 'region' | 'status' | 'key' | 'keyState' | 'cacheTtlMs'>>
+export type TenantPatch = Partial<Pick<TenantRecord, 'region' | 'cell' | 'status' | 'key' | 'keyState' | 'cacheTtlMs'>>
 
 /** Values an entry must still have for a guarded update to apply (compare-and-set). */
 export interface DirectoryGuard {
   readonly version?: number
   readonly region?: string
+  readonly cell?: string
   readonly status?: TenantStatus
 }
 
@@ -92,7 +99,7 @@ export class TenantDirectory {
   #timer: NodeJS.Timeout | undefined
   #unlisten: (() => Promise<void>) | undefined
   #started: Promise<void> | undefined
-  #polling = false
+  #polling: Promise<void> | undefined
   /**
    * Sequence numbers below the high-water mark not seen yet: log entries of transactions still in
    * flight (bigserial numbers at insert, not at commit) or rolled back. Re-read on every poll until
@@ -153,10 +160,14 @@ export class TenantDirectory {
     })
   }
 
-  /** Reads the change log since the last seen entry; invalidates what changed. */
-  async poll(): Promise<void> {
-    if (this.#polling) return
-    this.#polling = true
+  /** Reads the change log since the last seen entry; invalidates what changed. A call during a poll joins it. */
+  poll(): Promise<void> {
+    return (this.#polling ??= this.#pollOnce().finally(() => {
+      this.#polling = undefined
+    }))
+  }
+
+  async #pollOnce(): Promise<void> {
     try {
       const started = Date.now()
       const gaps = [...this.#gaps.keys()]
@@ -175,8 +186,6 @@ export class TenantDirectory {
       this.#lastSync = started
     } catch {
       // Control plane unreachable: cached entries stay until their next change is seen.
-    } finally {
-      this.#polling = false
     }
   }
 
@@ -216,6 +225,10 @@ export class TenantDirectory {
     if (hit) return hit
     assertTenantId(id)
     await this.start()
+    // A change feed not read for too long (a long blocking operation, the control plane away) is
+    // caught up first: what is read below is then trusted like any cached entry, not refused by
+    // the next `cached()` until the timer's poll comes round.
+    if (this.#watch && Date.now() - this.#lastSync > this.#maxStaleMs) await this.poll()
     const epoch = this.#epoch
     const started = Date.now()
     const r = await this.#store.withSession((s) => s.query<Row>('SELECT * FROM domicile_tenants WHERE id = $1', [id]))
@@ -242,15 +255,22 @@ export class TenantDirectory {
     return r.rows.map(toRecord)
   }
 
+  /** How many tenants each cell of a region holds (cells without tenants are absent): placement's input. */
+  async tenantsPerCell(region: string): Promise<Map<string, number>> {
+    const r = await this.#store.withSession((s) => s.query<{ cell: string; n: string | number }>(
+      'SELECT cell, count(*) AS n FROM domicile_tenants WHERE region = $1 GROUP BY cell', [region]))
+    return new Map(r.rows.map((x) => [x.cell, Number(x.n)]))
+  }
+
   /** Adds an entry; `audit` is recorded in the same transaction (both or neither). */
   async add(t: NewTenant, audit?: ControlAuditEvent): Promise<TenantRecord> {
     assertTenantId(t.id)
     await this.start()
     const rec = await this.#tx(async (s) => {
       const r = await s.query<Row>(
-        `INSERT INTO domicile_tenants (id, region, status, custody, provider, key_id, key_state, cache_ttl_ms)
-         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING *`,
-        [t.id, t.region, t.key?.custody ?? null, t.key?.provider ?? null, t.key?.keyId ?? null, t.keyState ?? (t.key ? 'enabled' : 'none'), t.cacheTtlMs ?? null])
+        `INSERT INTO domicile_tenants (id, region, cell, status, custody, provider, key_id, key_state, cache_ttl_ms)
+         VALUES ($1, $2, $8, 'active', $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING *`,
+        [t.id, t.region, t.key?.custody ?? null, t.key?.provider ?? null, t.key?.keyId ?? null, t.keyState ?? (t.key ? 'enabled' : 'none'), t.cacheTtlMs ?? null, t.cell ?? DEFAULT_CELL])
       if (!r.rows[0]) throw new DomicileError('ERR_TENANT_EXISTS', `Tenant "${t.id}" already exists. Use "domicile tenant show ${t.id}".`)
       await this.#logChange(s, t.id, 'add')
       if (audit) await insertAudit(s, { tenantId: t.id, ...audit })
@@ -297,6 +317,7 @@ export class TenantDirectory {
       sets.push(`${col} = $${params.length}`)
     }
     if (patch.region !== undefined) set('region', patch.region)
+    if (patch.cell !== undefined) set('cell', patch.cell)
     if (patch.status !== undefined) set('status', patch.status)
     if (patch.keyState !== undefined) set('key_state', patch.keyState)
     if (patch.cacheTtlMs !== undefined) set('cache_ttl_ms', patch.cacheTtlMs)
@@ -312,6 +333,7 @@ export class TenantDirectory {
     }
     if (guard.version !== undefined) cond('version', guard.version)
     if (guard.region !== undefined) cond('region', guard.region)
+    if (guard.cell !== undefined) cond('cell', guard.cell)
     if (guard.status !== undefined) cond('status', guard.status)
     const r = await s.query<Row>(`UPDATE domicile_tenants SET ${[...sets, 'version = version + 1', 'updated_at = now()'].join(', ')} WHERE ${where} RETURNING *`, params)
     if (!r.rows[0]) {

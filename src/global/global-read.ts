@@ -48,8 +48,6 @@ export async function listGlobal(d: Domicile, table: string, opts: ListGlobalOpt
   }
   const { router, controlPlane } = internalsOf(d)
   if (opts.region === undefined) return controlPlane.withSession(read, { role: 'owner' })
-  if (!d.regions.includes(opts.region)) {
-    throw new DomicileError('ERR_REGION_UNKNOWN', `Region "${opts.region}" is not configured (configured: ${d.regions.join(', ')}).`, { path: 'region' })
-  }
-  return router.withRegionAdmin(opts.region, read)
+  // A region with one store, or one cell of a region as `region/cell`.
+  return router.withRegionAdmin(router.resolve(opts.region), read)
 }

@@ -14,6 +14,7 @@ import { internalsOf } from '../domicile-internals.js'
 import { DomicileError, isDomicileError } from '../errors.js'
 import { q } from '../schema/ddl.js'
 import { ownerTransaction } from '../regions/owner-transaction.js'
+import type { Placement } from '../regions/placement.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import type { ResolvedTable, Schema } from '../schema/define-schema.js'
 
@@ -21,6 +22,7 @@ import type { ResolvedTable, Schema } from '../schema/define-schema.js'
 const BATCH = 500
 
 export interface RegionReplication {
+  /** The region, or `region/cell` for a cell of a region with several. */
   readonly region: string
   readonly ok: boolean
   /** Entries applied by this pass. */
@@ -78,9 +80,9 @@ async function applyEntry(s: StoreSession, schema: Schema, e: OutboxEntry): Prom
 }
 
 /** One region transaction: lock the version, apply the next batch, move the version. Returns [applied, version]. */
-async function applyBatch(d: Domicile, region: string): Promise<[number, number]> {
+async function applyBatch(d: Domicile, where: Placement, region: string): Promise<[number, number]> {
   const { router, schema } = internalsOf(d)
-  return router.withRegionAdmin(region, async (s) => {
+  return router.withRegionAdmin(where, async (s) => {
     await s.exec('BEGIN')
     try {
       const cur = await s.query<{ version: string | number }>('SELECT version FROM domicile_global_applied WHERE singleton FOR UPDATE')
@@ -106,13 +108,17 @@ async function report(d: Domicile, region: string, version: number): Promise<voi
      WHERE domicile_global_replicas.version < EXCLUDED.version OR domicile_global_replicas.reported_at < now() - interval '60 seconds'`, [region, version]))
 }
 
-/** Brings one region up to the outbox's latest version. Never throws a DomicileError: it reports it. */
+/**
+ * Brings one region store up to the outbox's latest version: `region` is a region with one store or
+ * `region/cell` (each cell keeps its own replica). Never throws a DomicileError: it reports it.
+ */
 export async function replicateRegion(d: Domicile, region: string): Promise<RegionReplication> {
   let applied = 0
   let version: number | null = null
   try {
+    const where = internalsOf(d).router.resolve(region)
     for (;;) {
-      const [n, v] = await applyBatch(d, region)
+      const [n, v] = await applyBatch(d, where, region)
       applied += n
       version = v
       if (n < BATCH) break
@@ -136,6 +142,11 @@ export async function replicateRegion(d: Domicile, region: string): Promise<Regi
  * ```
  */
 export async function replicateOnce(d: Domicile, opts: { regions?: readonly string[] } = {}): Promise<RegionReplication[]> {
-  const regions = opts.regions ?? d.regions
-  return Promise.all(regions.map((r) => replicateRegion(d, r)))
+  return Promise.all(replicaNames(d, opts.regions).map((r) => replicateRegion(d, r)))
+}
+
+/** The replicas to keep current: every store (each cell) of the given regions, or of all regions. */
+export function replicaNames(d: Domicile, regions?: readonly string[]): string[] {
+  const { router } = internalsOf(d)
+  return router.stores.filter((w) => regions === undefined || regions.includes(w.region)).map((w) => router.label(w))
 }

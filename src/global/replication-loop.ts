@@ -10,7 +10,7 @@ import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
 import { isDomicileError } from '../errors.js'
 import { GLOBAL_CHANNEL } from './global-write.js'
-import { replicateRegion, type RegionReplication } from './global-replicator.js'
+import { replicaNames, replicateRegion, type RegionReplication } from './global-replicator.js'
 
 export interface GlobalReplicationOptions {
   /** Poll interval in ms (default 1000, at least 50). */
@@ -46,7 +46,7 @@ export function startGlobalReplication(d: Domicile, opts: GlobalReplicationOptio
 
   const pass = async (): Promise<void> => {
     const now = Date.now()
-    const due = d.regions.filter((r) => (failures.get(r)?.retryAt ?? 0) <= now)
+    const due = replicaNames(d).filter((r) => (failures.get(r)?.retryAt ?? 0) <= now)
     const results = await Promise.all(due.map((r) => replicateRegion(d, r)))
     for (const r of results) {
       if (r.ok) {

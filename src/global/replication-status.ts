@@ -7,8 +7,10 @@
 import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
 import { isDomicileError } from '../errors.js'
+import { replicaNames } from './global-replicator.js'
 
 export interface RegionReplicationStatus {
+  /** The region, or `region/cell` for each cell of a region with several (each cell keeps a replica). */
   readonly region: string
   readonly reachable: boolean
   /** The version the region has applied: read from the region, or (unreachable) its last report; null if never seen. */
@@ -36,7 +38,8 @@ const iso = (v: unknown): string | null => (v === null || v === undefined ? null
 
 async function regionVersion(d: Domicile, region: string): Promise<{ reachable: true; version: number } | { reachable: false; code?: string }> {
   try {
-    const v = await internalsOf(d).router.withRegionAdmin(region, (s) => s.query<{ version: string | number }>('SELECT version FROM domicile_global_applied WHERE singleton'))
+    const { router } = internalsOf(d)
+    const v = await router.withRegionAdmin(router.resolve(region), (s) => s.query<{ version: string | number }>('SELECT version FROM domicile_global_applied WHERE singleton'))
     return { reachable: true, version: Number(v.rows[0]?.version ?? 0) }
   } catch (e) {
     if (!isDomicileError(e)) throw e
@@ -61,9 +64,10 @@ export async function replicationStatus(d: Domicile): Promise<ReplicationStatus>
   ] as const)
   const latestVersion = Number(head?.version ?? 0)
   const lastReport = new Map(reports.map((r) => [r.region, r]))
-  const live = await Promise.all(d.regions.map((r) => regionVersion(d, r)))
+  const names = replicaNames(d)
+  const live = await Promise.all(names.map((r) => regionVersion(d, r)))
   const regions: RegionReplicationStatus[] = []
-  for (const [i, region] of d.regions.entries()) {
+  for (const [i, region] of names.entries()) {
     const l = live[i]!
     const rep = lastReport.get(region)
     const version = l.reachable ? l.version : rep ? Number(rep.version) : null

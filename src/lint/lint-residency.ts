@@ -128,7 +128,8 @@ export async function lintResidency(d: Domicile, opts: LintOptions = {}): Promis
   // 2. Live values of global tables, in every store holding a copy.
   const stores: LintStore[] = [
     { name: 'control-plane', withSession: (fn) => parts.controlPlane.withSession(fn, { role: 'owner' }) },
-    ...parts.router.regionNames.map((r): LintStore => ({ name: `region:${r}`, withSession: (fn) => parts.router.withRegionAdmin(r, fn) })),
+    // Every cell of every region holds a copy.
+    ...parts.router.stores.map((w): LintStore => ({ name: `region:${parts.router.label(w)}`, withSession: (fn) => parts.router.withRegionAdmin(w, fn) })),
   ]
   if (globals.length > 0) {
     for (const store of stores) {

@@ -47,6 +47,8 @@ export interface OnboardXks {
 export interface OnboardRequest {
   readonly id: string
   readonly region: string
+  /** The region's cell; default: the one with the fewest tenants (a region with one store: its only cell). */
+  readonly cell?: string
   /** Default 'kms'. */
   readonly custody?: OnboardCustody
   /** A configured provider name (keys.providers), e.g. 'aws-kms' for a key in the customer's cloud account. */
@@ -245,16 +247,17 @@ async function assertTenantFree(d: Domicile, id: string): Promise<void> {
 export async function onboardTenant(d: Domicile, req: OnboardRequest): Promise<OnboardResult> {
   const custody = validate(d, req)
   await assertTenantFree(d, req.id)
+  const cell = await d.placeTenant(req.region, req.cell)
   const prepared = await prepareKey(d, req.id, req.region, custody, req)
   let tenant: TenantRecord
   try {
     tenant = await internalsOf(d).directory.add({
-      id: req.id, region: req.region, key: prepared.key,
+      id: req.id, region: req.region, cell, key: prepared.key,
       ...(prepared.key ? { keyState: prepared.keyState } : {}),
       ...(req.cacheTtlMs !== undefined ? { cacheTtlMs: req.cacheTtlMs } : {}),
     }, {
       type: 'tenant.add', outcome: 'ok', ...(req.actor !== undefined ? { actor: req.actor } : {}),
-      detail: { region: req.region, custody, ...(prepared.key ? { provider: prepared.key.provider } : {}) },
+      detail: { region: req.region, cell, custody, ...(prepared.key ? { provider: prepared.key.provider } : {}) },
     })
   } catch (e) {
     await prepared.undo()
@@ -265,7 +268,7 @@ export async function onboardTenant(d: Domicile, req: OnboardRequest): Promise<O
 }
 
 /** `onboardTenant` without id and region: the key for a tenant that was added without one. */
-export type BindKeyRequest = Omit<OnboardRequest, 'region' | 'cacheTtlMs'> & { readonly custody?: Custody }
+export type BindKeyRequest = Omit<OnboardRequest, 'region' | 'cell' | 'cacheTtlMs'> & { readonly custody?: Custody }
 
 /**
  * Binds a key to a tenant that has none (added with custody 'none'), with the same checks as

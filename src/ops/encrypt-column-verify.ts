@@ -7,6 +7,7 @@
  * opened are all the rows the owner sees (none invisible to its tenant). For a decrypt, it checks
  * the column is plaintext again (one text column, no shadow) and counts its rows.
  */
+import type { Placement } from '../regions/placement.js'
 import { DomicileError, isDomicileError } from '../errors.js'
 import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
@@ -54,8 +55,9 @@ export async function verifyColumn(d: Domicile, target: string, direction: Migra
   const progress = opts.progress ?? silentProgress
   const regions: RegionVerification[] = []
   let done = 0
-  for (const region of parts.router.regionNames) {
-    const census = await parts.router.withRegionAdmin(region, async (s) => {
+  for (const where of parts.router.stores) {
+    const region = parts.router.label(where)
+    const census = await parts.router.withRegionAdmin(where, async (s) => {
       const { layout } = await readColumnLayout(s, table, column)
       const src = sourceColumn(layout, direction)
       const left = src === undefined ? 0 : Number((await s.query<{ n: string }>(`SELECT count(*) AS n FROM ${q(table.name)} WHERE ${q(src)} IS NOT NULL`)).rows[0]!.n)
@@ -74,7 +76,7 @@ export async function verifyColumn(d: Domicile, target: string, direction: Migra
         opened += direction === 'decrypt' ? n : 0
         continue
       }
-      const r = await openAll(d, table.name, column.name, tenantId, region, census.sealedColumn!, (k) => {
+      const r = await openAll(d, table.name, column.name, tenantId, where, census.sealedColumn!, (k) => {
         done += k
         progress.update({ state: 'verify', done, unit: 'rows' })
       })
@@ -83,7 +85,7 @@ export async function verifyColumn(d: Domicile, target: string, direction: Migra
       if (r.failed > 0) failedTenants.push(tenantId)
       // Rows the owner counts but the tenant's own transaction did not see or open. Counted before
       // and after the read: a value the application cleared meanwhile is not a missed row.
-      const again = await parts.router.withRegionAdmin(region, (s) =>
+      const again = await parts.router.withRegionAdmin(where, (s) =>
         s.query<{ n: string }>(`SELECT count(${q(census.sealedColumn!)}) AS n FROM ${q(table.name)} WHERE tenant_id = $1`, [tenantId]))
       unaccounted += Math.max(0, Math.min(n, Number(again.rows[0]!.n)) - r.opened - r.failed)
     }
@@ -98,18 +100,18 @@ export async function verifyColumn(d: Domicile, target: string, direction: Migra
 }
 
 /** Opens every sealed value of one tenant's column in its own transactions, page by page. */
-async function openAll(d: Domicile, tableName: string, columnName: string, tenantId: string, region: string, sealedColumn: string,
+async function openAll(d: Domicile, tableName: string, columnName: string, tenantId: string, where: Placement, sealedColumn: string,
   onPage: (n: number) => void): Promise<{ opened: number; failed: number }> {
   const parts = internalsOf(d)
   const table = d.schema.table(tableName)
   const col = table.columns.get(columnName)!
   const tenant = await parts.directory.get(tenantId)
-  if (tenant.region !== region) return { opened: 0, failed: 0 } // counted as unaccounted: not in its home region
+  if (tenant.region !== where.region || tenant.cell !== where.cell) return { opened: 0, failed: 0 } // counted as unaccounted: not in its home region and cell
   let after: string | undefined
   let opened = 0
   let failed = 0
   for (;;) {
-    const page = await parts.router.withTenantTransaction(tenantId, region, async (tx) => {
+    const page = await parts.router.withTenantTransaction(tenantId, where, async (tx) => {
       const fields = parts.fields?.forTransaction(tenant, tx)
       if (!fields) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenantId}" has no key binding: its values of ${tableName}.${columnName} cannot be checked.`)
       const pk = q(table.primaryKey)

@@ -236,7 +236,8 @@ class ColumnJob {
   async run(): Promise<ColumnMigrationResult> {
     await this.#openOperation()
     const outcomes: RegionOutcome[] = []
-    for (const region of this.#parts.router.regionNames) outcomes.push(await this.#region(region))
+    // Every store: each cell of a region is converted on its own (its checkpoint keyed by `region/cell`).
+    for (const where of this.#parts.router.stores) outcomes.push(await this.#region(this.#parts.router.label(where)))
     await this.#parts.journal!.finish(this.#op.id, 'done', 'done', this.#cp)
     this.#progress.note(`${this.#target}: ${this.#dir} done (${this.#rows} rows this run)`)
     let verify: ColumnVerification | undefined
@@ -284,11 +285,12 @@ class ColumnJob {
   #audit(region: string, tenants: Iterable<string>, step: 'start' | 'checkpoint' | 'end', detail: Record<string, unknown>): Promise<void> {
     const type = `column.${this.#dir}.${step}`
     const base = { operation: this.#op.id, table: this.#t.name, column: this.#col.name, region, ...detail }
-    return Promise.all([...tenants].map((tenant) => appendOperationAudit(this.#parts.router, region, tenant, [{ type, outcome: 'ok', actor: this.#actor, detail: base }]))).then(() => undefined)
+    const where = this.#parts.router.resolve(region)
+    return Promise.all([...tenants].map((tenant) => appendOperationAudit(this.#parts.router, where, tenant, [{ type, outcome: 'ok', actor: this.#actor, detail: base }]))).then(() => undefined)
   }
 
   #admin<T>(region: string, fn: (s: StoreSession) => Promise<T>): Promise<T> {
-    return this.#parts.router.withRegionAdmin(region, fn)
+    return this.#parts.router.withRegionAdmin(this.#parts.router.resolve(region), fn)
   }
 
   async #region(region: string): Promise<RegionOutcome> {
@@ -411,8 +413,8 @@ class ColumnJob {
       throw e
     }
     /* Precondition: rows are converted only in the tenant's home region (its keys are wrapped for it). */
-    if (t.region !== region) {
-      throw new DomicileError('ERR_REGION_MISMATCH', `${this.#target}: tenant "${tenantId}" has rows in region "${region}" but lives in "${t.region}" (a move in progress or left over). Finish the move, then run the command again.`)
+    if (this.#parts.router.label(t) !== region) {
+      throw new DomicileError('ERR_REGION_MISMATCH', `${this.#target}: tenant "${tenantId}" has rows in "${region}" but lives in "${this.#parts.router.label(t)}" (a move in progress or left over). Finish the move, then run the command again.`)
     }
     /* Precondition: a tenant in the final step of a move is not written to. */
     if (t.status === 'moving') throw new DomicileError('ERR_TENANT_MOVING', `Tenant "${tenantId}" is moving between regions; run the command again when the move is done.`)
@@ -422,7 +424,7 @@ class ColumnJob {
   /** One batch: one tenant transaction. Returns how many rows it selected and converted. */
   async #convertBatch(tenant: TenantRecord, region: string): Promise<{ selected: number; converted: number }> {
     const fieldsFactory = this.#parts.fields!
-    return this.#parts.router.withTenantTransaction(tenant.id, region, async (tx) => {
+    return this.#parts.router.withTenantTransaction(tenant.id, this.#parts.router.resolve(region), async (tx) => {
       const fields = fieldsFactory.forTransaction(tenant, tx)
       if (!fields) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenant.id}" has no key binding, so its rows of ${this.#target} cannot be sealed. Bind a key ("domicile tenant add --custody"), then run the command again.`)
       const { layout } = await readColumnLayout(tx.session, this.#t, this.#col)

@@ -3,11 +3,12 @@
  * the owner's login: operations run as admin work, not in a tenant scope). Identifiers and counts
  * only, never plaintext or key material.
  */
+import type { Placement } from '../regions/placement.js'
 import type { RegionRouter } from '../regions/router.js'
 import type { AuditRecord } from '../regions/tenant-records.js'
 
-/** Appends records for one tenant in one region (start, checkpoints, end, who). */
-export async function appendOperationAudit(router: RegionRouter, region: string, tenantId: string, records: readonly AuditRecord[]): Promise<void> {
+/** Appends records for one tenant in one region store (start, checkpoints, end, who). */
+export async function appendOperationAudit(router: RegionRouter, region: Placement, tenantId: string, records: readonly AuditRecord[]): Promise<void> {
   if (records.length === 0) return
   const params: unknown[] = [tenantId]
   const values = records.map((r) => {

@@ -17,11 +17,13 @@ import { readKeyNumber } from '../fields/field-codec.js'
 import { resealField } from '../fields/field-encryptor.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { q } from '../schema/ddl.js'
-import { auditOperation, crashPoint, keyNumberSql, regionTransaction, u32be, type JobKeys, type RotationParts, type SealedTable, type Throttle } from './rotate-common.js'
+import { auditOperation, storeOf, crashPoint, keyNumberSql, regionTransaction, u32be, type JobKeys, type RotationParts, type SealedTable, type Throttle } from './rotate-common.js'
 
 /** Where a re-encryption pass stands; kept in the journal. */
 export interface ReencryptCheckpoint extends Record<string, unknown> {
   region: string
+  /** The tenant's cell (absent in checkpoints written before cells: "main"). */
+  cell?: string
   newKey: number
   pass: number
   /** The table being worked on (null: from the first one). */
@@ -85,7 +87,7 @@ export async function reencryptPass(ctx: PassContext, cp: ReencryptCheckpoint): 
       }
       params.push(ctx.batchSize)
       const sql = `SELECT ${cols} FROM ${q(t.table.name)} WHERE tenant_id = $1${after} AND (${older}) ORDER BY ${q(pk)} LIMIT $${params.length}`
-      const stats = await regionTransaction(p, cp.region, async (s) => {
+      const stats = await regionTransaction(p, storeOf(cp), async (s) => {
         const rows = (await s.query<Record<string, unknown>>(sql, params)).rows
         if (rows.length === 0) return undefined
         const newKey = await ctx.keys.get(s, cp.newKey)
@@ -154,10 +156,10 @@ export async function reencryptPass(ctx: PassContext, cp: ReencryptCheckpoint): 
       p.progress.update({ state: 'reencrypt', done: cp.rows, total: Math.max(ctx.total, cp.rows), unit: 'rows' })
       if (Date.now() - lastAudit > 5000) {
         lastAudit = Date.now()
-        await auditOperation(p, cp.region, tenantId, { id: ctx.opId, kind: ctx.kind }, 'checkpoint', { table: t.table.name, rows: cp.rows, values: cp.values, pass: cp.pass })
+        await auditOperation(p, storeOf(cp), tenantId, { id: ctx.opId, kind: ctx.kind }, 'checkpoint', { table: t.table.name, rows: cp.rows, values: cp.values, pass: cp.pass })
       }
       await ctx.throttle.after(stats.read)
     }
-    await auditOperation(p, cp.region, tenantId, { id: ctx.opId, kind: ctx.kind }, 'checkpoint', { table: t.table.name, tableDone: 1, rows: cp.rows, values: cp.values, pass: cp.pass })
+    await auditOperation(p, storeOf(cp), tenantId, { id: ctx.opId, kind: ctx.kind }, 'checkpoint', { table: t.table.name, tableDone: 1, rows: cp.rows, values: cp.values, pass: cp.pass })
   }
 }

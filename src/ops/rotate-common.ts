@@ -14,6 +14,7 @@ import { DomicileError } from '../errors.js'
 import type { KeyProvider } from '../keys/key-provider.js'
 import { keyWrapContext } from '../keys/keyring.js'
 import type { ProviderRegistry } from '../keys/provider-registry.js'
+import { DEFAULT_CELL, type Placement } from '../regions/placement.js'
 import type { RegionRouter } from '../regions/router.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { q } from '../schema/ddl.js'
@@ -130,8 +131,19 @@ export async function claimOperation<C extends Record<string, unknown>>(
   return { op, resumed: false }
 }
 
+/** The store an operation's checkpoint names: its region and cell (checkpoints written before cells: "main"). */
+export function storeOf(cp: { readonly region: string; readonly cell?: unknown }): Placement {
+  return { region: cp.region, cell: typeof cp.cell === 'string' ? cp.cell : DEFAULT_CELL }
+}
+
+/** Whether the tenant still lives where the operation's checkpoint says it started. */
+export function stillAt(cp: { readonly region: string; readonly cell?: unknown }, t: Placement): boolean {
+  const at = storeOf(cp)
+  return at.region === t.region && at.cell === t.cell
+}
+
 /** Records an operation's event in the tenant's region (start, checkpoint, end, error); never key material. */
-export async function auditOperation(p: RotationParts, region: string, tenantId: string, op: Operation<Record<string, unknown>> | { id: number; kind: OperationKind },
+export async function auditOperation(p: RotationParts, region: Placement, tenantId: string, op: Operation<Record<string, unknown>> | { id: number; kind: OperationKind },
   event: 'start' | 'resume' | 'checkpoint' | 'end' | 'error', detail: Record<string, unknown> = {}): Promise<void> {
   await appendOperationAudit(p.router, region, tenantId, [{
     type: `operation.${event}`, outcome: event === 'error' ? 'error' : 'ok', actor: p.actor,
@@ -144,13 +156,13 @@ export async function auditOperation(p: RotationParts, region: string, tenantId:
  * then until every transaction that had an id when the wait ended has ended, in the region. After
  * this, no transaction of the region still works under the directory entry the change replaced.
  */
-export async function waitForQuiescence(p: RotationParts, region: string): Promise<void> {
+export async function waitForQuiescence(p: RotationParts, region: Placement): Promise<void> {
   await delay(p.propagationMs)
   await waitForOlderTransactions(p, region)
 }
 
 /** Waits until every transaction of the region store that had started writing when called has ended. */
-export async function waitForOlderTransactions(p: RotationParts, region: string): Promise<void> {
+export async function waitForOlderTransactions(p: RotationParts, region: Placement): Promise<void> {
   const deadline = Date.now() + p.oldTransactionsTimeoutMs
   await p.router.withRegionAdmin(region, async (s) => {
     const mark = (await s.query<{ mark: string }>('SELECT txid_snapshot_xmax(txid_current_snapshot())::text AS mark')).rows[0]!.mark
@@ -158,7 +170,7 @@ export async function waitForOlderTransactions(p: RotationParts, region: string)
       const r = await s.query<{ done: boolean }>('SELECT txid_snapshot_xmin(txid_current_snapshot()) >= $1::bigint AS done', [mark])
       if (r.rows[0]?.done === true) return
       if (Date.now() > deadline) {
-        throw new DomicileError('ERR_CONFLICT', `A transaction in region "${region}" older than this step is still open after ${Math.round(p.oldTransactionsTimeoutMs / 1000)} s. End long-running transactions and rerun the command to resume.`)
+        throw new DomicileError('ERR_CONFLICT', `A transaction in region "${p.router.label(region)}" older than this step is still open after ${Math.round(p.oldTransactionsTimeoutMs / 1000)} s. End long-running transactions and rerun the command to resume.`)
       }
       await delay(50)
     }
@@ -166,7 +178,7 @@ export async function waitForOlderTransactions(p: RotationParts, region: string)
 }
 
 /** Runs `fn` in one owner transaction on the region store. */
-export function regionTransaction<T>(p: RotationParts, region: string, fn: (s: StoreSession) => Promise<T>): Promise<T> {
+export function regionTransaction<T>(p: RotationParts, region: Placement, fn: (s: StoreSession) => Promise<T>): Promise<T> {
   return p.router.withRegionAdmin(region, async (s) => {
     await s.exec('BEGIN')
     try {
@@ -188,7 +200,7 @@ export interface SealedTable {
   readonly pkCast: string
 }
 
-export async function sealedTables(p: RotationParts, region: string, filter: (c: ResolvedColumn) => boolean = () => true): Promise<SealedTable[]> {
+export async function sealedTables(p: RotationParts, region: Placement, filter: (c: ResolvedColumn) => boolean = () => true): Promise<SealedTable[]> {
   const r = await p.router.withRegionAdmin(region, (s) => s.query<{ table_name: string; column_name: string }>(
     "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND data_type = 'bytea'"))
   const bytea = new Set(r.rows.map((row) => `${row.table_name}.${row.column_name}`))
@@ -223,10 +235,11 @@ export class JobKeys {
   readonly #purpose: 'data' | 'index'
   readonly #keys = new Map<number, Uint8Array>()
 
-  constructor(p: RotationParts, tenantId: string, region: string, purpose: 'data' | 'index') {
+  /** `where` is the tenant's store; keys are wrapped for its region (the cell is not part of the wrap context). */
+  constructor(p: RotationParts, tenantId: string, where: Placement, purpose: 'data' | 'index') {
     this.#p = p
     this.#tenantId = tenantId
-    this.#region = region
+    this.#region = where.region
     this.#purpose = purpose
   }
 

@@ -25,7 +25,7 @@ import { DomicileError } from '../errors.js'
 import { q } from '../schema/ddl.js'
 import { countOlderValues, reencryptPass, type ReencryptCheckpoint } from './reencrypt-data.js'
 import {
-  assertNoColumnMigration, auditOperation, batchSizeOf, claimOperation, crashPoint, JobKeys, keyNumberSql, newWrappedKey, rotatableTenant, rotationParts, regionTransaction,
+  assertNoColumnMigration, auditOperation, storeOf, stillAt, batchSizeOf, claimOperation, crashPoint, JobKeys, keyNumberSql, newWrappedKey, rotatableTenant, rotationParts, regionTransaction,
   sealedTables, Throttle, u32be, waitForOlderTransactions, waitForQuiescence, type RotationOptions, type SealedTable,
 } from './rotate-common.js'
 import type { StoreSession } from '../regions/store-driver.js'
@@ -77,19 +77,19 @@ export async function rotateDataKey(d: Domicile, tenantId: string, opts: DataKey
   const maxPasses = opts.maxPasses ?? 3
   const tenant = await rotatableTenant(p, tenantId)
   await assertNoColumnMigration(p)
-  const first: ReencryptCheckpoint = { region: tenant.region, newKey: 0, pass: 1, table: null, after: null, rows: 0, values: 0, skipped: 0, unreadable: 0 }
+  const first: ReencryptCheckpoint = { region: tenant.region, cell: tenant.cell, newKey: 0, pass: 1, table: null, after: null, rows: 0, values: 0, skipped: 0, unreadable: 0 }
   const { op, resumed } = await claimOperation<ReencryptCheckpoint>(p, KIND, tenantId, { state: 'plan', checkpoint: first })
   const cp: ReencryptCheckpoint = { ...first, ...op.checkpoint }
   // The tenant must still live in the region the rotation started in.
-  if (cp.region !== tenant.region) throw new DomicileError('ERR_CONFLICT', `Tenant "${tenantId}" moved since rotation #${op.id} started; abort it and start again.`)
-  await auditOperation(p, cp.region, tenantId, op, resumed ? 'resume' : 'start', { state: op.state })
+  if (!stillAt(cp, tenant)) throw new DomicileError('ERR_CONFLICT', `Tenant "${tenantId}" moved since rotation #${op.id} started; abort it and start again.`)
+  await auditOperation(p, storeOf(cp), tenantId, op, resumed ? 'resume' : 'start', { state: op.state })
   p.progress.note(`${resumed ? 'resuming' : 'started'} data-key rotation #${op.id} for tenant ${tenantId}`)
-  const keys = new JobKeys(p, tenantId, cp.region, 'data')
+  const keys = new JobKeys(p, tenantId, storeOf(cp), 'data')
   let reencryptMs = 0
   try {
     let state = op.state
     if (state === 'plan') {
-      const r = await p.router.withRegionAdmin(cp.region, (s) => s.query<{ n: number | null }>(
+      const r = await p.router.withRegionAdmin(storeOf(cp), (s) => s.query<{ n: number | null }>(
         "SELECT max(key_number) AS n FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = 'data'", [tenantId]))
       cp.newKey = Number(r.rows[0]?.n ?? 0) + 1
       state = 'rotate'
@@ -97,7 +97,7 @@ export async function rotateDataKey(d: Domicile, tenantId: string, opts: DataKey
     }
     if (state === 'rotate') {
       const provider = await p.providers.runtime(tenant.key.provider)
-      cp.newKey = await regionTransaction(p, cp.region, async (s) => {
+      cp.newKey = await regionTransaction(p, storeOf(cp), async (s) => {
         const rows = (await s.query<{ key_number: number }>("SELECT key_number FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = 'data' ORDER BY key_number FOR UPDATE", [tenantId])).rows
         const highest = rows.length === 0 ? 0 : Number(rows[rows.length - 1]!.key_number)
         // The planned key exists when this step ran before a crash (or a newer one when the budget ran out meanwhile).
@@ -122,14 +122,14 @@ export async function rotateDataKey(d: Domicile, tenantId: string, opts: DataKey
         type: 'key.rotate-data', outcome: 'ok', ...(p.actor ? { actor: p.actor } : {}), detail: { operation: op.id, keyNumber: cp.newKey },
       })
       p.progress.note(`new writes seal under data key #${cp.newKey}; waiting for every process to see it`)
-      await waitForQuiescence(p, cp.region)
+      await waitForQuiescence(p, storeOf(cp))
       state = 'reencrypt'
       await p.journal.advance(op.id, state, cp)
     }
-    const tables = await sealedTables(p, cp.region)
+    const tables = await sealedTables(p, storeOf(cp))
     for (;;) {
       if (state === 'reencrypt') {
-        const total = await p.router.withRegionAdmin(cp.region, async (s) => {
+        const total = await p.router.withRegionAdmin(storeOf(cp), async (s) => {
           let n = 0
           for (const t of tables) {
             const older = t.columns.map((c) => `${keyNumberSql(c)} < $2`).join(' OR ')
@@ -145,8 +145,8 @@ export async function rotateDataKey(d: Domicile, tenantId: string, opts: DataKey
       }
       // Checked against the data: every sealed value of the tenant, after every older transaction ended.
       await assertNoColumnMigration(p)
-      await waitForOlderTransactions(p, cp.region)
-      const left = await p.router.withRegionAdmin(cp.region, (s) => countOlderValues(s, tenantId, tables, cp.newKey))
+      await waitForOlderTransactions(p, storeOf(cp))
+      const left = await p.router.withRegionAdmin(storeOf(cp), (s) => countOlderValues(s, tenantId, tables, cp.newKey))
       const remaining = [...left.values()].reduce((a, b) => a + b, 0)
       p.progress.update({ state: 'verify', done: remaining === 0 ? 1 : 0, total: 1, unit: 'checks' })
       if (remaining === 0) break
@@ -163,7 +163,7 @@ export async function rotateDataKey(d: Domicile, tenantId: string, opts: DataKey
       await p.journal.advance(op.id, state, cp)
     }
     await p.journal.finish(op.id, 'done', 'done', cp)
-    await auditOperation(p, cp.region, tenantId, op, 'end', { keyNumber: cp.newKey, rows: cp.rows, values: cp.values, skipped: cp.skipped, passes: cp.pass })
+    await auditOperation(p, storeOf(cp), tenantId, op, 'end', { keyNumber: cp.newKey, rows: cp.rows, values: cp.values, skipped: cp.skipped, passes: cp.pass })
     p.progress.note(`data-key rotation #${op.id} done: ${cp.values} value(s) in ${cp.rows} row(s) now under data key #${cp.newKey}`)
     return {
       tenant: tenantId, region: cp.region, operation: op.id, state: 'done', newKeyNumber: cp.newKey, rows: cp.rows, values: cp.values, skipped: cp.skipped,
@@ -171,7 +171,7 @@ export async function rotateDataKey(d: Domicile, tenantId: string, opts: DataKey
       valuesPerSecond: reencryptMs > 0 ? Math.round((cp.values * 1000) / reencryptMs) : 0, rowsPerSecond: reencryptMs > 0 ? Math.round((cp.rows * 1000) / reencryptMs) : 0,
     }
   } catch (e) {
-    await auditOperation(p, cp.region, tenantId, op, 'error', { code: e instanceof DomicileError ? e.code : 'ERR_UNKNOWN', state: op.state }).catch(() => undefined)
+    await auditOperation(p, storeOf(cp), tenantId, op, 'error', { code: e instanceof DomicileError ? e.code : 'ERR_UNKNOWN', state: op.state }).catch(() => undefined)
     throw e
   } finally {
     keys.dispose()
@@ -201,8 +201,8 @@ export async function retireDataKey(d: Domicile, tenantId: string, keyNumber: nu
   /* Precondition: no rotation or other operation is running for the tenant. */
   if (running) throw new DomicileError('ERR_OPERATION_RUNNING', `Operation #${running.id} (${running.kind}) is running for tenant "${tenantId}"; retire keys once it is done.`)
   await assertNoColumnMigration(p)
-  const tables = await sealedTables(p, tenant.region)
-  const valuesChecked = await regionTransaction(p, tenant.region, async (s) => {
+  const tables = await sealedTables(p, tenant)
+  const valuesChecked = await regionTransaction(p, tenant, async (s) => {
     const keys = (await s.query<{ key_number: number; status: string; young: boolean }>(
       `SELECT key_number, status, (now() - created_at) < make_interval(secs => $2) AS young FROM domicile_data_keys
        WHERE tenant_id = $1 AND purpose = 'data' ORDER BY key_number FOR UPDATE`, [tenantId, p.propagationMs / 1000])).rows
@@ -247,6 +247,6 @@ export async function abortDataKeyRotation(d: Domicile, tenantId: string, actor?
   const op = await p.journal.running<ReencryptCheckpoint>(tenantId)
   if (!op || op.kind !== KIND) throw new DomicileError('ERR_OPERATION_NOT_FOUND', `No data-key rotation is running for tenant "${tenantId}".`)
   await p.journal.finish(op.id, 'aborted', op.state)
-  await auditOperation(p, op.checkpoint.region, tenantId, op, 'end', { aborted: 1, state: op.state })
+  await auditOperation(p, storeOf(op.checkpoint), tenantId, op, 'end', { aborted: 1, state: op.state })
   return { operation: op.id }
 }

@@ -29,7 +29,7 @@ import { q } from '../schema/ddl.js'
 import type { ResolvedColumn } from '../schema/define-schema.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import {
-  assertNoColumnMigration, auditOperation, batchSizeOf, claimOperation, crashPoint, JobKeys, newWrappedKey, rotatableTenant, rotationParts, regionTransaction, sealedTables,
+  assertNoColumnMigration, auditOperation, storeOf, stillAt, batchSizeOf, claimOperation, crashPoint, JobKeys, newWrappedKey, rotatableTenant, rotationParts, regionTransaction, sealedTables,
   Throttle, waitForOlderTransactions, waitForQuiescence, type RotationOptions, type RotationParts, type SealedTable,
 } from './rotate-common.js'
 
@@ -60,6 +60,7 @@ export interface IndexKeyRotationResult {
 
 interface Checkpoint extends Record<string, unknown> {
   region: string
+  cell?: string
   newKey: number
   oldKeys: number[]
   pass: number
@@ -88,15 +89,15 @@ export async function rotateIndexKey(d: Domicile, tenantId: string, opts: IndexK
   const maxPasses = opts.maxPasses ?? 3
   const tenant = await rotatableTenant(p, tenantId)
   await assertNoColumnMigration(p)
-  const first: Checkpoint = { region: tenant.region, newKey: 0, oldKeys: [], pass: 1, table: null, after: null, fixedThisPass: 0, indexes: 0, skipped: 0 }
+  const first: Checkpoint = { region: tenant.region, cell: tenant.cell, newKey: 0, oldKeys: [], pass: 1, table: null, after: null, fixedThisPass: 0, indexes: 0, skipped: 0 }
   const { op, resumed } = await claimOperation<Checkpoint>(p, KIND, tenantId, { state: 'plan', checkpoint: first })
   const cp: Checkpoint = { ...first, ...op.checkpoint }
   // The tenant must still live in the region the rotation started in.
-  if (cp.region !== tenant.region) throw new DomicileError('ERR_CONFLICT', `Tenant "${tenantId}" moved since rotation #${op.id} started; abort it and start again.`)
-  await auditOperation(p, cp.region, tenantId, op, resumed ? 'resume' : 'start', { state: op.state })
+  if (!stillAt(cp, tenant)) throw new DomicileError('ERR_CONFLICT', `Tenant "${tenantId}" moved since rotation #${op.id} started; abort it and start again.`)
+  await auditOperation(p, storeOf(cp), tenantId, op, resumed ? 'resume' : 'start', { state: op.state })
   p.progress.note(`${resumed ? 'resuming' : 'started'} index-key rotation #${op.id} for tenant ${tenantId}`)
-  const dataKeys = new JobKeys(p, tenantId, cp.region, 'data')
-  const indexKeys = new JobKeys(p, tenantId, cp.region, 'index')
+  const dataKeys = new JobKeys(p, tenantId, storeOf(cp), 'data')
+  const indexKeys = new JobKeys(p, tenantId, storeOf(cp), 'index')
   const result = (state: IndexKeyRotationResult['state']): IndexKeyRotationResult => ({
     tenant: tenantId, region: cp.region, operation: op.id, state, newKeyNumber: cp.newKey, retiredKeyNumbers: cp.oldKeys,
     indexes: cp.indexes, skipped: cp.skipped, passes: cp.pass, resumed, elapsedMs: Date.now() - started,
@@ -104,12 +105,12 @@ export async function rotateIndexKey(d: Domicile, tenantId: string, opts: IndexK
   try {
     let state = op.state
     if (state === 'plan') {
-      const r = await p.router.withRegionAdmin(cp.region, (s) => s.query<{ key_number: number }>(
+      const r = await p.router.withRegionAdmin(storeOf(cp), (s) => s.query<{ key_number: number }>(
         "SELECT key_number FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = 'index' ORDER BY key_number", [tenantId]))
       const numbers = r.rows.map((row) => Number(row.key_number))
       if (numbers.length === 0) {
         await p.journal.finish(op.id, 'done', 'nothing-to-rotate', cp)
-        await auditOperation(p, cp.region, tenantId, op, 'end', { nothingToRotate: 1 })
+        await auditOperation(p, storeOf(cp), tenantId, op, 'end', { nothingToRotate: 1 })
         return result('nothing-to-rotate')
       }
       cp.oldKeys = numbers
@@ -119,7 +120,7 @@ export async function rotateIndexKey(d: Domicile, tenantId: string, opts: IndexK
     }
     if (state === 'announce') {
       const provider = await p.providers.runtime(tenant.key.provider)
-      await regionTransaction(p, cp.region, async (s) => {
+      await regionTransaction(p, storeOf(cp), async (s) => {
         const have = await s.query("SELECT 1 FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = 'index' AND key_number = $2", [tenantId, cp.newKey])
         if (have.rows.length > 0) return // this step ran before a crash
         const { raw, wrapped } = await newWrappedKey(provider, tenant.key, tenantId, cp.region, 'index', cp.newKey)
@@ -131,24 +132,24 @@ export async function rotateIndexKey(d: Domicile, tenantId: string, opts: IndexK
       crashPoint('index-key-rotate:announced')
       await announce(p, tenantId, op.id, 'key:rotate-index:dual-read', cp)
       p.progress.note(`searches cover index keys #${cp.oldKeys.join(', #')} and #${cp.newKey}; waiting for every process to see it`)
-      await waitForQuiescence(p, cp.region)
+      await waitForQuiescence(p, storeOf(cp))
       state = 'switch'
       await p.journal.advance(op.id, state, cp)
     }
     if (state === 'switch') {
-      await regionTransaction(p, cp.region, async (s) => {
+      await regionTransaction(p, storeOf(cp), async (s) => {
         await s.query("UPDATE domicile_data_keys SET status = 'active' WHERE tenant_id = $1 AND purpose = 'index' AND key_number = $2", [tenantId, cp.newKey])
         await s.query("UPDATE domicile_data_keys SET status = 'retired' WHERE tenant_id = $1 AND purpose = 'index' AND key_number <> $2", [tenantId, cp.newKey])
       })
       await announce(p, tenantId, op.id, 'key:rotate-index:switch', cp)
       p.progress.note(`new indexes are written under index key #${cp.newKey}; waiting for every process to see it`)
-      await waitForQuiescence(p, cp.region)
+      await waitForQuiescence(p, storeOf(cp))
       state = 'rebuild'
       await p.journal.advance(op.id, state, cp)
     }
-    const tables = await sealedTables(p, cp.region, (c) => c.sensitive !== false && c.sensitive.searchable && c.indexColumn !== undefined)
+    const tables = await sealedTables(p, storeOf(cp), (c) => c.sensitive !== false && c.sensitive.searchable && c.indexColumn !== undefined)
     while (state === 'rebuild' || state === 'verify') {
-      if (state === 'verify') await waitForOlderTransactions(p, cp.region)
+      if (state === 'verify') await waitForOlderTransactions(p, storeOf(cp))
       await rebuildPass(p, op.id, tenantId, tables, dataKeys, indexKeys, batchSize, throttle, state, cp)
       if (state === 'verify' && cp.fixedThisPass === 0) break
       /* Postcondition: a pass over the data found every index under the new key. */
@@ -168,7 +169,7 @@ export async function rotateIndexKey(d: Domicile, tenantId: string, opts: IndexK
     }
     if (state === 'retire') {
       await assertNoColumnMigration(p)
-      await regionTransaction(p, cp.region, async (s) => {
+      await regionTransaction(p, storeOf(cp), async (s) => {
         await s.query("DELETE FROM domicile_data_keys WHERE tenant_id = $1 AND purpose = 'index' AND key_number <> $2", [tenantId, cp.newKey])
         await s.query('INSERT INTO domicile_audit (tenant_id, type, outcome, actor, detail) VALUES ($1, $2, $3, $4, $5::jsonb)',
           [tenantId, 'key.retire-index', 'ok', p.actor, JSON.stringify({ operation: op.id, keyNumbers: cp.oldKeys })])
@@ -177,11 +178,11 @@ export async function rotateIndexKey(d: Domicile, tenantId: string, opts: IndexK
       await announce(p, tenantId, op.id, 'key:rotate-index:retire', cp)
     }
     await p.journal.finish(op.id, 'done', 'done', cp)
-    await auditOperation(p, cp.region, tenantId, op, 'end', { keyNumber: cp.newKey, retired: cp.oldKeys.join(','), indexes: cp.indexes, passes: cp.pass })
+    await auditOperation(p, storeOf(cp), tenantId, op, 'end', { keyNumber: cp.newKey, retired: cp.oldKeys.join(','), indexes: cp.indexes, passes: cp.pass })
     p.progress.note(`index-key rotation #${op.id} done: searches use index key #${cp.newKey} only`)
     return result('done')
   } catch (e) {
-    await auditOperation(p, cp.region, tenantId, op, 'error', { code: e instanceof DomicileError ? e.code : 'ERR_UNKNOWN', state: op.state }).catch(() => undefined)
+    await auditOperation(p, storeOf(cp), tenantId, op, 'error', { code: e instanceof DomicileError ? e.code : 'ERR_UNKNOWN', state: op.state }).catch(() => undefined)
     throw e
   } finally {
     dataKeys.dispose()
@@ -219,7 +220,7 @@ async function rebuildPass(p: RotationParts, opId: number, tenantId: string, tab
       }
       params.push(batchSize)
       const sql = `SELECT ${cols} FROM ${q(t.table.name)} WHERE tenant_id = $1${after} ORDER BY ${q(pk)} LIMIT $${params.length}`
-      const stats = await regionTransaction(p, cp.region, async (s) => {
+      const stats = await regionTransaction(p, storeOf(cp), async (s) => {
         const rows = (await s.query<Record<string, unknown>>(sql, params)).rows
         if (rows.length === 0) return undefined
         const root = await indexKeys.get(s, cp.newKey)
@@ -257,7 +258,7 @@ async function rebuildPass(p: RotationParts, opId: number, tenantId: string, tab
       p.progress.update({ state, done: cp.indexes, unit: 'indexes' })
       await throttle.after(stats.read)
     }
-    await auditOperation(p, cp.region, tenantId, { id: opId, kind: KIND }, 'checkpoint', { table: t.table.name, tableDone: 1, pass: cp.pass, indexes: cp.indexes })
+    await auditOperation(p, storeOf(cp), tenantId, { id: opId, kind: KIND }, 'checkpoint', { table: t.table.name, tableDone: 1, pass: cp.pass, indexes: cp.indexes })
   }
 }
 
@@ -282,6 +283,6 @@ export async function abortIndexKeyRotation(d: Domicile, tenantId: string, actor
   const op = await p.journal.running<Checkpoint>(tenantId)
   if (!op || op.kind !== KIND) throw new DomicileError('ERR_OPERATION_NOT_FOUND', `No index-key rotation is running for tenant "${tenantId}".`)
   await p.journal.finish(op.id, 'aborted', op.state)
-  await auditOperation(p, op.checkpoint.region, tenantId, op, 'end', { aborted: 1, state: op.state })
+  await auditOperation(p, storeOf(op.checkpoint), tenantId, op, 'end', { aborted: 1, state: op.state })
   return { operation: op.id }
 }

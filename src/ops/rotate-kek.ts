@@ -28,7 +28,7 @@ import { keyWrapContext } from '../keys/keyring.js'
 import type { LocalKeyProvider } from '../keys/providers/local/local-key-provider.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import {
-  auditOperation, batchSizeOf, claimOperation, crashPoint, rotatableTenant, rotationParts, regionTransaction, waitForQuiescence,
+  auditOperation, storeOf, stillAt, batchSizeOf, claimOperation, crashPoint, rotatableTenant, rotationParts, regionTransaction, waitForQuiescence,
   type RotationOptions, type RotationParts,
 } from './rotate-common.js'
 
@@ -57,6 +57,7 @@ interface Checkpoint extends Record<string, unknown> {
   from: KeyBinding
   to?: KeyBinding
   region: string
+  cell?: string
   keys: number
 }
 
@@ -73,7 +74,7 @@ export async function rotateKek(d: Domicile, tenantId: string, opts: KekRotation
   const p = rotationParts(d, opts)
   const run = await rotateUntilSweep(p, tenantId, opts)
   if ('state' in run) return run
-  await run.guard(() => waitForQuiescence(p, run.cp.region))
+  await run.guard(() => waitForQuiescence(p, storeOf(run.cp)))
   return sweepAndFinish(p, run)
 }
 
@@ -111,8 +112,8 @@ export async function rotateKeks(d: Domicile, tenantIds: readonly string[], opts
     }
     p.progress.update({ state: 'rewrap', done: ++done, total: tenantIds.length, unit: 'tenants' })
   })
-  const regions = [...new Set(runs.map((r) => r.cp.region))]
-  await Promise.all(regions.map((region) => waitForQuiescence(p, region)))
+  const stores = new Map(runs.map((r) => [p.router.label(storeOf(r.cp)), storeOf(r.cp)]))
+  await Promise.all([...stores.values()].map((where) => waitForQuiescence(p, where)))
   done = 0
   await eachLimited(runs, concurrency, async (run) => {
     try {
@@ -154,19 +155,19 @@ async function rotateUntilSweep(p: RotationParts, tenantId: string, opts: KekRot
     throw new DomicileError('ERR_INPUT_INVALID', '--key-id: name a new key, not the tenant\'s current one.', { path: 'keyId' })
   }
   const { op, resumed } = await claimOperation<Checkpoint>(p, KIND, tenantId,
-    { state: 'plan', checkpoint: { from: tenant.key, region: tenant.region, keys: 0 } }, { idleStates: ['await-import'] })
+    { state: 'plan', checkpoint: { from: tenant.key, region: tenant.region, cell: tenant.cell, keys: 0 } }, { idleStates: ['await-import'] })
   const cp: Checkpoint = { ...op.checkpoint }
   // The tenant must still live in the region the rotation started in.
-  if (cp.region !== tenant.region) throw new DomicileError('ERR_CONFLICT', `Tenant "${tenantId}" moved since rotation #${op.id} started; abort it and start again.`)
+  if (!stillAt(cp, tenant)) throw new DomicileError('ERR_CONFLICT', `Tenant "${tenantId}" moved since rotation #${op.id} started; abort it and start again.`)
   const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn()
     } catch (e) {
-      await auditOperation(p, cp.region, tenantId, op, 'error', { code: e instanceof DomicileError ? e.code : 'ERR_UNKNOWN' }).catch(() => undefined)
+      await auditOperation(p, storeOf(cp), tenantId, op, 'error', { code: e instanceof DomicileError ? e.code : 'ERR_UNKNOWN' }).catch(() => undefined)
       throw e
     }
   }
-  await auditOperation(p, cp.region, tenantId, op, resumed ? 'resume' : 'start', { state: op.state })
+  await auditOperation(p, storeOf(cp), tenantId, op, resumed ? 'resume' : 'start', { state: op.state })
   p.progress.note(`${resumed ? 'resuming' : 'started'} key rotation #${op.id} for tenant ${tenantId}`)
   return guard(async () => {
     let state = op.state
@@ -221,11 +222,11 @@ async function sweepAndFinish(p: RotationParts, run: KekRun): Promise<KekRotatio
   const to = cp.to!
   return run.guard(async () => {
     await rewrapAll(p, op.id, tenantId, to, cp, run.batch)
-    const left = await p.router.withRegionAdmin(cp.region, (s) => notUnder(s, tenantId, to))
+    const left = await p.router.withRegionAdmin(storeOf(cp), (s) => notUnder(s, tenantId, to))
     /* Postcondition: no key row of the tenant names another KEK. */
     if (left > 0) throw new DomicileError('ERR_CONFLICT', `${left} key(s) of tenant "${tenantId}" were created under the old key during the rotation. Rerun to rewrap them.`)
     await p.journal.finish(op.id, 'done', 'done', cp)
-    await auditOperation(p, cp.region, tenantId, op, 'end', { keys: cp.keys, toKeyId: to.keyId, provider: to.provider })
+    await auditOperation(p, storeOf(cp), tenantId, op, 'end', { keys: cp.keys, toKeyId: to.keyId, provider: to.provider })
     p.progress.note(`rotation #${op.id} done: ${cp.keys} key(s) rewrapped under ${to.keyId}`)
     return result(tenantId, op.id, 'done', cp, run.resumed, run.started)
   })
@@ -264,10 +265,10 @@ async function notUnder(s: StoreSession, tenantId: string, to: KeyBinding): Prom
 /** Rewraps every key row of the tenant not under `to`, one owner transaction per batch. Reads no row table. */
 async function rewrapAll(p: RotationParts, opId: number, tenantId: string, to: KeyBinding, cp: Checkpoint, batch: number): Promise<void> {
   const target = await p.providers.runtime(to.provider)
-  const total = cp.keys + await p.router.withRegionAdmin(cp.region, (s) => notUnder(s, tenantId, to))
+  const total = cp.keys + await p.router.withRegionAdmin(storeOf(cp), (s) => notUnder(s, tenantId, to))
   p.progress.update({ state: 'rewrap', done: cp.keys, total, unit: 'keys' })
   for (let n = 1; ; n++) {
-    const done = await regionTransaction(p, cp.region, async (s) => {
+    const done = await regionTransaction(p, storeOf(cp), async (s) => {
       const r = await s.query<{ purpose: 'data' | 'index'; key_number: number; wrapped: Uint8Array; provider: string; key_id: string }>(
         `SELECT purpose, key_number, wrapped, provider, key_id FROM domicile_data_keys
          WHERE tenant_id = $1 AND NOT (provider = $2 AND key_id = $3) ORDER BY purpose, key_number LIMIT $4 FOR UPDATE`,
@@ -291,7 +292,7 @@ async function rewrapAll(p: RotationParts, opId: number, tenantId: string, to: K
     crashPoint(`key-rotate:batch:${n}`)
     cp.keys += done
     await p.journal.advance(opId, 'rewrap', cp)
-    await auditOperation(p, cp.region, tenantId, { id: opId, kind: KIND }, 'checkpoint', { keys: cp.keys })
+    await auditOperation(p, storeOf(cp), tenantId, { id: opId, kind: KIND }, 'checkpoint', { keys: cp.keys })
     p.progress.update({ state: 'rewrap', done: cp.keys, total: Math.max(total, cp.keys), unit: 'keys' })
   }
 }
@@ -333,6 +334,6 @@ export async function abortKekRotation(d: Domicile, tenantId: string, actor?: st
   const op = await p.journal.running<Checkpoint>(tenantId)
   if (!op || op.kind !== KIND) throw new DomicileError('ERR_OPERATION_NOT_FOUND', `No key rotation is running for tenant "${tenantId}".`)
   await p.journal.finish(op.id, 'aborted', op.state)
-  await auditOperation(p, op.checkpoint.region, tenantId, op, 'end', { aborted: 1, state: op.state })
+  await auditOperation(p, storeOf(op.checkpoint), tenantId, op, 'end', { aborted: 1, state: op.state })
   return { operation: op.id }
 }

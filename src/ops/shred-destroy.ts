@@ -100,7 +100,7 @@ export async function destroyTenantKey(domicile: Domicile, tenantId: string, opt
     }
     const binding = { custody: tenant.key.custody, provider: tenant.key.provider, keyId: tenant.key.keyId }
     op = await journal.start<DestroyCheckpoint>({ kind: 'key-destroy', tenantId, target: tenantId, state: 'kill-switch', checkpoint: { binding }, ...(opts.actor ? { actor: opts.actor } : {}) })
-    await appendOperationAudit(router, tenant.region, tenantId, [{ type: 'key.destroy.start', outcome: 'ok', actor: opts.actor ?? null, detail: { operation: op.id, provider: binding.provider, keyId: binding.keyId } }])
+    await appendOperationAudit(router, tenant, tenantId, [{ type: 'key.destroy.start', outcome: 'ok', actor: opts.actor ?? null, detail: { operation: op.id, provider: binding.provider, keyId: binding.keyId } }])
   }
   const actor = opts.actor ?? op.actor ?? undefined
   let cp: DestroyCheckpoint = op.checkpoint
@@ -125,7 +125,7 @@ export async function destroyTenantKey(domicile: Domicile, tenantId: string, opt
     state = 'delete-copies'
     await journal.advance(op.id, state, cp)
     progress.update({ state: 'destroy-kek', done: refs.length, total: refs.length, unit: 'keys' })
-    await appendOperationAudit(router, tenant.region, tenantId, [{ type: 'key.destroy.checkpoint', outcome: 'ok', actor: actor ?? null,
+    await appendOperationAudit(router, tenant, tenantId, [{ type: 'key.destroy.checkpoint', outcome: 'ok', actor: actor ?? null,
       detail: { operation: op.id, state, keks: keks.map((k) => `${k.provider}:${k.keyId}:${k.outcome}`).join(',') } }])
   }
 
@@ -133,7 +133,7 @@ export async function destroyTenantKey(domicile: Domicile, tenantId: string, opt
     // Rows an interrupted run of this step deleted are not counted again; `wrappedKeys` lists them all.
     cp = { ...cp, deleted: await deleteWrappedCopies(domicile, tenantId, progress) }
     await journal.finish(op.id, 'done', 'done', cp)
-    await appendOperationAudit(router, tenant.region, tenantId, [{ type: 'key.destroy.end', outcome: 'ok', actor: actor ?? null,
+    await appendOperationAudit(router, tenant, tenantId, [{ type: 'key.destroy.end', outcome: 'ok', actor: actor ?? null,
       detail: { operation: op.id, wrappedKeysDeleted: cp.deleted!.reduce((n, d) => n + d.rows, 0), elapsedMs: Math.round(performance.now() - started) } }])
     await directory.audit({ tenantId, type: 'key.destroy.complete', outcome: 'ok', ...(actor ? { actor } : {}), detail: { operation: op.id } })
   }
@@ -161,8 +161,9 @@ export async function runningFor(journal: OperationJournal, tenantId: string): P
 export async function inventory(domicile: Domicile, tenantId: string): Promise<WrappedKeyRef[]> {
   const { router } = internalsOf(domicile)
   const out: WrappedKeyRef[] = []
-  for (const region of router.regionNames) {
-    const r = await router.withRegionAdmin(region, (s) => s.query<{ purpose: 'data' | 'index'; key_number: number; provider: string; key_id: string }>(
+  for (const where of router.stores) {
+    const region = where.region // the wrap context names the region (every cell of it)
+    const r = await router.withRegionAdmin(where, (s) => s.query<{ purpose: 'data' | 'index'; key_number: number; provider: string; key_id: string }>(
       'SELECT purpose, key_number, provider, key_id FROM domicile_data_keys WHERE tenant_id = $1 ORDER BY purpose, key_number', [tenantId]))
     for (const row of r.rows) out.push({ region, purpose: row.purpose, keyNumber: Number(row.key_number), provider: row.provider, keyId: row.key_id })
   }
@@ -185,9 +186,10 @@ function kekRefs(cp: DestroyCheckpoint): KekRef[] {
 async function deleteWrappedCopies(domicile: Domicile, tenantId: string, progress: Progress): Promise<{ region: string; rows: number }[]> {
   const { router } = internalsOf(domicile)
   const out: { region: string; rows: number }[] = []
-  const regions = router.regionNames
-  for (const [i, region] of regions.entries()) {
-    const rows = await router.withRegionAdmin(region, async (s) => {
+  const regions = router.stores
+  for (const [i, where] of regions.entries()) {
+    const region = router.label(where)
+    const rows = await router.withRegionAdmin(where, async (s) => {
       const del = await s.query('DELETE FROM domicile_data_keys WHERE tenant_id = $1', [tenantId])
       try {
         await s.exec('VACUUM domicile_data_keys')

@@ -28,6 +28,7 @@ import { keyWrapContext } from '../keys/keyring.js'
 import type { KekDestruction } from '../keys/key-admin.js'
 import type { ResolvedTable } from '../schema/define-schema.js'
 import { SHADOW_SUFFIX } from '../schema/define-schema.js'
+import type { Placement } from '../regions/placement.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { appendOperationAudit } from './ops-audit.js'
 import { silentProgress, type Progress } from './progress.js'
@@ -123,7 +124,7 @@ export async function verifyShred(domicile: Domicile, tenantId: string, opts: Sh
     throw new DomicileError('ERR_CONFLICT', `The key of tenant "${tenantId}" is usable (Domicile: ${tenant.keyState}, provider: ${providerState}): there is no erase to verify. Revoke it ("domicile key revoke"), destroy it ("domicile key destroy") or delete its material first.`)
   }
   const rev = reversibilityOf(method, providerKind)
-  await appendOperationAudit(router, tenant.region, tenantId, [{ type: 'shred.verify.start', outcome: 'ok', actor: opts.actor ?? null, detail: { method, samples: samples.length } }])
+  await appendOperationAudit(router, tenant, tenantId, [{ type: 'shred.verify.start', outcome: 'ok', actor: opts.actor ?? null, detail: { method, samples: samples.length } }])
 
   // When and by whom: the control-plane audit record of the erase.
   const recordType = method === 'destroyed' ? 'key.destroy' : method === 'material-deleted' ? 'key.delete-material' : method === 'revoked' ? 'key.revoke' : undefined
@@ -189,12 +190,12 @@ export async function verifyShred(domicile: Domicile, tenantId: string, opts: Sh
 
   // 3. Every row of the tenant: sensitive values sealed, blind indexes not text; a random sample kept.
   const knownNumbers = new Set<string>([...(destroyCp?.wrappedKeys ?? []), ...wrapped].filter((w) => w.purpose === 'data').map((w) => `${w.region}|${w.keyNumber}`))
-  const scan = await scanTenantRows(domicile, tenantId, tenant.region, knownNumbers, sampleSize, batchSize, progress)
+  const scan = await scanTenantRows(domicile, tenantId, tenant, knownNumbers, sampleSize, batchSize, progress)
   const sealedOk = scan.unsealed === 0 && scan.unknownKey === 0 && scan.badIndex === 0
   checks.push({
     id: 'sensitive-columns-sealed', title: 'Every non-null value of the tenant\'s sensitive columns is a sealed value under one of its data keys',
     status: sealedOk ? 'pass' : 'fail', blocking: true,
-    counts: { regions: router.regionNames.length, tables: scan.tables, rows: scan.rows, values: scan.values, unsealed: scan.unsealed, unknownKeyNumber: scan.unknownKey, blindIndexes: scan.indexes, malformedBlindIndexes: scan.badIndex },
+    counts: { regions: router.stores.length, tables: scan.tables, rows: scan.rows, values: scan.values, unsealed: scan.unsealed, unknownKeyNumber: scan.unknownKey, blindIndexes: scan.indexes, malformedBlindIndexes: scan.badIndex },
     note: 'Checked structurally (format version, data-key number, length) on every row of the tenant in every region; the AAD binding to tenant, table, column and row cannot be checked without the key.',
   })
 
@@ -225,7 +226,7 @@ export async function verifyShred(domicile: Domicile, tenantId: string, opts: Sh
       counts: { stores: g.stores, tables: globalTables.length, samples: samples.length, hits: g.hits }, note: 'Every global table in every region store and in the control plane.' })
     const p = await searchTenantPlain(domicile, tenantId, tenantTables, samples)
     checks.push({ id: 'tenant-plain-columns', title: 'No plain column of the tenant\'s rows holds a known sample', status: p.hits === 0 ? 'pass' : 'fail', blocking: true,
-      counts: { regions: router.regionNames.length, tables: tenantTables.length, samples: samples.length, hits: p.hits },
+      counts: { regions: router.stores.length, tables: tenantTables.length, samples: samples.length, hits: p.hits },
       note: 'A hit means the plaintext is stored outside a sensitive column, where no cryptographic erase reaches it.' })
   } else {
     const structural = globalTables.every((t) => t.sensitiveColumns.length === 0 && !t.columns.has('tenant_id'))
@@ -267,7 +268,7 @@ export async function verifyShred(domicile: Domicile, tenantId: string, opts: Sh
       unwrapRefused: unwrapOk, wrappedCopiesLeft: wrapped.length, destroyedAll,
     }),
   }
-  await appendOperationAudit(router, tenant.region, tenantId, [{ type: 'shred.verify.end', outcome: verdict === 'failed' ? 'error' : 'ok', actor: opts.actor ?? null,
+  await appendOperationAudit(router, tenant, tenantId, [{ type: 'shred.verify.end', outcome: verdict === 'failed' ? 'error' : 'ok', actor: opts.actor ?? null,
     detail: { certificateId: payload.certificateId, method, verdict, reversible: rev.reversible } }])
   return payload
 }
@@ -306,8 +307,9 @@ interface WrappedRow {
 async function wrappedKeys(domicile: Domicile, tenantId: string): Promise<WrappedRow[]> {
   const { router } = internalsOf(domicile)
   const out: WrappedRow[] = []
-  for (const region of router.regionNames) {
-    const r = await router.withRegionAdmin(region, (s) => s.query<{ purpose: 'data' | 'index'; key_number: number; provider: string; key_id: string; wrapped: Uint8Array }>(
+  for (const where of router.stores) {
+    const region = where.region // the wrap context names the region (every cell of it)
+    const r = await router.withRegionAdmin(where, (s) => s.query<{ purpose: 'data' | 'index'; key_number: number; provider: string; key_id: string; wrapped: Uint8Array }>(
       'SELECT purpose, key_number, provider, key_id, wrapped FROM domicile_data_keys WHERE tenant_id = $1 ORDER BY purpose, key_number', [tenantId]))
     for (const row of r.rows) out.push({ region, purpose: row.purpose, keyNumber: Number(row.key_number), provider: row.provider, keyId: row.key_id, wrapped: new Uint8Array(row.wrapped) })
   }
@@ -352,16 +354,18 @@ async function catalog(s: StoreSession, table: string): Promise<Map<string, stri
 }
 
 /** Reads every row of the tenant in every tenant table with sensitive columns, in every region. */
-async function scanTenantRows(domicile: Domicile, tenantId: string, home: string, knownNumbers: ReadonlySet<string>, sampleSize: number,
+async function scanTenantRows(domicile: Domicile, tenantId: string, home: Placement, knownNumbers: ReadonlySet<string>, sampleSize: number,
   batchSize: number, progress: Progress): Promise<ScanResult> {
   const { router, schema } = internalsOf(domicile)
   const res: ScanResult = { tables: 0, rows: 0, values: 0, unsealed: 0, unknownKey: 0, indexes: 0, badIndex: 0, sample: [] }
   let seen = 0 // sealed values in the home region, for the reservoir sample
   const tables = [...schema.tables.values()].filter((t) => t.scope === 'tenant' && t.sensitiveColumns.length > 0)
   res.tables = tables.length
-  for (const region of router.regionNames) {
+  for (const where of router.stores) {
+    const region = where.region
+    const atHome = where.region === home.region && where.cell === home.cell
     for (const t of tables) {
-      await router.withRegionAdmin(region, async (s) => {
+      await router.withRegionAdmin(where, async (s) => {
         const cols = await catalog(s, t.name)
         if (cols.size === 0) return
         // Each physical column of a sensitive column: the column itself, a migration's shadow, the blind index.
@@ -403,7 +407,7 @@ async function scanTenantRows(domicile: Domicile, tenantId: string, home: string
                 return
               }
               if (!knownNumbers.has(`${region}|${n}`)) res.unknownKey++
-              if (region === home) {
+              if (atHome) {
                 // Reservoir sampling (algorithm R): a uniform sample of the home region's sealed values.
                 seen++
                 const ref = { table: t.name, pk: row.pk as string | number, column: p.logical }
@@ -463,8 +467,8 @@ async function countHits(s: StoreSession, t: ResolvedTable, samples: readonly st
 async function searchGlobal(domicile: Domicile, tables: readonly ResolvedTable[], samples: readonly string[]): Promise<{ stores: number; hits: number }> {
   const { router, controlPlane } = internalsOf(domicile)
   let hits = 0
-  for (const region of router.regionNames) {
-    hits += await router.withRegionAdmin(region, async (s) => {
+  for (const where of router.stores) {
+    hits += await router.withRegionAdmin(where, async (s) => {
       let n = 0
       for (const t of tables) n += await countHits(s, t, samples)
       return n
@@ -475,14 +479,14 @@ async function searchGlobal(domicile: Domicile, tables: readonly ResolvedTable[]
     for (const t of tables) n += await countHits(s, t, samples)
     return n
   }, { role: 'owner' })
-  return { stores: router.regionNames.length + 1, hits }
+  return { stores: router.stores.length + 1, hits }
 }
 
 async function searchTenantPlain(domicile: Domicile, tenantId: string, tables: readonly ResolvedTable[], samples: readonly string[]): Promise<{ hits: number }> {
   const { router } = internalsOf(domicile)
   let hits = 0
-  for (const region of router.regionNames) {
-    hits += await router.withRegionAdmin(region, async (s) => {
+  for (const where of router.stores) {
+    hits += await router.withRegionAdmin(where, async (s) => {
       let n = 0
       for (const t of tables) n += await countHits(s, t, samples, tenantId)
       return n
@@ -508,10 +512,10 @@ async function checkAudit(domicile: Domicile, tenantId: string, samples: readonl
       hits += Number(h.rows[0]?.n ?? 0)
     }
   }
-  for (const region of router.regionNames) await router.withRegionAdmin(region, (s) => inspect(s, 'domicile_audit'))
+  for (const where of router.stores) await router.withRegionAdmin(where, (s) => inspect(s, 'domicile_audit'))
   await controlPlane.withSession((s) => inspect(s, 'domicile_control_audit'), { role: 'owner' })
   const sorted = [...keys].sort()
-  return { stores: router.regionNames.length + 1, records, keys: sorted, valueFields: sorted.filter((k) => (VALUE_FIELDS as readonly string[]).includes(k.toLowerCase())), hits }
+  return { stores: router.stores.length + 1, records, keys: sorted, valueFields: sorted.filter((k) => (VALUE_FIELDS as readonly string[]).includes(k.toLowerCase())), hits }
 }
 
 function prefixed(prefix: string, counts: Record<string, number>): Record<string, number> {

@@ -1,6 +1,8 @@
 /**
- * Tenant relocation between regions (`domicile tenant move ID --to REGION`): a journaled state
- * machine in the control plane, plan → copy → catch-up → cutover → verify → purge → done.
+ * Tenant relocation between regions, or between cells of one region (`domicile tenant move ID
+ * --to REGION [--cell CELL]`): a journaled state machine in the control plane, plan → copy →
+ * catch-up → cutover → verify → purge → done. "Region" below means the source and target stores
+ * (a cell of a region is a store of its own); keys are rewrapped for the target region's context.
  *
  * - The directory's region is the one source of truth. It changes once, at the cutover, in the
  *   same control-plane transaction as the journal step; before it the source region serves the
@@ -28,6 +30,7 @@ import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
 import type { DomicileParts } from '../domicile.js'
 import { DomicileError, isDomicileError } from '../errors.js'
+import { chooseCell, DEFAULT_CELL, shown, type Placement } from '../regions/placement.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { OperationJournal, type Operation } from './operation-journal.js'
 import { appendOperationAudit } from './ops-audit.js'
@@ -67,6 +70,7 @@ export interface MoveOptions {
 export interface MoveResult {
   readonly operationId: number
   readonly tenant: string
+  /** The source and target stores: a region, or `region/cell` for a region with several cells. */
   readonly from: string
   readonly to: string
   readonly state: 'done' | 'aborted'
@@ -94,6 +98,9 @@ interface TableCheckpoint {
 interface MoveCheckpoint extends Record<string, unknown> {
   from: string
   to: string
+  /** The source's and target's cells (absent in moves journaled before cells: "main"). */
+  fromCell?: string
+  toCell?: string
   startedAt: number
   bits: Record<string, number>
   total: number
@@ -159,17 +166,44 @@ class MoveRun {
     return this.op.target
   }
 
+  /** The source store (region and cell). */
+  get src(): Placement {
+    return { region: this.cp.from, cell: this.cp.fromCell ?? DEFAULT_CELL }
+  }
+
+  /** The target store (region and cell). */
+  get dst(): Placement {
+    return { region: this.cp.to, cell: this.cp.toCell ?? DEFAULT_CELL }
+  }
+
+  /** The source's name in messages: its region, or `region/cell`. */
   get from(): string {
-    return this.cp.from
+    return this.p.router.label(this.src)
   }
 
   get to(): string {
-    return this.cp.to
+    return this.p.router.label(this.dst)
   }
 
-  /** Owner sessions on both regions at once. */
+  /** Where the directory homes the tenant: the source, the target or elsewhere. */
+  homedAt(rec: { region: string; cell: string }): 'source' | 'target' | 'elsewhere' {
+    const is = (p: Placement) => rec.region === p.region && rec.cell === p.cell
+    return is(this.src) ? 'source' : is(this.dst) ? 'target' : 'elsewhere'
+  }
+
+  /** The directory guard "still homed in the source" (compare-and-set at the freeze, unfreeze, cutover, abort). */
+  atSource(status: 'active' | 'moving'): { region: string; cell: string; status: 'active' | 'moving' } {
+    return { region: this.src.region, cell: this.src.cell, status }
+  }
+
+  /** Owner sessions on both stores at once. */
   both<T>(fn: (src: StoreSession, dst: StoreSession) => Promise<T>): Promise<T> {
-    return this.p.router.withRegionAdmin(this.from, (src) => this.p.router.withRegionAdmin(this.to, (dst) => fn(src, dst)))
+    return this.p.router.withRegionAdmin(this.src, (src) => this.p.router.withRegionAdmin(this.dst, (dst) => fn(src, dst)))
+  }
+
+  /** The key-sync arguments: keys are wrapped for the region (every cell of a region shares its wrap context). */
+  get keyRegions(): { from: string; to: string } {
+    return { from: this.src.region, to: this.dst.region }
   }
 
   async getPlan(): Promise<MovePlan> {
@@ -185,7 +219,7 @@ class MoveRun {
   /** The state's audit record, in both regions concerned. */
   async audit(state: string, outcome: string, detail: Record<string, unknown> = {}): Promise<void> {
     const record = { type: `tenant.move.${state}`, outcome, actor: this.actor, detail: { operation: this.op.id, from: this.from, to: this.to, ...detail } }
-    for (const region of [this.from, this.to]) await appendOperationAudit(this.p.router, region, this.tenant, [record])
+    for (const where of [this.src, this.dst]) await appendOperationAudit(this.p.router, where, this.tenant, [record])
   }
 
   async enter(state: MoveState, detail: Record<string, unknown> = {}): Promise<void> {
@@ -262,7 +296,7 @@ class MoveRun {
           await step(b.rows, b.last, next === null)
         }
       }
-      const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
+      const k = await syncKeys({ tenantId: this.tenant, ...this.keyRegions, source: src, target: dst, provider: this.provider, mode: 'mirror' })
       this.cp.keys = k.total
     })
     const secs = (performance.now() - started) / 1000
@@ -362,7 +396,7 @@ class MoveRun {
     const rounds = this.opts.catchUpRounds ?? 10
     const threshold = this.opts.catchUpThreshold ?? 200
     await this.both(async (src, dst) => {
-      const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
+      const k = await syncKeys({ tenantId: this.tenant, ...this.keyRegions, source: src, target: dst, provider: this.provider, mode: 'mirror' })
       this.cp.keys = k.total
       // Rounds until one finds little to copy, so the one inside the freeze has little left; or until
       // the rounds stop converging (a steady writer changes as many rows per round as a round
@@ -384,7 +418,7 @@ class MoveRun {
     this.cp.freezeStartedAt = Date.now()
     this.freezeAttempts++
     await this.advance('cutover', async (s) => {
-      await this.p.directory.updateWithin(s, this.tenant, { status: 'moving' }, 'move:freeze', { region: this.from, status: 'active' },
+      await this.p.directory.updateWithin(s, this.tenant, { status: 'moving' }, 'move:freeze', this.atSource('active'),
         { type: 'tenant.move.freeze', outcome: 'ok', ...(this.actor ? { actor: this.actor } : {}), detail: { operation: this.op.id, from: this.from, to: this.to } })
     })
     this.p.directory.invalidate(this.tenant)
@@ -394,7 +428,7 @@ class MoveRun {
   /** Ends a freeze without a cutover: the source serves writes again; catch-up goes on. */
   async unfreeze(reason: string): Promise<void> {
     await this.advance('catch-up', async (s) => {
-      await this.p.directory.updateWithin(s, this.tenant, { status: 'active' }, 'move:unfreeze', { region: this.from, status: 'moving' },
+      await this.p.directory.updateWithin(s, this.tenant, { status: 'active' }, 'move:unfreeze', this.atSource('moving'),
         { type: 'tenant.move.unfreeze', outcome: 'ok', ...(this.actor ? { actor: this.actor } : {}), detail: { operation: this.op.id, reason } })
     })
     this.p.directory.invalidate(this.tenant)
@@ -403,7 +437,7 @@ class MoveRun {
 
   async cutover(): Promise<void> {
     const fresh = await this.p.directory.fresh(this.tenant)
-    if (fresh.region === this.to) throw new DomicileError('ERR_CONFLICT', `The directory already homes tenant "${this.tenant}" in "${this.to}" but the journal is at the cutover. Inspect the journal before going on.`)
+    if (this.homedAt(fresh) === 'target') throw new DomicileError('ERR_CONFLICT', `The directory already homes tenant "${this.tenant}" in "${this.to}" but the journal is at the cutover. Inspect the journal before going on.`)
     if (fresh.status !== 'moving') {
       await this.freeze()
     }
@@ -417,7 +451,7 @@ class MoveRun {
     killPoint('cutover')
     const outcome = await this.both(async (src, dst) => {
       try {
-        if (this.p.router.driverKind(this.from) === 'postgres') {
+        if (this.p.router.driverKind(this.src) === 'postgres') {
           const bound = Math.min(this.opts.drainTimeoutMs ?? 1000, Math.max(0, (deadline - Date.now()) / 2))
           const drain = await drainOpenTransactions(src, bound)
           if (!drain.drained) return { ok: false as const, reason: `${drain.waitedFor} transaction(s) on the source did not end within the drain bound (${Math.round(bound)} ms)` }
@@ -425,7 +459,7 @@ class MoveRun {
         let r = await this.round(src, dst, deadline)
         for (let i = 0; i < 2 && !r.verified; i++) r = await this.round(src, dst, deadline)
         if (!r.verified) return { ok: false as const, reason: 'the regions did not agree after the final catch-up' }
-        const k = await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'mirror' })
+        const k = await syncKeys({ tenantId: this.tenant, ...this.keyRegions, source: src, target: dst, provider: this.provider, mode: 'mirror' })
         this.cp.keys = k.total
         if (Date.now() > deadline) throw new FreezeOverrun()
         killPoint('cutover:verified')
@@ -448,7 +482,7 @@ class MoveRun {
     this.cp.cutoverAt = Date.now()
     this.cp.freezeMs = this.cp.cutoverAt - t0
     await this.advance('verify', async (s) => {
-      await this.p.directory.updateWithin(s, this.tenant, { region: this.to, status: 'active' }, 'move:cutover', { region: this.from, status: 'moving' },
+      await this.p.directory.updateWithin(s, this.tenant, { region: this.dst.region, cell: this.dst.cell, status: 'active' }, 'move:cutover', this.atSource('moving'),
         { type: 'tenant.move.cutover', outcome: 'ok', ...(this.actor ? { actor: this.actor } : {}), detail: { operation: this.op.id, from: this.from, to: this.to, freezeMs: Date.now() - t0 } })
     })
     this.p.directory.invalidate(this.tenant)
@@ -461,8 +495,8 @@ class MoveRun {
   async verify(): Promise<void> {
     killPoint('verify')
     const fresh = await this.p.directory.fresh(this.tenant)
-    if (fresh.region !== this.to) throw new DomicileError('ERR_CONFLICT', `The directory does not home tenant "${this.tenant}" in "${this.to}" after the cutover. Inspect the journal before going on.`)
-    const keys = await this.p.router.withRegionAdmin(this.to, (dst) => checkKeysOpen(dst, this.tenant, this.to, this.provider))
+    if (this.homedAt(fresh) !== 'target') throw new DomicileError('ERR_CONFLICT', `The directory does not home tenant "${this.tenant}" in "${this.to}" after the cutover. Inspect the journal before going on.`)
+    const keys = await this.p.router.withRegionAdmin(this.dst, (dst) => checkKeysOpen(dst, this.tenant, this.dst.region, this.provider))
     let opened = 0
     if (fresh.key && keys > 0) {
       opened = await this.d.withTenant(this.tenant, async (scope) => {
@@ -488,7 +522,7 @@ class MoveRun {
   async purge(): Promise<void> {
     const fresh = await this.p.directory.fresh(this.tenant)
     /* Precondition: the source is purged only once the directory homes the tenant elsewhere. */
-    if (fresh.region === this.from) throw new DomicileError('ERR_CONFLICT', `Tenant "${this.tenant}" is still homed in "${this.from}"; its rows there are not purged.`)
+    if (this.homedAt(fresh) === 'source') throw new DomicileError('ERR_CONFLICT', `Tenant "${this.tenant}" is still homed in "${this.from}"; its rows there are not purged.`)
     const grace = this.opts.purgeGraceMs ?? Math.max(5000, 10 * (this.p.config?.directoryPollMs ?? 500))
     const wait = (this.cp.cutoverAt ?? 0) + grace - Date.now()
     if (wait > 0) {
@@ -499,7 +533,7 @@ class MoveRun {
     killPoint('purge')
     const deleted = await this.both(async (src, dst) => {
       // A budget reserved in the source after the final key sync still counts in the target.
-      await syncKeys({ tenantId: this.tenant, from: this.from, to: this.to, source: src, target: dst, provider: this.provider, mode: 'counters' })
+      await syncKeys({ tenantId: this.tenant, ...this.keyRegions, source: src, target: dst, provider: this.provider, mode: 'counters' })
       return writeTx(src, async () => {
         // Resumed after the purge committed: nothing left to delete (checked again below).
         const left = Object.values(await remainingRows(src, plan, this.tenant)).reduce((a, b) => a + b, 0) + await countKeys(src, this.tenant)
@@ -518,7 +552,7 @@ class MoveRun {
       }, { repeatable: true, deferred: plan.deferred })
     })
     killPoint('purge:deleted')
-    const left = await this.p.router.withRegionAdmin(this.from, async (src) => ({ rows: await remainingRows(src, plan, this.tenant), keys: await countKeys(src, this.tenant) }))
+    const left = await this.p.router.withRegionAdmin(this.src, async (src) => ({ rows: await remainingRows(src, plan, this.tenant), keys: await countKeys(src, this.tenant) }))
     const leftRows = Object.values(left.rows).reduce((a, b) => a + b, 0)
     /* Precondition: after the purge the source holds no row and no wrapped key of the tenant. */
     if (leftRows > 0 || left.keys > 0) {
@@ -552,14 +586,14 @@ class MoveRun {
   async abort(): Promise<void> {
     if (this.op.state !== 'abort') {
       await this.advance('abort', async (s) => {
-        const r = await s.query<{ region: string; status: string }>('SELECT region, status FROM domicile_tenants WHERE id = $1 FOR UPDATE', [this.tenant])
+        const r = await s.query<{ region: string; cell: string; status: string }>('SELECT region, cell, status FROM domicile_tenants WHERE id = $1 FOR UPDATE', [this.tenant])
         const row = r.rows[0]
         /* Precondition: a move is rolled back only before its cutover. */
-        if (row && row.region !== this.from) {
-          throw new DomicileError('ERR_CONFLICT', `The move of tenant "${this.tenant}" has cut over to "${row.region}"; it cannot be rolled back. Run "domicile tenant move ${this.tenant} --resume" to finish it.`)
+        if (row && this.homedAt(row) !== 'source') {
+          throw new DomicileError('ERR_CONFLICT', `The move of tenant "${this.tenant}" has cut over to "${this.p.router.label(row)}"; it cannot be rolled back. Run "domicile tenant move ${this.tenant} --resume" to finish it.`)
         }
         if (row?.status === 'moving') {
-          await this.p.directory.updateWithin(s, this.tenant, { status: 'active' }, 'move:abort', { region: this.from, status: 'moving' },
+          await this.p.directory.updateWithin(s, this.tenant, { status: 'active' }, 'move:abort', this.atSource('moving'),
             { type: 'tenant.move.abort', outcome: 'ok', ...(this.actor ? { actor: this.actor } : {}), detail: { operation: this.op.id } })
         }
       })
@@ -569,10 +603,10 @@ class MoveRun {
     killPoint('abort')
     const fresh = await this.p.directory.fresh(this.tenant)
     /* Precondition: an abort deletes only a copy that is not the tenant's home. */
-    if (fresh.region !== this.from) throw new DomicileError('ERR_CONFLICT', `Tenant "${this.tenant}" is homed in "${fresh.region}"; the abort deletes nothing.`)
+    if (this.homedAt(fresh) !== 'source') throw new DomicileError('ERR_CONFLICT', `Tenant "${this.tenant}" is homed in "${this.p.router.label(fresh)}"; the abort deletes nothing.`)
     const plan = await this.getPlan()
-    const deleted = await this.p.router.withRegionAdmin(this.to, (dst) => writeTx(dst, async () => ({ rows: await deleteTenantRows(dst, plan, this.tenant), keys: await deleteKeys(dst, this.tenant) }), { deferred: plan.deferred }))
-    const left = await this.p.router.withRegionAdmin(this.to, async (dst) => Object.values(await remainingRows(dst, plan, this.tenant)).reduce((a, b) => a + b, 0) + await countKeys(dst, this.tenant))
+    const deleted = await this.p.router.withRegionAdmin(this.dst, (dst) => writeTx(dst, async () => ({ rows: await deleteTenantRows(dst, plan, this.tenant), keys: await deleteKeys(dst, this.tenant) }), { deferred: plan.deferred }))
+    const left = await this.p.router.withRegionAdmin(this.dst, async (dst) => Object.values(await remainingRows(dst, plan, this.tenant)).reduce((a, b) => a + b, 0) + await countKeys(dst, this.tenant))
     if (left > 0) throw new DomicileError('ERR_CONFLICT', `Region "${this.to}" still holds data of tenant "${this.tenant}" after the abort. Run --abort again.`)
     this.cp.deleted = deleted
     await this.journal.finish(this.op.id, 'aborted', 'aborted', this.cp)
@@ -631,35 +665,50 @@ async function runningMove(p: DomicileParts, tenantId: string): Promise<Operatio
 }
 
 /**
- * Moves a tenant to another region, online.
+ * Moves a tenant to another region, or to another cell of its region, online. Without `toCell`
+ * the target is the region's cell with the fewest tenants (not the tenant's own).
  *
  * @example
  * ```ts
  * const r = await moveTenant(domicile, 'acme', { to: 'eu-central-1', actor: 'ops@example.com' })
  * console.log(r.rows, r.freezeMs)
+ * await moveTenant(domicile, 'globex', { to: 'eu-west-1', toCell: 'b' }) // to another cell of its region
  * ```
  */
-export async function moveTenant(d: Domicile, tenantId: string, opts: MoveOptions & { readonly to: string }): Promise<MoveResult> {
+export async function moveTenant(d: Domicile, tenantId: string, opts: MoveOptions & { readonly to: string; readonly toCell?: string }): Promise<MoveResult> {
   const p = internalsOf(d)
   const t = await p.directory.fresh(tenantId)
-  /* Precondition: the target region is configured and differs from the tenant's home. */
+  /* Precondition: the target region (and cell) is configured and differs from the tenant's home. */
   if (!p.router.regionNames.includes(opts.to)) {
-    throw new DomicileError('ERR_REGION_UNKNOWN', `Region "${opts.to}" is not configured (configured: ${p.router.regionNames.join(', ')}).`)
+    throw new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(opts.to)} is not configured (configured: ${p.router.regionNames.join(', ')}).`)
   }
-  if (t.region === opts.to) throw new DomicileError('ERR_INPUT_INVALID', `Tenant "${tenantId}" is already homed in "${opts.to}".`)
+  const sameRegion = t.region === opts.to
+  let toCell: string
+  if (opts.toCell !== undefined) {
+    toCell = chooseCell(opts.to, p.router.cellMap, new Map(), opts.toCell) // a named cell must be one of the region's
+  } else {
+    // The region's cell with the fewest tenants (within its region, never the tenant's own cell).
+    const candidates = p.router.cellsOf(opts.to).filter((c) => !sameRegion || c !== t.cell)
+    if (candidates.length === 0) throw new DomicileError('ERR_INPUT_INVALID', `Tenant "${tenantId}" is already homed in "${opts.to}".`)
+    toCell = candidates.length === 1 ? candidates[0]! : chooseCell(opts.to, new Map([[opts.to, candidates]]), await p.directory.tenantsPerCell(opts.to))
+  }
+  const dst: Placement = { region: opts.to, cell: toCell }
+  if (sameRegion && toCell === t.cell) throw new DomicileError('ERR_INPUT_INVALID', `Tenant "${tenantId}" is already homed in "${p.router.label(dst)}".`)
   /* Precondition: only an active tenant with a usable key is moved. */
   if (t.status !== 'active') throw new DomicileError(t.status === 'moving' ? 'ERR_TENANT_MOVING' : 'ERR_TENANT_SUSPENDED', `Tenant "${tenantId}" is ${t.status}; only an active tenant is moved.`)
   if (t.key && t.keyState !== 'enabled') {
     throw new DomicileError(t.keyState === 'destroyed' ? 'ERR_KEY_DESTROYED' : 'ERR_KEY_REVOKED', `Tenant "${tenantId}"'s key is ${t.keyState}: its keys cannot be rewrapped for another region.`)
   }
-  await Promise.all([p.router.probe(t.region), p.router.probe(opts.to)]).then((r) => {
+  await Promise.all([p.router.probe(t), p.router.probe(dst)]).then((r) => {
     const down = r.findIndex((x) => !x.reachable)
-    if (down >= 0) throw new DomicileError('ERR_REGION_UNAVAILABLE', `Region "${down === 0 ? t.region : opts.to}" is not reachable; the move did not start.`)
+    if (down >= 0) throw new DomicileError('ERR_REGION_UNAVAILABLE', `Region "${p.router.label(down === 0 ? t : dst)}" is not reachable; the move did not start.`)
   })
   return withLease(p, tenantId, async () => {
-    const cp: MoveCheckpoint = { from: t.region, to: opts.to, startedAt: Date.now(), bits: {}, total: 0, copy: {}, copiedRows: 0, repairedRows: 0, keys: 0 }
+    const cp: MoveCheckpoint = {
+      from: t.region, to: opts.to, fromCell: t.cell, toCell, startedAt: Date.now(), bits: {}, total: 0, copy: {}, copiedRows: 0, repairedRows: 0, keys: 0,
+    }
     const op = await journalOf(p).start<MoveCheckpoint>({ kind: 'tenant-move', tenantId, target: tenantId, state: 'plan', checkpoint: cp, ...(opts.actor ? { actor: opts.actor } : {}) })
-    await p.directory.audit({ tenantId, type: 'tenant.move.start', outcome: 'ok', ...(opts.actor ? { actor: opts.actor } : {}), detail: { operation: op.id, from: t.region, to: opts.to } })
+    await p.directory.audit({ tenantId, type: 'tenant.move.start', outcome: 'ok', ...(opts.actor ? { actor: opts.actor } : {}), detail: { operation: op.id, from: p.router.label(t), to: p.router.label(dst) } })
     const run = new MoveRun(d, op, opts)
     await run.enter('plan')
     try {
@@ -692,7 +741,7 @@ export async function abortTenantMove(d: Domicile, tenantId: string, opts: Pick<
   return withLease(p, tenantId, async () => {
     const op = await runningMove(p, tenantId)
     if (op.state === 'verify' || op.state === 'purge') {
-      throw new DomicileError('ERR_CONFLICT', `The move of tenant "${tenantId}" has cut over to "${op.checkpoint.to}"; it cannot be rolled back. Run "domicile tenant move ${tenantId} --resume" to finish it.`)
+      throw new DomicileError('ERR_CONFLICT', `The move of tenant "${tenantId}" has cut over to "${p.router.label({ region: op.checkpoint.to, cell: op.checkpoint.toCell ?? DEFAULT_CELL })}"; it cannot be rolled back. Run "domicile tenant move ${tenantId} --resume" to finish it.`)
     }
     const run = new MoveRun(d, op, opts)
     await run.abort()

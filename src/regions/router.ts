@@ -1,20 +1,23 @@
 /**
- * The router: the only holder of region store handles. It resolves a region name to its store
- * (through a RegionSupplier), checks the store's region stamp, and runs tenant transactions with
- * the tenant context set and row-level security on. It fails closed: an unknown or unserved
- * region, a store that cannot be reached or whose stamp is wrong is an error, never a fallback.
+ * The router: the only holder of region store handles. It resolves a placement (a region and one
+ * of its cells) to its store (through a RegionSupplier), checks the store's stamp (region and
+ * cell), and runs tenant transactions with the tenant context set and row-level security on. It
+ * fails closed: an unknown or unserved region or cell, a store that cannot be reached or whose
+ * stamp is wrong is an error, never a fallback to another region or cell.
  */
 import { DomicileError, isDomicileError } from '../errors.js'
+import { allStores, shown, storeLabel, type CellMap, type Placement } from './placement.js'
 import { ensureStamp, mismatch, type StampKind } from './region-stamp.js'
 import type { RegionSupplier } from './region-supplier.js'
 import type { StoreDriver, StoreSession } from './store-driver.js'
-import { CHECKED_COMMIT, SESSION_OPEN, tenantTransactionPrelude } from './tenant-context.js'
+import { CHECKED_COMMIT, SESSION_OPEN, SESSION_RESET, tenantTransactionPrelude } from './tenant-context.js'
 import { tenantRecords, type AuditRecord, type TenantRecords } from './tenant-records.js'
 
-/** A transaction bound to one tenant in its home region. */
+/** A transaction bound to one tenant in its home region (and cell). */
 export interface TenantTransaction {
   readonly tenantId: string
   readonly region: string
+  readonly cell: string
   readonly session: StoreSession
   /** Key and audit records of the tenant, which SQL in the scope cannot write. */
   readonly records: TenantRecords
@@ -49,6 +52,7 @@ export interface AfterRollback {
 
 interface RegionState {
   readonly driver: StoreDriver
+  readonly where: Placement
   verified?: Promise<void>
   /** Connected and stamp-checked: the hot path skips the await. */
   ok?: boolean
@@ -63,7 +67,12 @@ class Tx implements TenantTransaction {
   #rollbacks: Array<(after: AfterRollback) => void | Promise<void>> | undefined
   #commits: Array<(committed: Promise<boolean>) => void> | undefined
   #records: TenantRecords | undefined
-  constructor(readonly tenantId: string, readonly region: string, readonly session: StoreSession, readonly capability: string) {}
+  readonly region: string
+  readonly cell: string
+  constructor(readonly tenantId: string, where: Placement, readonly session: StoreSession, readonly capability: string) {
+    this.region = where.region
+    this.cell = where.cell
+  }
   runsApplicationSql(): void {
     untrusted.add(this.session)
   }
@@ -104,18 +113,23 @@ class Tx implements TenantTransaction {
 
 export class RegionRouter {
   readonly #names: readonly string[]
+  readonly #cells: CellMap
+  readonly #stores: readonly Placement[]
   readonly #supplier: RegionSupplier
+  /** By `region/cell`. */
   readonly #states = new Map<string, RegionState>()
   /** Each data-plane connection's capability (see src/schema/isolation-ddl.ts). */
   readonly #caps = new WeakMap<StoreSession, string>()
   #closed = false
 
   /**
-   * @param names every region the configuration knows (for messages and listings)
+   * @param cells every region the configuration knows and its cells (for messages and listings)
    * @param supplier which of them this process serves, and with which store
    */
-  constructor(names: readonly string[], supplier: RegionSupplier) {
-    this.#names = Object.freeze([...names])
+  constructor(cells: CellMap, supplier: RegionSupplier) {
+    this.#cells = new Map([...cells].map(([r, list]) => [r, Object.freeze([...list])]))
+    this.#names = Object.freeze([...cells.keys()])
+    this.#stores = Object.freeze(allStores(this.#cells).map((p) => Object.freeze(p)))
     this.#supplier = supplier
   }
 
@@ -123,25 +137,75 @@ export class RegionRouter {
     return this.#names
   }
 
-  #state(region: string): RegionState {
+  /** Every configured store (each cell of each region), region by region: what region-wide operations cover. */
+  get stores(): readonly Placement[] {
+    return this.#stores
+  }
+
+  /** A region's cells in configuration order (empty for an unknown region). */
+  cellsOf(region: string): readonly string[] {
+    return this.#cells.get(region) ?? []
+  }
+
+  /** The configured regions and their cells. */
+  get cellMap(): CellMap {
+    return this.#cells
+  }
+
+  /** A store's name for listings: the region, or `region/cell` when the region has several cells. */
+  label(where: Placement): string {
+    return storeLabel(where, this.#cells)
+  }
+
+  /**
+   * The store a listing name stands for: `region` (a region with one cell) or `region/cell`.
+   * Throws ERR_REGION_UNKNOWN, or ERR_CELL_UNKNOWN for an unknown cell or a bare name of a region with several.
+   */
+  resolve(label: string): Placement {
+    const slash = label.indexOf('/')
+    const region = slash < 0 ? label : label.slice(0, slash)
+    const cells = this.#cells.get(region)
+    if (!cells) throw new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(region)} is not configured (configured: ${this.#names.join(', ')}).`)
+    if (slash < 0) {
+      if (cells.length === 1) return { region, cell: cells[0]! }
+      throw new DomicileError('ERR_CELL_UNKNOWN', `Region ${shown(region)} has several cells: name one as ${cells.map((c) => `${region}/${c}`).join(', ')}.`)
+    }
+    const cell = label.slice(slash + 1)
+    if (!cells.includes(cell)) throw new DomicileError('ERR_CELL_UNKNOWN', `Region ${shown(region)} has no cell named ${shown(cell)} (its cells: ${cells.join(', ')}).`)
+    return { region, cell }
+  }
+
+  /** The stores of one region (all of them without a region). */
+  storesOf(region?: string): readonly Placement[] {
+    return region === undefined ? this.#stores : this.#stores.filter((p) => p.region === region)
+  }
+
+  #state(where: Placement): RegionState {
     if (this.#closed) throw new DomicileError('ERR_CLOSED', 'This Domicile instance was closed.')
-    let st = this.#states.get(region)
+    const key = `${where.region}/${where.cell}`
+    let st = this.#states.get(key)
     if (st) return st
-    /* Precondition: the region is configured and served by this process. */
-    const driver = this.#names.includes(region) ? this.#supplier(region) : false
+    const { region, cell } = where
+    /* Precondition: the region and its cell are configured and served by this process. */
+    const cells = this.#cells.get(region)
+    if (cells && !cells.includes(cell)) {
+      throw new DomicileError('ERR_CELL_UNKNOWN',
+        `Region ${shown(region)} has no cell named ${shown(cell)} (its cells: ${cells.join(', ')}). Restore the cell in the config; a tenant is never served by another cell instead.`)
+    }
+    const driver = cells ? this.#supplier(region, cell) : false
     if (!driver) {
       throw new DomicileError('ERR_REGION_UNKNOWN',
-        `Region "${region}" is not configured or not served by this deployment (configured: ${this.#names.join(', ')}). Add it to the config and run "domicile migrate"; data is never sent to another region instead.`)
+        `Region ${shown(region)} is not configured or not served by this deployment (configured: ${this.#names.join(', ')}). Add it to the config and run "domicile migrate"; data is never sent to another region instead.`)
     }
-    st = { driver }
-    this.#states.set(region, st)
+    st = { driver, where: Object.freeze({ region, cell }) }
+    this.#states.set(key, st)
     return st
   }
 
-  /** Connects to a region and checks its stamp and its data-plane login once; a failure is retried on the next call. */
-  async #ready(region: string): Promise<StoreDriver> {
-    const st = this.#state(region)
-    st.verified ??= st.driver.withSession((s) => verifyRegionStore(s, st.driver, region))
+  /** Connects to a store and checks its stamp and its data-plane login once; a failure is retried on the next call. */
+  async #ready(where: Placement): Promise<StoreDriver> {
+    const st = this.#state(where)
+    st.verified ??= st.driver.withSession((s) => verifyRegionStore(s, st.driver, st.where))
     try {
       await st.verified
       st.ok = true
@@ -168,7 +232,7 @@ export class RegionRouter {
   }
 
   /** Opens a tenant transaction on a session: reset, BEGIN, role, verified tenant context, stamp. */
-  async #begin(session: StoreSession, tenantId: string, region: string): Promise<string> {
+  async #begin(session: StoreSession, tenantId: string, where: Placement): Promise<string> {
     const cap = await this.#capability(session)
     let rows: Record<string, unknown>[]
     try {
@@ -181,15 +245,15 @@ export class RegionRouter {
       await session.exec('ROLLBACK').catch(() => undefined)
       throw e
     }
-    const stamp = rows[0] as { tenant?: string; kind?: string; region?: string } | undefined
-    if (!stamp || stamp.tenant !== tenantId || stamp.kind !== 'region' || stamp.region !== region) {
+    const stamp = rows[0] as { tenant?: string; kind?: string; region?: string; cell?: string } | undefined
+    if (!stamp || stamp.tenant !== tenantId || stamp.kind !== 'region' || stamp.region !== where.region || stamp.cell !== where.cell) {
       await session.exec('ROLLBACK').catch(() => undefined)
-      const s = this.#states.get(region)
+      const s = this.#states.get(`${where.region}/${where.cell}`)
       if (s) {
         s.ok = false
         s.verified = undefined
       }
-      throw mismatch({ kind: 'region', region }, { kind: (stamp?.kind as 'region') ?? 'region', region: String(stamp?.region ?? '(none)') })
+      throw mismatch({ kind: 'region', ...where }, { kind: (stamp?.kind as 'region') ?? 'region', region: String(stamp?.region ?? '(none)'), cell: String(stamp?.cell ?? '(none)') })
     }
     return cap
   }
@@ -201,12 +265,12 @@ export class RegionRouter {
    * transaction on its own session, so scopes are isolated even when one is opened inside another
    * (the embedded driver, which has a single session, refuses that instead).
    */
-  async withTenantTransaction<T>(tenantId: string, region: string, fn: (tx: TenantTransaction) => Promise<T>): Promise<T> {
-    const st = this.#states.get(region)
-    const driver = st?.ok ? st.driver : await this.#ready(region)
+  async withTenantTransaction<T>(tenantId: string, where: Placement, fn: (tx: TenantTransaction) => Promise<T>): Promise<T> {
+    const st = this.#states.get(`${where.region}/${where.cell}`)
+    const driver = st?.ok ? st.driver : await this.#ready(where)
     return driver.withSession(async (session) => {
-      const cap = await this.#begin(session, tenantId, region)
-      const tx = new Tx(tenantId, region, session, cap)
+      const cap = await this.#begin(session, tenantId, where)
+      const tx = new Tx(tenantId, where, session, cap)
       let result: T
       let inFlight: { error: unknown } | undefined
       try {
@@ -214,12 +278,19 @@ export class RegionRouter {
         // Sent now; the commit hooks overlap its round trip. The leading statement fails in a
         // transaction that an error aborted (where a bare COMMIT would silently roll back and
         // report success): that transaction then takes the rollback path, hooks included.
-        const commit = session.exec(CHECKED_COMMIT)
+        // A connection the application's SQL ran on is reset in the same round trip, so nothing it
+        // left (an advisory lock, a temp table, a setting) outlives the scope while the connection idles.
+        const dirty = untrusted.has(session)
+        const commit = session.exec(dirty ? `${CHECKED_COMMIT}; ${SESSION_RESET}` : CHECKED_COMMIT)
         inFlight = tx.committing(commit)
         await commit
+        if (dirty) untrusted.delete(session)
       } catch (e) {
-        await session.exec('ROLLBACK').catch(() => session.discard())
-        await tx.rolledBack({ appendAudit: (rows) => this.#appendAfterRollback(session, tenantId, region, rows) })
+        const dirty = untrusted.has(session)
+        await session.exec(dirty ? `ROLLBACK; ${SESSION_RESET}` : 'ROLLBACK').then(() => {
+          if (dirty) untrusted.delete(session)
+        }, () => session.discard())
+        await tx.rolledBack({ appendAudit: (rows) => this.#appendAfterRollback(session, tenantId, where, rows) })
         throw e
       }
       if (inFlight) throw inFlight.error
@@ -228,8 +299,8 @@ export class RegionRouter {
   }
 
   /** Audit records that must outlive a rolled-back transaction: a transaction of their own. */
-  async #appendAfterRollback(session: StoreSession, tenantId: string, region: string, rows: readonly AuditRecord[]): Promise<void> {
-    const cap = await this.#begin(session, tenantId, region)
+  async #appendAfterRollback(session: StoreSession, tenantId: string, where: Placement, rows: readonly AuditRecord[]): Promise<void> {
+    const cap = await this.#begin(session, tenantId, where)
     try {
       await tenantRecords(session, cap).appendAudit(rows)
       await session.exec('COMMIT')
@@ -243,32 +314,34 @@ export class RegionRouter {
    * Internal: an owner session on a region store (the `ownerUrl` login), for migrations,
    * operations and the demo's physical proof. Not reachable from the package's public API.
    */
-  async withRegionAdmin<T>(region: string, fn: (session: StoreSession) => Promise<T>, opts: { verifyStamp?: boolean } = {}): Promise<T> {
+  async withRegionAdmin<T>(store: Placement | string, fn: (session: StoreSession) => Promise<T>, opts: { verifyStamp?: boolean } = {}): Promise<T> {
+    // A name is a region with one store, or `region/cell`.
+    const where = typeof store === 'string' ? this.resolve(store) : store
     // Unverified (migrate): the owner's session only, since the data plane's login may not exist yet.
-    const driver = opts.verifyStamp === false ? this.#state(region).driver : await this.#ready(region)
+    const driver = opts.verifyStamp === false ? this.#state(where).driver : await this.#ready(where)
     return driver.withSession(fn, { role: 'owner' })
   }
 
-  /** Whether a region's store answers and carries the right stamp. */
-  async probe(region: string): Promise<{ reachable: boolean; code?: string }> {
+  /** Whether a store answers and carries the right stamp. */
+  async probe(where: Placement): Promise<{ reachable: boolean; code?: string }> {
     try {
-      await this.#ready(region)
-      await this.#state(region).driver.withSession((s) => s.query('SELECT 1'))
+      await this.#ready(where)
+      await this.#state(where).driver.withSession((s) => s.query('SELECT 1'))
       return { reachable: true }
     } catch (e) {
       return { reachable: false, ...(isDomicileError(e) ? { code: e.code } : {}) }
     }
   }
 
-  /** A served region's login settings, for migrate (never a session: store handles stay private). */
-  loginsOf(region: string): Pick<StoreDriver, 'separateOwner' | 'dataLogin'> {
-    const { separateOwner, dataLogin } = this.#state(region).driver
+  /** A served store's login settings, for migrate (never a session: store handles stay private). */
+  loginsOf(where: Placement): Pick<StoreDriver, 'separateOwner' | 'dataLogin'> {
+    const { separateOwner, dataLogin } = this.#state(where).driver
     return { separateOwner, ...(dataLogin ? { dataLogin } : {}) }
   }
 
-  /** The driver kind of a served region, for listings. */
-  driverKind(region: string): string {
-    return this.#state(region).driver.kind
+  /** The driver kind of a served store, for listings. */
+  driverKind(where: Placement): string {
+    return this.#state(where).driver.kind
   }
 
   async close(): Promise<void> {
@@ -286,22 +359,24 @@ const warned = new Set<string>()
  * region, it was migrated by this version (tenant-context functions exist), and the data plane's
  * login. A store without Domicile's tables fails that query; `ensureStamp` then names the problem.
  */
-async function verifyRegionStore(session: StoreSession, driver: StoreDriver, region: string): Promise<void> {
-  const expected = { kind: 'region', region } as const
-  let row: { kind: StampKind; region: string; privileged: boolean; functions: boolean } | undefined
+async function verifyRegionStore(session: StoreSession, driver: StoreDriver, where: Placement): Promise<void> {
+  const { region } = where
+  const expected = { kind: 'region', region, cell: where.cell } as const
+  let row: { kind: StampKind; region: string; cell: string; privileged: boolean; functions: boolean } | undefined
   try {
-    row = (await session.query<{ kind: StampKind; region: string; privileged: boolean; functions: boolean }>(
-      `SELECT s.kind, s.region, (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR pg_has_role(r.oid, c.relowner, 'MEMBER')) AS privileged,
+    row = (await session.query<{ kind: StampKind; region: string; cell: string; privileged: boolean; functions: boolean }>(
+      `SELECT s.kind, s.region, s.cell, (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR pg_has_role(r.oid, c.relowner, 'MEMBER')) AS privileged,
               to_regprocedure('domicile_enter(text,text)') IS NOT NULL AS functions
        FROM domicile_stamp s, pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = 'domicile_stamp'::regclass`)).rows[0]
   } catch (e) {
     if (!isDomicileError(e, 'ERR_QUERY_FAILED')) throw e
     // No stamp table (not migrated) or another store: the stamp check says which, precisely.
     await ensureStamp(session, expected, { write: false })
-    throw e
+    // Stamped as this store, but by an older version (no cell column yet).
+    throw new DomicileError('ERR_NOT_MIGRATED', `Region "${region}" was migrated by an older version of Domicile. Run "domicile migrate".`)
   }
   if (!row) await ensureStamp(session, expected, { write: false })
-  else if (row.kind !== expected.kind || row.region !== expected.region) throw mismatch(expected, row)
+  else if (row.kind !== expected.kind || row.region !== expected.region || row.cell !== expected.cell) throw mismatch(expected, row)
   checkDataLogin(row, driver, region)
 }
 

@@ -36,10 +36,10 @@ export const SESSION_RESET = 'RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION
  * when no SQL of the application's ran on this connection since its last reset: Domicile's own
  * statements leave no session state), begin,
  * drop to the RLS-bound role, set the tenant context through the capability-checked definer
- * function, read the store's stamp back. Returns one row: tenant, kind, region.
+ * function, read the store's stamp back. Returns one row: tenant, kind, region, cell.
  */
 export function tenantTransactionPrelude(tenantId: string, capability: string, reset = true): string {
-  return `${reset ? `${SESSION_RESET}; ` : ''}BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT domicile_enter(${literal(capability)}, ${literal(tenantId)}) AS tenant, kind, region FROM domicile_stamp`
+  return `${reset ? `${SESSION_RESET}; ` : ''}BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT domicile_enter(${literal(capability)}, ${literal(tenantId)}) AS tenant, kind, region, cell FROM domicile_stamp`
 }
 
 /**

@@ -95,6 +95,8 @@ export interface ResidencyReport {
     /** From the region's `jurisdiction` in the configuration; null when none is set. */
     readonly jurisdiction: string | null
     readonly description: string | null
+    /** The tenant's cell in the region (its own PostgreSQL); "main" when the region has one store. */
+    readonly cell: string
     readonly store: StoreLocation
   }
   /** The control plane: the tenant directory (id, region, key reference, states), never personal data. */
@@ -264,7 +266,7 @@ export async function collectResidencyReport(d: Domicile, tenantId: string): Pro
   const tenant: TenantRecord = await d.getTenant(tenantId)
   const generatedAt = new Date().toISOString()
   const tables = [...schema.tables.values()]
-  const probe = await router.probe(tenant.region)
+  const probe = await router.probe(tenant)
   /* Precondition: the tenant's home region answers (every figure is read live; none is guessed). */
   if (!probe.reachable) {
     throw new DomicileError('ERR_REGION_UNAVAILABLE', `Region "${tenant.region}" of tenant "${tenantId}" did not answer, so its figures cannot be read live and no report is issued. Retry when "domicile region list" shows it reachable.`)
@@ -274,7 +276,7 @@ export async function collectResidencyReport(d: Domicile, tenantId: string): Pro
   const readAs: ResidencyReport['rowCountsReadAs'] = tenant.status === 'active' ? 'tenant-scope' : 'region-owner-session'
   const facts = readAs === 'tenant-scope'
     ? await d.withTenant(tenantId, (scope) => readRegion((sql, params) => scope.sql(sql, params), tenantId, tables))
-    : await router.withRegionAdmin(tenant.region, (s) => readRegion(async (sql, params) => (await s.query(sql, [...params])).rows as never[], tenantId, tables))
+    : await router.withRegionAdmin(tenant, (s) => readRegion(async (sql, params) => (await s.query(sql, [...params])).rows as never[], tenantId, tables))
 
   // Global tables: the authoritative copy in the control plane, counted with its owner session.
   const globals = tables.filter((t) => t.scope === 'global')
@@ -294,7 +296,7 @@ export async function collectResidencyReport(d: Domicile, tenantId: string): Pro
   if (globals.length > 0) {
     try {
       const st = await replicationStatus(d)
-      const mine = st.regions.find((r) => r.region === tenant.region)
+      const mine = st.regions.find((r) => r.region === router.label(tenant))
       if (mine) globalReplication = { latestVersion: st.latestVersion, regionVersion: mine.version, lagVersions: mine.lagVersions, lagSeconds: mine.lagSeconds, reachable: mine.reachable }
     } catch (e) {
       if (!isDomicileError(e)) throw e
@@ -363,7 +365,8 @@ export async function collectResidencyReport(d: Domicile, tenantId: string): Pro
       region: tenant.region,
       jurisdiction: regionCfg?.jurisdiction ?? info?.jurisdiction ?? null,
       description: regionCfg?.description ?? null,
-      store: describeStore(regionCfg, process.env, router.driverKind(tenant.region)),
+      cell: tenant.cell,
+      store: describeStore(regionCfg?.cells[tenant.cell], process.env, router.driverKind(tenant)),
     },
     controlPlane: {
       store: describeStore(config?.controlPlane, process.env, controlPlane.kind),

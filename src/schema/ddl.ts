@@ -3,6 +3,7 @@
  * Every statement is idempotent (IF NOT EXISTS / ADD COLUMN IF NOT EXISTS / policies replaced), so
  * `migrate` can run any number of times and brings a new region up.
  */
+import { DEFAULT_CELL } from '../regions/placement.js'
 import { APP_ROLE } from '../regions/tenant-context.js'
 import { DIRECTION_MARK, shadowName } from './column-layout.js'
 import type { ColumnType, ResolvedColumn, ResolvedTable, Schema } from './define-schema.js'
@@ -101,6 +102,8 @@ export function regionInternalDdl(): string[] {
   return [
     createRole,
     `CREATE TABLE IF NOT EXISTS domicile_stamp (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), kind text NOT NULL, region text NOT NULL, stamped_at timestamptz NOT NULL DEFAULT now())`,
+    // The cell of the region this store is (src/regions/placement.ts); stores stamped before cells are "main".
+    `ALTER TABLE domicile_stamp ADD COLUMN IF NOT EXISTS cell text NOT NULL DEFAULT '${DEFAULT_CELL}'`,
     `GRANT SELECT ON domicile_stamp TO ${APP_ROLE}`,
     // Before any policy: the policies call domicile_tenant().
     ...isolationDdl(),
@@ -133,6 +136,8 @@ export function controlPlaneInternalDdl(): string[] {
   return [
     createRole,
     `CREATE TABLE IF NOT EXISTS domicile_stamp (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), kind text NOT NULL, region text NOT NULL, stamped_at timestamptz NOT NULL DEFAULT now())`,
+    // The cell of the region this store is (src/regions/placement.ts); stores stamped before cells are "main".
+    `ALTER TABLE domicile_stamp ADD COLUMN IF NOT EXISTS cell text NOT NULL DEFAULT '${DEFAULT_CELL}'`,
     `CREATE TABLE IF NOT EXISTS domicile_tenants (
       id text PRIMARY KEY, region text NOT NULL,
       status text NOT NULL CHECK (status IN ('active','suspended','moving')),
@@ -141,6 +146,8 @@ export function controlPlaneInternalDdl(): string[] {
       cache_ttl_ms integer CHECK (cache_ttl_ms IS NULL OR cache_ttl_ms >= 0),
       version bigint NOT NULL DEFAULT 1,
       created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())`,
+    // The tenant's cell in its home region; tenants added before cells are in "main".
+    `ALTER TABLE domicile_tenants ADD COLUMN IF NOT EXISTS cell text NOT NULL DEFAULT '${DEFAULT_CELL}'`,
     `CREATE TABLE IF NOT EXISTS domicile_directory_log (seq bigserial PRIMARY KEY, tenant_id text NOT NULL, change text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
     `CREATE TABLE IF NOT EXISTS domicile_control_audit (
       id bigserial PRIMARY KEY, tenant_id text, at timestamptz NOT NULL DEFAULT now(),

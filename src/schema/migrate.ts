@@ -10,7 +10,8 @@
  * that is privileged (superuser, BYPASSRLS, CREATEROLE, or a member of the owner) is refused.
  */
 import { DomicileError, isDomicileError } from '../errors.js'
-import { CONTROL_PLANE_STAMP, ensureStamp } from '../regions/region-stamp.js'
+import type { Placement } from '../regions/placement.js'
+import { CONTROL_PLANE_STAMP, ensureStamp, type Stamp } from '../regions/region-stamp.js'
 import type { RegionRouter } from '../regions/router.js'
 import type { StoreDriver, StoreSession } from '../regions/store-driver.js'
 import { APP_ROLE, controlPlaneInternalDdl, q, regionInternalDdl, schemaDdl } from './ddl.js'
@@ -42,40 +43,43 @@ async function apply(session: StoreSession, statements: readonly string[], stamp
 }
 
 /** Refuses a store stamped as something else before writing anything to it. */
-async function checkExistingStamp(session: StoreSession, kind: 'region' | 'control-plane', region: string): Promise<void> {
+async function checkExistingStamp(session: StoreSession, expected: Stamp): Promise<void> {
   const exists = await session.query<{ t: string | null }>(`SELECT to_regclass('domicile_stamp')::text AS t`)
-  if (exists.rows[0]?.t) await ensureStamp(session, { kind, region }, { write: false })
+  if (exists.rows[0]?.t) await ensureStamp(session, expected, { write: false })
 }
 
 export async function migrateControlPlane(store: StoreDriver, schema: Schema): Promise<MigrateResult> {
   const statements = [...controlPlaneInternalDdl(), ...controlPlaneAuditChainDdl(), ...globalControlPlaneDdl(), ...schemaDdl(schema, 'control-plane')]
   // Owner session only: the data plane's login may not exist before this migrate creates it.
   await store.withSession(async (s) => {
-    await checkExistingStamp(s, 'control-plane', CONTROL_PLANE_STAMP)
+    await checkExistingStamp(s, { kind: 'control-plane', region: CONTROL_PLANE_STAMP })
     await apply(s, statements, () => ensureStamp(s, { kind: 'control-plane', region: CONTROL_PLANE_STAMP }, { write: true }), store)
   }, { role: 'owner' })
   return { store: 'control-plane', ok: true, statements: statements.length }
 }
 
-export async function migrateRegion(router: RegionRouter, region: string, schema: Schema): Promise<MigrateResult> {
+/** Migrates one region store (a cell of a region); it is stamped with both names. */
+export async function migrateRegion(router: RegionRouter, where: Placement, schema: Schema): Promise<MigrateResult> {
   const statements = [...regionInternalDdl(), ...regionAuditChainDdl(), ...globalRegionDdl(), ...schemaDdl(schema, 'region')]
-  const store = router.loginsOf(region)
-  await router.withRegionAdmin(region, async (s) => {
-    await checkExistingStamp(s, 'region', region)
-    await apply(s, statements, () => ensureStamp(s, { kind: 'region', region }, { write: true }), store)
+  const store = router.loginsOf(where)
+  const stamp: Stamp = { kind: 'region', region: where.region, cell: where.cell }
+  await router.withRegionAdmin(where, async (s) => {
+    await checkExistingStamp(s, stamp)
+    await apply(s, statements, () => ensureStamp(s, stamp, { write: true }), store)
   }, { verifyStamp: false })
-  return { store: region, ok: true, statements: statements.length }
+  return { store: router.label(where), ok: true, statements: statements.length }
 }
 
-/** Migrates the control plane and every region; one region failing does not stop the others. */
+/** Migrates the control plane and every region store (each cell); one failing does not stop the others. */
 export async function migrateAll(opts: { controlPlane: StoreDriver; router: RegionRouter; schema: Schema }): Promise<MigrateResult[]> {
+  refuseAdoptedTables(opts.schema)
   const results: MigrateResult[] = [await migrateControlPlane(opts.controlPlane, opts.schema)]
-  for (const region of opts.router.regionNames) {
+  for (const where of opts.router.stores) {
     try {
-      results.push(await migrateRegion(opts.router, region, opts.schema))
+      results.push(await migrateRegion(opts.router, where, opts.schema))
     } catch (e) {
       if (!isDomicileError(e)) throw e
-      results.push({ store: region, ok: false, statements: 0, code: e.code, message: e.message })
+      results.push({ store: opts.router.label(where), ok: false, statements: 0, code: e.code, message: e.message })
     }
   }
   return results
@@ -104,4 +108,20 @@ async function provisionDataLogin(session: StoreSession, store: Logins): Promise
   await session.query(`GRANT ${APP_ROLE} TO ${role}`)
   const db = await session.query<{ d: string }>('SELECT current_database() AS d')
   await session.query(`GRANT CONNECT ON DATABASE ${q(db.rows[0]!.d)} TO ${role}`)
+}
+
+/**
+ * Tables described with `adopted: true` (written by `domicile adopt inspect`) are the
+ * application's own: attaching to them (policies on their tenant column, grants, blind-index
+ * columns, no CREATE or rewrite) is not built yet, and the DDL above would treat them as Domicile's.
+ * Refused before anything is written to any store.
+ */
+function refuseAdoptedTables(schema: Schema): void {
+  const adopted = [...schema.tables.values()].filter((t) => t.adopted).map((t) => t.name)
+  /* Precondition: migrate creates and changes only tables Domicile created. */
+  if (adopted.length > 0) {
+    throw new DomicileError('ERR_SCHEMA_INVALID',
+      `tables.${adopted[0]}.adopted: this version of "domicile migrate" does not attach to existing tables yet (${adopted.join(', ')}); nothing was changed. "domicile adopt inspect" describes them for the coming attach step (docs/ADOPTING.md).`,
+      { path: `tables.${adopted[0]}.adopted` })
+  }
 }

@@ -28,6 +28,7 @@ export interface AdminApiOptions {
 export interface TenantJson {
   readonly id: string
   readonly region: string
+  readonly cell: string
   readonly status: string
   readonly custody: string | null
   readonly provider: string | null
@@ -36,7 +37,7 @@ export interface TenantJson {
 }
 
 export function tenantJson(t: TenantRecord, keyState: string = t.keyState): TenantJson {
-  return { id: t.id, region: t.region, status: t.status, custody: t.key?.custody ?? null, provider: t.key?.provider ?? null, keyId: t.key?.keyId ?? null, keyState }
+  return { id: t.id, region: t.region, cell: t.cell, status: t.status, custody: t.key?.custody ?? null, provider: t.key?.provider ?? null, keyId: t.key?.keyId ?? null, keyState }
 }
 
 /** Our state and the provider's combined (as `domicile key status`); the directory's when the provider cannot say. */
@@ -84,7 +85,7 @@ export function adminApi(d: Domicile, opts: AdminApiOptions): Hono<ServiceEnv> {
 
   api.get('/regions', async (c) => {
     const regions = await d.listRegions()
-    return json(c, { regions: regions.map((r) => ({ name: r.name, driver: r.driver, ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}), reachable: r.reachable })) })
+    return json(c, { regions: regions.map((r) => ({ name: r.name, region: r.region, cell: r.cell, driver: r.driver, ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}), reachable: r.reachable })) })
   })
 
   api.get('/tenants', async (c) => {
@@ -98,6 +99,7 @@ export function adminApi(d: Domicile, opts: AdminApiOptions): Hono<ServiceEnv> {
     const id = optString(body, 'id')
     const region = optString(body, 'region')
     if (id === undefined || region === undefined) throw new DomicileError('ERR_INPUT_INVALID', 'Onboarding needs "id" and "region".', { path: id === undefined ? 'id' : 'region' })
+    const cell = optString(body, 'cell')
     const custody = optString(body, 'custody')
     if (custody !== undefined && !['kms', 'byok', 'hyok', 'none'].includes(custody)) {
       throw new DomicileError('ERR_INPUT_INVALID', 'custody: one of kms, byok, hyok, none.', { path: 'custody' })
@@ -108,6 +110,7 @@ export function adminApi(d: Domicile, opts: AdminApiOptions): Hono<ServiceEnv> {
     const { onboardTenant } = await import('../onboarding/onboard-tenant.js')
     const r = await onboardTenant(d, {
       id, region, actor: ADMIN_ACTOR,
+      ...(cell !== undefined ? { cell } : {}),
       ...(custody !== undefined ? { custody: custody as 'kms' | 'byok' | 'hyok' | 'none' } : {}),
       ...(provider !== undefined ? { provider } : {}),
       ...(keyId !== undefined ? { keyId } : {}),

@@ -39,9 +39,11 @@ const codeOf = (e: unknown): string => (isDomicileError(e) ? e.code : (e as { co
 export async function checkHealth(d: Domicile, opts: { timeoutMs?: number } = {}): Promise<HealthReport> {
   const timeoutMs = opts.timeoutMs ?? 2500
   const parts = internalsOf(d)
-  const regions = await Promise.all(d.regions.map(async (name) => {
+  // Every store: each cell of a region with several is its own entry (`region/cell`).
+  const regions = await Promise.all(parts.router.stores.map(async (where) => {
+    const name = parts.router.label(where)
     try {
-      const p = await bounded(timeoutMs, () => parts.router.probe(name))
+      const p = await bounded(timeoutMs, () => parts.router.probe(where))
       return p.reachable ? { name, status: 'up' as const } : { name, status: 'down' as const, ...(p.code ? { code: p.code } : {}) }
     } catch (e) {
       return { name, status: 'down' as const, code: codeOf(e) }

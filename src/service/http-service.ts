@@ -179,7 +179,8 @@ export async function serve(d: Domicile, opts: ServeOptions = {}): Promise<{ url
   const svc = createService(d, opts)
   // Open every region's store before accepting traffic (an embedded store takes seconds to start),
   // so the first health check and request do not pay for it. A region that is down stays down.
-  await Promise.all(d.regions.map((r) => internalsOf(d).router.probe(r)))
+  const { router } = internalsOf(d)
+  await Promise.all(router.stores.map((where) => router.probe(where)))
   const hostname = opts.hostname ?? '127.0.0.1'
   const headersTimeout = opts.headersTimeoutMs ?? 10_000
   const server = await new Promise<Server>((resolve, reject) => {

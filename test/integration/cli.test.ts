@@ -27,10 +27,10 @@ async function revealAudit(dataDir: string): Promise<Array<{ actor: string | nul
   }
 }
 
-const TENANT_KEYS = ['createdAt', 'custody', 'id', 'keyId', 'keyState', 'provider', 'region', 'status', 'updatedAt', 'version']
+const TENANT_KEYS = ['cell', 'createdAt', 'custody', 'id', 'keyId', 'keyState', 'provider', 'region', 'status', 'updatedAt', 'version']
 
 interface TenantJson {
-  id: string; region: string; status: string; custody: string | null; provider: string | null; keyId: string | null
+  id: string; region: string; cell: string; status: string; custody: string | null; provider: string | null; keyId: string | null
   keyState: string; version: number; createdAt: string; updatedAt: string
 }
 
@@ -162,8 +162,8 @@ describe('domicile CLI', () => {
   test('region list --json', async () => {
     const r = await json<Array<Record<string, unknown>>>(['region', 'list', '--json'])
     assert.deepEqual(r, [
-      { name: 'us-east-1', driver: 'pglite', jurisdiction: 'US', reachable: true },
-      { name: 'eu-west-1', driver: 'pglite', jurisdiction: 'EU', reachable: true },
+      { name: 'us-east-1', region: 'us-east-1', cell: 'main', driver: 'pglite', jurisdiction: 'US', reachable: true },
+      { name: 'eu-west-1', region: 'eu-west-1', cell: 'main', driver: 'pglite', jurisdiction: 'EU', reachable: true },
     ])
   })
 
@@ -173,7 +173,7 @@ describe('domicile CLI', () => {
     const acme = await json<TenantJson>(['tenant', 'add', 'acme', '--region', 'eu-west-1', '--custody', 'kms', '--json'])
     assertTenantShape(acme)
     assert.deepEqual({ ...acme, keyId: typeof acme.keyId, createdAt: '', updatedAt: '' },
-      { id: 'acme', region: 'eu-west-1', status: 'active', custody: 'kms', provider: 'local', keyId: 'string', keyState: 'enabled', version: 1, createdAt: '', updatedAt: '' })
+      { id: 'acme', region: 'eu-west-1', cell: 'main', status: 'active', custody: 'kms', provider: 'local', keyId: 'string', keyState: 'enabled', version: 1, createdAt: '', updatedAt: '' })
     acmeKeyId = acme.keyId!
     const plain = await json<TenantJson & { nextSteps?: string[] }>(['tenant', 'add', 'plain', '--region', 'us-east-1', '--custody', 'none', '--json'])
     assert.match(plain.nextSteps?.[0] ?? '', /tenant bind-key plain/)
@@ -267,7 +267,7 @@ describe('domicile CLI', () => {
     try {
       await provider.disableKey(acmeKeyId)
       assert.deepEqual(await statusOf(), { list: 'revoked', show: 'revoked', status: 'revoked' })
-      assert.match((await runCliOk(['tenant', 'list'], { cwd })).stdout, /^acme\s+eu-west-1\s+active\s+kms\s+local\s+revoked$/m)
+      assert.match((await runCliOk(['tenant', 'list'], { cwd })).stdout, /^acme\s+eu-west-1\s+main\s+active\s+kms\s+local\s+revoked$/m)
       await provider.enableKey(acmeKeyId)
     } finally {
       await provider.close()

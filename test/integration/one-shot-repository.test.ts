@@ -38,8 +38,8 @@ function observeCommits(events: string[]): (supplier: RegionSupplier) => RegionS
       return r
     },
   })
-  return (supplier) => (region) => {
-    const d = supplier(region)
+  return (supplier) => (region, cell) => {
+    const d = supplier(region, cell)
     if (!d) return d
     let w = observed.get(d)
     if (w === undefined) {

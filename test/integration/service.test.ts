@@ -78,7 +78,7 @@ describe('HTTP service', { concurrency: false }, () => {
     const ok = await call('/admin/api/tenants', { token: ADMIN })
     assert.equal(ok.status, 200)
     assert.deepEqual(ok.body.tenants.map((t: { id: string }) => t.id), ['acme', 'globex'])
-    assert.deepEqual(Object.keys(ok.body.tenants[0]).sort(), ['custody', 'id', 'keyId', 'keyState', 'provider', 'region', 'status'])
+    assert.deepEqual(Object.keys(ok.body.tenants[0]).sort(), ['cell', 'custody', 'id', 'keyId', 'keyState', 'provider', 'region', 'status'])
     const regions = await call('/admin/api/regions', { token: ADMIN })
     assert.deepEqual(regions.body.regions.map((r: { name: string; reachable: boolean; jurisdiction: string }) => [r.name, r.reachable, r.jurisdiction]).sort(),
       [['eu-west-1', true, 'EU'], ['us-east-1', true, 'US']])

@@ -227,8 +227,9 @@ async function demoSteps(d: Domicile, say: Narrator): Promise<Record<string, unk
   // Physical proof: count rows per tenant in each region's store, bypassing the tenant layer.
   say.heading('Proof of residency: rows counted directly in each region\'s store (owner session, no tenant filter)')
   const found = new Map<string, Record<string, number>>()
-  for (const region of regionNames) {
-    const r = await internalsOf(d).router.withRegionAdmin(region, (s) =>
+  for (const store of regions) {
+    const region = store.name
+    const r = await internalsOf(d).router.withRegionAdmin(store, (s) =>
       s.query<{ tenant_id: string; n: number }>('SELECT tenant_id, count(*)::int AS n FROM customers GROUP BY tenant_id ORDER BY tenant_id'))
     for (const row of r.rows) {
       const counts = found.get(row.tenant_id) ?? {}
@@ -296,7 +297,7 @@ const revealEmail = (d: Domicile, tenant: string, row: string): Promise<unknown>
 async function encryptionSteps(d: Domicile, say: Narrator, t: DemoTenant): Promise<EncryptionProof> {
   const c = t.customers[0]!
   say.heading(`Field encryption: ${t.id}/${c.id} email as stored in ${t.region} (never printed in plaintext)`)
-  const stored = await internalsOf(d).router.withRegionAdmin(t.region, async (s) => {
+  const stored = await internalsOf(d).router.withRegionAdmin(await d.getTenant(t.id), async (s) => {
     const r = await s.query<{ email: Uint8Array | null; tax_id: Uint8Array | null }>('SELECT email, tax_id FROM customers WHERE tenant_id = $1 AND id = $2', [t.id, c.id])
     return r.rows[0]
   })

@@ -1,6 +1,6 @@
 /**
- * `domicile tenant move TENANT --to REGION | --resume | --abort`: relocates a tenant to another
- * region online (src/ops/tenant-move.ts). Progress goes to stderr (src/cli/progress-output.ts: a
+ * `domicile tenant move TENANT --to REGION [--cell C] | --resume | --abort`: relocates a tenant to
+ * another region, or another cell of its region, online (src/ops/tenant-move.ts). Progress goes to stderr (src/cli/progress-output.ts: a
  * bar with rate and ETA on a terminal, plain lines otherwise); the measured write freeze is
  * printed. With --json, stdout gets one object: { state, rows, elapsedMs, freezeMs, ... }.
  */
@@ -19,10 +19,10 @@ const json = (r: MoveResult) => ({
 
 export const tenantMoveCommand: Command = {
   spec: {
-    synopsis: 'tenant move TENANT (--to REGION | --resume | --abort) [--actor A] [--batch N]',
-    summary: 'move a tenant to another region online (copy, catch-up, short write freeze, cutover, verify, purge); --resume finishes a stopped move, --abort rolls it back before the cutover',
+    synopsis: 'tenant move TENANT (--to REGION [--cell C] | --resume | --abort) [--actor A] [--batch N]',
+    summary: 'move a tenant to another region, or to cell C of a region with several cells (default: its cell with the fewest tenants), online (copy, catch-up, short write freeze, cutover, verify, purge); --resume finishes a stopped move, --abort rolls it back before the cutover',
     positionals: ['TENANT'],
-    options: { to: { type: 'string' }, resume: { type: 'boolean' }, abort: { type: 'boolean' }, actor: { type: 'string' }, batch: { type: 'string' } },
+    options: { to: { type: 'string' }, cell: { type: 'string' }, resume: { type: 'boolean' }, abort: { type: 'boolean' }, actor: { type: 'string' }, batch: { type: 'string' } },
   },
   async run(p: ParsedCommand): Promise<number> {
     const tenant = p.args[0]!
@@ -33,11 +33,13 @@ export const tenantMoveCommand: Command = {
     const actor = actorOption(p.values)
     const batchRows = intOption(p.values, 'batch', 100, 1_000_000)
     if (to === '') throw new DomicileError('ERR_INPUT_INVALID', '--to: give the region to move the tenant to.', { path: '--to' })
+    const cell = stringOption(p.values, 'cell')
+    if (cell !== undefined && to === undefined) throw new UsageError('--cell goes with --to REGION', commandUsage(tenantMoveCommand.spec))
     const progress = await progressOutput({ json: p.json })
     const opts = { actor, progress, ...(batchRows ? { batchRows } : {}) }
     let r: MoveResult
     try {
-      r = await withDomicile(p, (d) => to !== undefined ? moveTenant(d, tenant, { ...opts, to })
+      r = await withDomicile(p, (d) => to !== undefined ? moveTenant(d, tenant, { ...opts, to, ...(cell !== undefined ? { toCell: cell } : {}) })
         : p.values.resume === true ? resumeTenantMove(d, tenant, opts) : abortTenantMove(d, tenant, opts))
     } finally {
       progress.stop()

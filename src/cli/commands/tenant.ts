@@ -159,7 +159,7 @@ function printView(p: ParsedCommand, v: TenantView): void {
   if (ks) {
     const j = tenantJson(v.tenant, v.keyState)
     println(formatFields([
-      ['id', j.id], ['region', j.region], ['status', j.status], ['custody', j.custody ?? 'none'], ['provider', j.provider ?? '-'],
+      ['id', j.id], ['region', j.region], ['cell', j.cell], ['status', j.status], ['custody', j.custody ?? 'none'], ['provider', j.provider ?? '-'],
       ['key id', j.keyId ?? '-'], ['key state', j.keyState], ['key service', `${ks.endpoint}${ks.uriPrefix}`],
       ['proxy CA', ks.trustsCustomCa ? 'registered certificate' : 'system roots'],
       ['credentials', `sealed under ${ks.sealedBy.provider} key ${ks.sealedBy.keyId}`],
@@ -181,12 +181,12 @@ async function viewOf(d: Domicile, r: OnboardResult): Promise<TenantView> {
 
 const add: Command = {
   spec: {
-    synopsis: 'tenant add ID --region R [--custody kms|byok|hyok|none] [--provider P] [--key-id K] [--cache-ttl-ms N] ' +
+    synopsis: 'tenant add ID --region R [--cell C] [--custody kms|byok|hyok|none] [--provider P] [--key-id K] [--cache-ttl-ms N] ' +
       '[--xks-endpoint URL [--xks-uri-prefix PATH] --xks-credentials FILE [--xks-ca FILE] [--xks-timeout-ms N]] [--actor A]',
-    summary: 'add a tenant pinned to region R and bound to its key in one step (default custody kms; byok starts as ' +
+    summary: 'add a tenant pinned to region R (cell C of a region with several cells; default: the cell with the fewest tenants) and bound to its key in one step (default custody kms; byok starts as ' +
       'pending-import; hyok registers the customer\'s XKS proxy after a health check and a test round trip; none = no key)',
     positionals: ['ID'],
-    options: { region: { type: 'string' }, 'cache-ttl-ms': { type: 'string' }, ...KEY_OPTIONS },
+    options: { region: { type: 'string' }, cell: { type: 'string' }, 'cache-ttl-ms': { type: 'string' }, ...KEY_OPTIONS },
     required: ['region'],
   },
   async run(p) {
@@ -194,6 +194,7 @@ const add: Command = {
     const cacheTtlMs = intOption(p.values, 'cache-ttl-ms', 0, 86_400_000)
     const view = await withDomicile(p, async (d) => viewOf(d, await onboardTenant(d, {
       ...req, region: stringOption(p.values, 'region')!, ...(cacheTtlMs !== undefined ? { cacheTtlMs } : {}),
+      ...(stringOption(p.values, 'cell') !== undefined ? { cell: stringOption(p.values, 'cell')! } : {}),
     })))
     printView(p, view)
     return 0

@@ -182,13 +182,18 @@ export const CONSOLE_SCRIPT = String.raw`
 
   /* ---- region diagram (inline SVG) ---- */
   function renderDiagram() {
+    // One box per store: a region, or each cell of a region with several ("eu-west-1/b").
     var names = regions.map(function (r) { return r.name; });
-    tenants.forEach(function (t) { if (names.indexOf(t.region) < 0) names.push(t.region); });
+    var storeOf = function (t) {
+      var s = regions.find(function (r) { return (r.region || r.name) === t.region && (r.cell === undefined || r.cell === t.cell); });
+      return s ? s.name : t.region;
+    };
+    tenants.forEach(function (t) { if (names.indexOf(storeOf(t)) < 0) names.push(storeOf(t)); });
     var info = {};
     regions.forEach(function (r) { info[r.name] = r; });
     var byRegion = {};
     names.forEach(function (n) { byRegion[n] = []; });
-    tenants.forEach(function (t) { byRegion[t.region].push(t); });
+    tenants.forEach(function (t) { byRegion[storeOf(t)].push(t); });
 
     var BOX_W = 280, GAP = 28, HEAD = 54, PILL_H = 40, PILL_GAP = 8, PAD = 14;
     var maxCount = names.reduce(function (m, n) { return Math.max(m, byRegion[n].length); }, 1);
@@ -350,10 +355,15 @@ export const CONSOLE_SCRIPT = String.raw`
   /* ---- onboarding form ---- */
   function renderRegionSelect() {
     var keep = ui.region.value;
-    ui.region.replaceChildren.apply(ui.region, regions.map(function (r) {
-      return el('option', { value: r.name, text: r.name + (r.jurisdiction ? ' (' + r.jurisdiction + ')' : '') + (r.reachable === false ? ' \u2014 unreachable' : '') });
+    // A region once, whatever its cells (placement on a cell is automatic).
+    var seen = {};
+    var choices = regions.filter(function (r) { var k = r.region || r.name; if (seen[k]) return false; seen[k] = true; return true; });
+    ui.region.replaceChildren.apply(ui.region, choices.map(function (r) {
+      var name = r.region || r.name;
+      var down = regions.some(function (x) { return (x.region || x.name) === name && x.reachable === false; });
+      return el('option', { value: name, text: name + (r.jurisdiction ? ' (' + r.jurisdiction + ')' : '') + (down ? ' \u2014 unreachable' : '') });
     }));
-    if (keep && regions.some(function (r) { return r.name === keep; })) ui.region.value = keep;
+    if (keep && choices.some(function (r) { return (r.region || r.name) === keep; })) ui.region.value = keep;
   }
   function syncCustody() {
     var c = ui.custody.value;

@@ -8,7 +8,7 @@ import { nextStepsFor } from '../../../src/onboarding/onboard-tenant.js'
 import type { TenantRecord } from '../../../src/control-plane/tenant-directory.js'
 
 const tenant = (key: TenantRecord['key'], keyState: TenantRecord['keyState']): TenantRecord => ({
-  id: 'acme', region: 'eu-west-1', status: 'active', key, keyState, cacheTtlMs: null, version: 1, createdAt: new Date(0), updatedAt: new Date(0),
+  id: 'acme', region: 'eu-west-1', cell: 'main', status: 'active', key, keyState, cacheTtlMs: null, version: 1, createdAt: new Date(0), updatedAt: new Date(0),
 })
 
 test('a ready tenant has no next steps', () => {

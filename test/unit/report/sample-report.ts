@@ -14,7 +14,7 @@ export function sampleReport(edit: (r: Mutable<ResidencyReport>) => void = () =>
     generator: { name: 'domicile', version: '0.1.0' },
     tenant: { id: 'acme', status: 'active', createdAt: '2025-01-01T00:00:00.000Z', updatedAt: '2025-01-01T00:00:00.000Z', directoryVersion: 3 },
     residency: {
-      region: 'eu-west-1', jurisdiction: 'EU', description: null,
+      region: 'eu-west-1', jurisdiction: 'EU', description: null, cell: 'main',
       store: { driver: 'postgres', location: 'PostgreSQL at db.eu.example:5432, database app', host: 'db.eu.example', port: 5432, database: 'app', sslmode: 'verify-full', dataDir: null, separateOwnerLogin: true },
     },
     controlPlane: { store: { driver: 'postgres', location: 'PostgreSQL at cp.example:5432, database control', host: 'cp.example', port: 5432, database: 'control', sslmode: null, dataDir: null, separateOwnerLogin: true }, holds: 'The tenant directory.' },
