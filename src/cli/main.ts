@@ -18,7 +18,18 @@ export function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 }
 
+/** `domicile ... | head`: a reader that closed the pipe early ends the command quietly, not with an unhandled EPIPE. */
+function quietOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+      throw e
+    })
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe()
   const [cmd, ...rest] = argv
   const json = argv.includes('--json')
   tuneForOneShot(argv)
@@ -72,6 +83,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCommand((await import('./commands/lint.js')).lintCommand, rest)
       case 'audit':
         return await (await import('./commands/audit.js')).runAuditCommand(rest)
+      case 'adopt':
+        return await (await import('./commands/adopt.js')).runAdoptCommand(rest)
       case undefined:
         throw new UsageError('missing command', USAGE)
       default:

@@ -95,6 +95,11 @@ Online migrations and shredding evidence
   shred public-key                      the public key that signs certificates
   shred check FILE                      verify a certificate; fails on any edit
 
+Adopting an existing application database (docs/ADOPTING.md)
+  adopt inspect --region R --tenant-column NAME [--out FILE [--force]] [--sensitive T.C,...] [--db-schema S]
+                                        read it (read only) and propose a schema describing its tables as they
+                                        are: tenant/global, sensitive-column suggestions with evidence
+
 Long operations show a progress bar on a terminal and progress lines otherwise; all take --json.
 
 Reference HYOK key proxy
