@@ -9,6 +9,8 @@ import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
 export type MaybePromise<T> = T | Promise<T>
 
 export interface FieldProtection {
+  /** Throws ERR_INPUT_INVALID unless `value` can be sealed in the column; touches no key (a write checks every value before it seals any). */
+  check(table: ResolvedTable, column: ResolvedColumn, value: unknown): void
   seal(table: ResolvedTable, column: ResolvedColumn, rowKey: string, value: unknown): MaybePromise<Uint8Array>
   /** The blind index a write stores: under the tenant's current index key. */
   index(table: ResolvedTable, column: ResolvedColumn, value: unknown): MaybePromise<Uint8Array>

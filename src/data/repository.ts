@@ -266,6 +266,9 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
    */
   async #encodeWrite(rowKey: string, row: Row, skipPk: boolean): Promise<Array<[string, unknown, string, string]>> {
     const out: Array<[string, unknown, string, string]> = []
+    // First every column is checked (known, of the right type, allowed now); only then is anything
+    // sealed: a refused row never makes the tenant's first data key nor leaves key audit records.
+    const toSeal: Array<[ResolvedColumn, unknown, ColumnLayout]> = []
     for (const [name, v] of Object.entries(row)) {
       const col = this.#t.columns.get(name)
       if (!col) throw unknownColumn(this.#t, name)
@@ -287,7 +290,6 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
         if (col.indexColumn) out.push([col.indexColumn, null, '::bytea', name])
         continue
       }
-      const fields = this.#needFields()
       if (l.write === 'plain') {
         // The rollback (decrypt) of a migration: plaintext, no blind index, the sealed form cleared.
         if (typeof v !== 'string') throw badType(this.#t, col, 'a string')
@@ -296,12 +298,17 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
         if (col.indexColumn) out.push([col.indexColumn, null, '::bytea', name])
         continue
       }
+      this.#needFields().check(this.#t, col, v)
+      toSeal.push([col, v, l])
+    }
+    for (const [col, v, l] of toSeal) {
+      const fields = this.#needFields()
       const sealed = fields.seal(this.#t, col, rowKey, v)
-      out.push([l.sealedColumn ?? name, sealed instanceof Promise ? await sealed : sealed, '::bytea', name])
-      if (l.plainColumn !== undefined) out.push([l.plainColumn, null, '::text', name])
+      out.push([l.sealedColumn ?? col.name, sealed instanceof Promise ? await sealed : sealed, '::bytea', col.name])
+      if (l.plainColumn !== undefined) out.push([l.plainColumn, null, '::text', col.name])
       if (col.indexColumn) {
         const ix = fields.index(this.#t, col, v)
-        out.push([col.indexColumn, ix instanceof Promise ? await ix : ix, '::bytea', name])
+        out.push([col.indexColumn, ix instanceof Promise ? await ix : ix, '::bytea', col.name])
       }
     }
     return out

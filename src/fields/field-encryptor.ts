@@ -120,6 +120,10 @@ export class FieldEncryptor implements FieldProtection, Revealer {
     this.#keys = keys
   }
 
+  check(table: ResolvedTable, col: ResolvedColumn, value: unknown): void {
+    checkPlain(table, col, value)
+  }
+
   seal(table: ResolvedTable, col: ResolvedColumn, rowKey: string, value: unknown): Uint8Array | Promise<Uint8Array> {
     const plain = checkPlain(table, col, value)
     const prep = columnRef(this.#tenant.id, table, col).prepared

@@ -6,7 +6,7 @@
  * Destruction (key state 'destroyed') is final: revoke, restore and import refuse it with
  * ERR_KEY_DESTROYED. The whole `key destroy` operation is src/ops/shred-destroy.ts.
  */
-import type { KeyBinding, TenantDirectory, TenantRecord } from '../control-plane/tenant-directory.js'
+import { assertTenantId, type KeyBinding, type TenantDirectory, type TenantRecord } from '../control-plane/tenant-directory.js'
 import { DomicileError, isDomicileError } from '../errors.js'
 import type { ImportJob, KekDestruction, KekRef, KeyAdmin, ProvisionRequest, TenantKeyStatus } from './key-admin.js'
 import type { Custody } from './key-provider.js'
@@ -25,6 +25,8 @@ export class TenantKeyAdmin implements KeyAdmin {
   }
 
   async provision(tenantId: string, req: ProvisionRequest): Promise<{ key: KeyBinding; keyState: 'enabled' | 'pending-import' }> {
+    /* Precondition: keys are made only for a valid tenant id (it labels the key at the provider). */
+    assertTenantId(tenantId)
     if (!['kms', 'byok', 'hyok'].includes(req.custody)) throw new DomicileError('ERR_INPUT_INVALID', 'custody: expected "kms" | "byok" | "hyok".')
     const name = req.provider ?? this.#defaults[req.custody]
     if (!name) {

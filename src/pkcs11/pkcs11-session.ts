@@ -348,9 +348,24 @@ export class Pkcs11Session {
     /* Precondition: a key id names exactly one key object. */
     if (found.length > 1) throw new DomicileError('ERR_KEY_INVALID', 'More than one key object on the token has this key id; remove the duplicate with your HSM tooling.')
     const handle = found[0]
-    if (handle === undefined) throw notFound()
+    if (handle === undefined) throw this.#missing()
     this.#handles.set(keyId, handle)
     return handle
+  }
+
+  /**
+   * A key the token does not list: ERR_KEY_NOT_FOUND only if the token itself still answers. A
+   * removed or failed token (SoftHSM lists no objects once its token directory is gone) is an
+   * outage, ERR_KEY_PROVIDER_UNAVAILABLE: the provider then drops this session and reopens the
+   * library, and the circuit breaker counts it; a missing key would do neither.
+   */
+  #missing(): DomicileError {
+    try {
+      this.#lib.module.C_GetTokenInfo(this.#slot)
+    } catch (e) {
+      return unavailable('the token is not present or not responding', this.library, this.tokenLabel, e)
+    }
+    return notFound()
   }
 
   /**
@@ -383,7 +398,7 @@ export class Pkcs11Session {
     if (ckr === 'CKR_KEY_FUNCTION_NOT_PERMITTED') {
       return new DomicileError('ERR_KEY_REVOKED', 'The HSM key is disabled (revoked) by its holder; it must be re-enabled before it can be used.')
     }
-    if (ckr === 'CKR_OBJECT_HANDLE_INVALID' || ckr === 'CKR_KEY_HANDLE_INVALID') return notFound()
+    if (ckr === 'CKR_OBJECT_HANDLE_INVALID' || ckr === 'CKR_KEY_HANDLE_INVALID') return this.#missing()
     return unavailable(what, this.library, this.tokenLabel, e)
   }
 }
