@@ -170,6 +170,7 @@ lines.push(`| seeds | ${seeds.length ? seeds.map((s) => `\`${s}\``).join(', ') :
 lines.push('')
 lines.push('## Regenerate')
 lines.push('')
+lines.push('<!-- docs-test: skip: runs the fault-and-load suite itself (test/chaos/, which npm test runs) and rewrites this file -->')
 lines.push('```sh')
 lines.push(COMMAND)
 lines.push('# replay the random choices of a run (one seed for every file):')
