@@ -116,8 +116,8 @@ export class RegionRouter {
   readonly #cells: CellMap
   readonly #stores: readonly Placement[]
   readonly #supplier: RegionSupplier
-  /** By `region/cell`. */
-  readonly #states = new Map<string, RegionState>()
+  /** By region, then cell (two lookups of interned names: no string is built per transaction). */
+  readonly #states = new Map<string, Map<string, RegionState>>()
   /** Each data-plane connection's capability (see src/schema/isolation-ddl.ts). */
   readonly #caps = new WeakMap<StoreSession, string>()
   #closed = false
@@ -182,8 +182,7 @@ export class RegionRouter {
 
   #state(where: Placement): RegionState {
     if (this.#closed) throw new DomicileError('ERR_CLOSED', 'This Domicile instance was closed.')
-    const key = `${where.region}/${where.cell}`
-    let st = this.#states.get(key)
+    let st = this.#states.get(where.region)?.get(where.cell)
     if (st) return st
     const { region, cell } = where
     /* Precondition: the region and its cell are configured and served by this process. */
@@ -198,7 +197,9 @@ export class RegionRouter {
         `Region ${shown(region)} is not configured or not served by this deployment (configured: ${this.#names.join(', ')}). Add it to the config and run "domicile migrate"; data is never sent to another region instead.`)
     }
     st = { driver, where: Object.freeze({ region, cell }) }
-    this.#states.set(key, st)
+    let byCell = this.#states.get(region)
+    if (!byCell) this.#states.set(region, (byCell = new Map()))
+    byCell.set(cell, st)
     return st
   }
 
@@ -248,7 +249,7 @@ export class RegionRouter {
     const stamp = rows[0] as { tenant?: string; kind?: string; region?: string; cell?: string } | undefined
     if (!stamp || stamp.tenant !== tenantId || stamp.kind !== 'region' || stamp.region !== where.region || stamp.cell !== where.cell) {
       await session.exec('ROLLBACK').catch(() => undefined)
-      const s = this.#states.get(`${where.region}/${where.cell}`)
+      const s = this.#states.get(where.region)?.get(where.cell)
       if (s) {
         s.ok = false
         s.verified = undefined
@@ -266,7 +267,7 @@ export class RegionRouter {
    * (the embedded driver, which has a single session, refuses that instead).
    */
   async withTenantTransaction<T>(tenantId: string, where: Placement, fn: (tx: TenantTransaction) => Promise<T>): Promise<T> {
-    const st = this.#states.get(`${where.region}/${where.cell}`)
+    const st = this.#states.get(where.region)?.get(where.cell)
     const driver = st?.ok ? st.driver : await this.#ready(where)
     return driver.withSession(async (session) => {
       const cap = await this.#begin(session, tenantId, where)
@@ -346,7 +347,7 @@ export class RegionRouter {
 
   async close(): Promise<void> {
     this.#closed = true
-    await Promise.all([...this.#states.values()].map((st) => st.driver.close().catch(() => undefined)))
+    await Promise.all([...this.#states.values()].flatMap((m) => [...m.values()]).map((st) => st.driver.close().catch(() => undefined)))
     this.#states.clear()
   }
 }
