@@ -48,6 +48,7 @@ import { blindIndex, deriveColumnIndexKey } from '../src/fields/blind-index.js'
 import { prepareColumn } from '../src/fields/field-codec.js'
 import { FieldEncryptor } from '../src/fields/field-encryptor.js'
 import { SESSION_OPEN, SESSION_RESET } from '../src/regions/tenant-context.js'
+import { LAYOUT_SQL } from '../src/schema/column-layout.js'
 import { postgresUnavailable, startPgCluster, type PgCluster } from '../test/support/pg-cluster.js'
 import { machineInfo, printTable, writeResults } from './lib/report.js'
 import { bootstrapOverheadCi, median, prng, round, summarize, type Summary } from './lib/stats.js'
@@ -301,7 +302,7 @@ function insertColumns(text: string): string[] {
 /** The statements that open and close every tenant transaction, as the router sent them. */
 interface Framing { readonly prelude: string; readonly commit: string }
 const isPrelude = (text: string) => text.includes('domicile_enter(')
-const isCommit = (text: string) => /\bCOMMIT$/.test(text)
+const isCommit = (text: string) => /\bCOMMIT$/.test(withoutTrailingReset(text))
 
 /** The framing of a captured tenant transaction (prelude, statement, COMMIT). */
 function framingOf(stmts: Captured[]): Framing {
@@ -311,13 +312,19 @@ function framingOf(stmts: Captured[]): Framing {
   }
   // A session reset leads the prelude after application SQL ran on the connection (countRows uses
   // scope.sql): the framing compared and replayed is the prelude without it.
-  return { prelude: withoutReset(stmts[0]!.text), commit: stmts[2]!.text }
+  // after a scope that ran application SQL the router resets the session in the COMMIT's round trip:
+  // likewise the commit compared and replayed is the one without it.
+  return { prelude: withoutReset(stmts[0]!.text), commit: withoutTrailingReset(stmts[2]!.text) }
 }
+
+const withoutTrailingReset = (commit: string): string => (commit.endsWith(`; ${SESSION_RESET}`) ? commit.slice(0, -(SESSION_RESET.length + 2)) : commit)
 
 const withoutReset = (prelude: string): string => (prelude.startsWith(`${SESSION_RESET}; `) ? prelude.slice(SESSION_RESET.length + 2) : prelude)
 
 /** The one data statement of a captured tenant transaction, framed exactly like `framing`. */
-function bodyOf(stmts: Captured[], what: string, framing: Framing): Captured {
+function bodyOf(captured: Captured[], what: string, framing: Framing): Captured {
+  // The repository re-reads the column layout now and then (every LAYOUT_TTL_MS): not part of the statement.
+  const stmts = captured.filter((c) => c.text !== LAYOUT_SQL)
   const f = framingOf(stmts)
   if (f.prelude !== framing.prelude || f.commit !== framing.commit) throw new Error(`${what}: the transaction was framed differently`)
   return stmts[1]!
