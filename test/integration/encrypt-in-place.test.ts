@@ -157,6 +157,9 @@ describe('encrypt-in-place of a populated plaintext column (real PostgreSQL)', {
   test('Precondition: the target is TABLE.COLUMN.', async () => {
     await assert.rejects(encryptColumn(f.d, 'notes'), (e: unknown) => isDomicileError(e) && e.code === 'ERR_INPUT_INVALID')
     await assert.rejects(encryptColumn(f.d, 'notes.n'), (e: unknown) => isDomicileError(e) && e.code === 'ERR_SCHEMA_INVALID')
+    for (const concurrency of [0, 17, 1.5]) {
+      await assert.rejects(encryptColumn(f.d, 'notes.note', { concurrency }), (e: unknown) => isDomicileError(e) && e.code === 'ERR_INPUT_INVALID' && e.path === 'concurrency')
+    }
   })
 
   test('encrypt, killed (SIGKILL) mid-batch, between batches and inside the swap, then rerun: no row lost, none sealed twice; --verify passes', async () => {
@@ -223,9 +226,10 @@ describe('encrypt-in-place of a populated plaintext column (real PostgreSQL)', {
       const found = await f.d.tenant(t).table<Row>('notes').find({ note: want.toUpperCase().replace('ÜNÏCODE', 'ünïcode') } as Partial<Row>)
       assert.ok(found.some((x) => x.id === rowId(11)), `find after: ${t}`)
     }
-    // The dead row versions were vacuumed.
+    // The dead row versions were vacuumed: the conversion left one per row (6,000); what remains is
+    // under a tenth of that (the writer's own updates after the last VACUUM, statistics lag).
     const dead = await f.su.query(`SELECT n_dead_tup::int AS n FROM pg_stat_user_tables WHERE relname = 'notes'`)
-    assert.ok(dead.rows[0].n < 200, `dead tuples after the job: ${dead.rows[0].n}`)
+    assert.ok(dead.rows[0].n < TENANTS.length * ROWS * 0.1, `dead tuples after the job: ${dead.rows[0].n}`)
   })
 
   test('--verify fails on a value that is not a sealed value of its own row', async () => {
@@ -241,7 +245,7 @@ describe('encrypt-in-place of a populated plaintext column (real PostgreSQL)', {
     assert.ok((await verifyColumn(f.d, 'notes.note', 'encrypt')).ok)
   })
 
-  test('decrypt is the rollback: killed once, rerun; plaintext restored row by row while the writer keeps going', async () => {
+  test('decrypt is the rollback: killed once, rerun with several tenants at once; plaintext restored row by row while the writer keeps going', async () => {
     const writer = startWriter('dec')
     let w
     try {
@@ -250,7 +254,8 @@ describe('encrypt-in-place of a populated plaintext column (real PostgreSQL)', {
       const mid = await columnTypes()
       assert.equal(mid.note, 'bytea')
       assert.equal(mid.note__shadow, 'text', 'decrypting: plaintext goes to a text shadow')
-      const r = await decryptColumn(f.d, 'notes.note', { verify: true })
+      // Resumed with several tenants at once (each on its own connection), the writer still going.
+      const r = await decryptColumn(f.d, 'notes.note', { verify: true, concurrency: 3 })
       assert.ok(r.verify?.ok, JSON.stringify(r.verify))
     } finally {
       w = await writer.stop()

@@ -26,20 +26,21 @@ function print(p: ParsedCommand, r: ColumnMigrationResult): number {
   return 0
 }
 
-const OPTIONS = { verify: { type: 'boolean' }, actor: { type: 'string' }, 'batch-size': { type: 'string' } } as const
+const OPTIONS = { verify: { type: 'boolean' }, actor: { type: 'string' }, 'batch-size': { type: 'string' }, concurrency: { type: 'string' } } as const
 
 export const migrateEncryptCommand: Command = {
   spec: {
-    synopsis: 'migrate encrypt TABLE.COLUMN [--verify] [--batch-size N] [--actor NAME]',
+    synopsis: 'migrate encrypt TABLE.COLUMN [--verify] [--batch-size N] [--concurrency N] [--actor NAME]',
     summary: 'encrypt a plaintext column declared sensitive, online, in every region (rerun to resume); --verify proves no plaintext remains',
     positionals: ['TABLE.COLUMN'],
     options: OPTIONS,
   },
   async run(p) {
     const batchSize = intOption(p.values, 'batch-size', 1, 10_000)
+    const concurrency = intOption(p.values, 'concurrency', 1, 16)
     const progress = await progressOutput({ json: p.json })
     const r = await withDomicile(p, (d) => encryptColumn(d, p.args[0]!, {
-      progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}),
+      progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}), ...(concurrency ? { concurrency } : {}),
     })).finally(() => progress.stop())
     return print(p, r)
   },
@@ -47,16 +48,17 @@ export const migrateEncryptCommand: Command = {
 
 export const migrateDecryptCommand: Command = {
   spec: {
-    synopsis: 'migrate decrypt TABLE.COLUMN [--verify] [--batch-size N] [--actor NAME]',
+    synopsis: 'migrate decrypt TABLE.COLUMN [--verify] [--batch-size N] [--concurrency N] [--actor NAME]',
     summary: 'the rollback of migrate encrypt: turn the column back into plaintext, online (each value opened is audited as a reveal)',
     positionals: ['TABLE.COLUMN'],
     options: OPTIONS,
   },
   async run(p) {
     const batchSize = intOption(p.values, 'batch-size', 1, 10_000)
+    const concurrency = intOption(p.values, 'concurrency', 1, 16)
     const progress = await progressOutput({ json: p.json })
     const r = await withDomicile(p, (d) => decryptColumn(d, p.args[0]!, {
-      progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}),
+      progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}), ...(concurrency ? { concurrency } : {}),
     })).finally(() => progress.stop())
     return print(p, r)
   },
