@@ -4,8 +4,9 @@
  * certificate for proxies that require mutual TLS. node:http/node:https only.
  *
  * A request carries the caller's AbortSignal; a pooled keep-alive socket the proxy already closed
- * fails before any response, so a request is repeated once on a fresh connection within the same
- * signal (every XKS operation is safe to repeat). Responses are capped in size.
+ * fails before any response, so a request is repeated once on a fresh connection (not from the
+ * pool, which may hold more such sockets) within the same signal (every XKS operation is safe to
+ * repeat). Responses are capped in size.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
@@ -34,33 +35,37 @@ export class XksHttp {
   readonly #origin: URL
   readonly #secure: boolean
   readonly #agent: HttpAgent | HttpsAgent
+  /** Same TLS settings, no pooling: the one repeat of a request whose pooled socket was stale. */
+  readonly #fresh: HttpAgent | HttpsAgent
 
   constructor(o: XksHttpOptions) {
     this.#origin = o.origin
     this.#secure = o.origin.protocol === 'https:'
-    this.#agent = this.#secure
+    const agent = (keepAlive: boolean) => this.#secure
       ? new HttpsAgent({
-        keepAlive: true,
+        keepAlive,
         minVersion: 'TLSv1.2',
         ...(o.ca !== undefined ? { ca: o.ca } : {}),
         ...(o.clientCert !== undefined ? { cert: o.clientCert } : {}),
         ...(o.clientKey !== undefined ? { key: o.clientKey } : {}),
       })
-      : new HttpAgent({ keepAlive: true })
+      : new HttpAgent({ keepAlive })
+    this.#agent = agent(true)
+    this.#fresh = agent(false)
   }
 
   /** POSTs `body` to `path` with `headers`; resolves with status and body text, rejects on transport errors. */
   async post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<XksHttpResponse> {
     try {
-      return await this.#once(path, headers, body, signal)
+      return await this.#once(path, headers, body, signal, this.#agent)
     } catch (e) {
       const code = (e as { code?: unknown })?.code
       if (signal.aborted || typeof code !== 'string' || !STALE_SOCKET.has(code) || (e as { reusedSocket?: unknown }).reusedSocket !== true) throw e
-      return this.#once(path, headers, body, signal)
+      return this.#once(path, headers, body, signal, this.#fresh)
     }
   }
 
-  #once(path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<XksHttpResponse> {
+  #once(path: string, headers: Record<string, string>, body: string, signal: AbortSignal, agent: HttpAgent | HttpsAgent): Promise<XksHttpResponse> {
     return new Promise<XksHttpResponse>((resolve, reject) => {
       const send = this.#secure ? httpsRequest : httpRequest
       const req = send({
@@ -69,7 +74,7 @@ export class XksHttp {
         port: this.#origin.port === '' ? undefined : Number(this.#origin.port),
         method: 'POST',
         path,
-        agent: this.#agent,
+        agent,
         signal,
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
       }, (res: IncomingMessage) => {
@@ -98,5 +103,6 @@ export class XksHttp {
   /** Closes pooled connections. */
   close(): void {
     this.#agent.destroy()
+    this.#fresh.destroy()
   }
 }
