@@ -68,7 +68,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const byMode: Record<string, number> = {}
   const sockets = new Set<Socket>()
   const timers = new Set<NodeJS.Timeout>()
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 })
+  // A connection per forwarded request: a pooled one the key proxy closed while idle (its keep-alive
+  // timeout passes during a slow set-up) would reset the client's request, a fault nobody injected.
+  const agent = new Agent({ keepAlive: false, maxSockets: 16 })
   const rand = (n: number): Buffer => {
     const b = Buffer.alloc(n)
     for (let i = 0; i < n; i++) b[i] = opts.rng ? Math.floor(opts.rng.next() * 256) : (i * 131 + 7) & 0xff
