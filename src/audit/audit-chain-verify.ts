@@ -189,12 +189,13 @@ async function verifySnapshot(s: StoreSession, store: string, c: AuditChainTable
  */
 export async function verifyAuditChains(d: Domicile, opts: VerifyOptions = {}): Promise<AuditVerification> {
   const p = internalsOf(d)
-  /* Precondition: a named region is one of the configured regions. */
-  if (opts.region !== undefined && !p.router.regionNames.includes(opts.region)) {
-    throw new DomicileError('ERR_REGION_UNKNOWN', `Unknown region "${opts.region}". Configured regions: ${p.router.regionNames.join(', ')}.`)
+  /* Precondition: a named region is one of the configured regions (or `region/cell`, one of its cells). */
+  const one = opts.region?.includes('/') ? p.router.resolve(opts.region) : undefined
+  if (opts.region !== undefined && one === undefined && !p.router.regionNames.includes(opts.region)) {
+    throw new DomicileError('ERR_REGION_UNKNOWN', `Unknown region "${opts.region.slice(0, 64)}". Configured regions: ${p.router.regionNames.join(', ')}.`)
   }
   // Every cell of the region(s): each store keeps its own chain.
-  const stores = opts.controlPlane ? [] : p.router.storesOf(opts.region)
+  const stores = opts.controlPlane ? [] : one ? [one] : p.router.storesOf(opts.region)
   const withControlPlane = opts.controlPlane === true || opts.region === undefined
   const chains: ChainVerification[] = []
   const unavailable: Array<{ store: string; code: string; message: string }> = []

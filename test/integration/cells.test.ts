@@ -182,6 +182,8 @@ describe('cells: several stores in one region (real PostgreSQL)', { skip: missin
     assert.deepEqual(audit.chains.map((c) => c.store).sort(), ['control-plane', `${EU}/a`, `${EU}/b`, US].sort())
     const onlyEu = await verifyAuditChains(d, { region: EU })
     assert.deepEqual(onlyEu.chains.map((c) => c.store), [`${EU}/a`, `${EU}/b`])
+    assert.deepEqual((await verifyAuditChains(d, { region: `${EU}/b` })).chains.map((c) => c.store), [`${EU}/b`])
+    await refused(verifyAuditChains(d, { region: `${EU}/z` }), 'ERR_CELL_UNKNOWN')
 
     // Lint samples the global tables' copy in each cell: personal-looking data planted in cell b only is found there.
     await direct['eu-b']!.query("INSERT INTO plans (id, name, price_cents) VALUES ('leak', 'ada.lovelace@example.com', 1)")

@@ -18,7 +18,7 @@ function chainLine(c: ChainVerification): string {
 
 export const auditVerifyCommand: Command = {
   spec: {
-    synopsis: 'audit verify [--region R | --control-plane]',
+    synopsis: 'audit verify [--region R | --region R/CELL | --control-plane]',
     summary: 'recompute the SHA-256 chain of every audit log (every region and the control plane by default); exit 1 naming the first edited, deleted or inserted record',
     options: { region: { type: 'string' }, 'control-plane': { type: 'boolean' } },
   },
