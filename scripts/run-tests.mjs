@@ -21,5 +21,14 @@ if (files.length === 0) {
   console.error('no test files matched')
   process.exit(1)
 }
+// Build the CLI bundle once, before the test files run two at a time: otherwise the first CLI
+// processes of a fresh checkout (or after a source change) all compile it at once, and a long-lived
+// child started then (a key proxy) has been seen to fail its first requests.
+try {
+  const { compiledPackage } = await import('./compile-sources.mjs')
+  await compiledPackage(process.cwd())
+} catch (e) {
+  console.error(`run-tests: the CLI bundle was not prebuilt (${e?.message ?? e}); commands fall back to the TypeScript sources`)
+}
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit' })
 process.exit(r.status ?? 1)

@@ -85,7 +85,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       res.writeHead(ur.statusCode ?? 502, ur.headers)
       ur.pipe(res)
     })
-    up.on('error', () => {
+    up.on('error', (e) => {
+      if (process.env.DOMICILE_CHAOS_DEBUG) console.error('# fault proxy upstream error', (e as NodeJS.ErrnoException).code, e.message, upstream.href)
       // The key service is gone: the client sees its connection reset, as it would without us.
       faults++
       res.socket?.destroy()
