@@ -51,7 +51,7 @@ export function assertTenantId(id: unknown): asserts id is string {
 }
 
 interface Row {
-  id: string; region: string; cell: string; status: TenantStatus; custody: Custody | null; provider: string | null; key_id: string | null
+  id: string; region: string; cell?: string; status: TenantStatus; custody: Custody | null; provider: string | null; key_id: string | null
   key_state: KeyBindingState; cache_ttl_ms: number | null; version: string | number; created_at: Date | string; updated_at: Date | string
 }
 
@@ -59,7 +59,8 @@ function toRecord(r: Row): TenantRecord {
   return Object.freeze({
     id: r.id,
     region: r.region,
-    cell: r.cell,
+    // A control plane not yet migrated by a version with cells has no column: its tenants are in "main".
+    cell: r.cell ?? DEFAULT_CELL,
     status: r.status,
     key: r.custody && r.provider && r.key_id ? Object.freeze({ custody: r.custody, provider: r.provider, keyId: r.key_id }) : null,
     keyState: r.key_state,
