@@ -13,7 +13,7 @@ import type { Repository, Row } from './data/repository.js'
 import type { RegionRouter, TenantTransaction } from './regions/router.js'
 import type { StoreDriver } from './regions/store-driver.js'
 import { registerParts } from './domicile-internals.js'
-import { chooseCell, shown } from './regions/placement.js'
+import { chooseCell } from './regions/placement.js'
 import { migrateAll, type MigrateResult } from './schema/migrate.js'
 import type { Schema } from './schema/define-schema.js'
 import type { ScopeFieldsFactory } from './fields/scope-fields-factory.js'
@@ -150,11 +150,10 @@ export class Domicile {
   async placeTenant(region: string, cell?: string): Promise<string> {
     this.#assertOpen()
     const router = this.#p.router
-    if (!router.regionNames.includes(region)) {
-      throw new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(region)} is not configured (configured: ${router.regionNames.join(', ')}).`)
-    }
+    // Counts only when there is a choice to make (several cells, none named).
     const counts = cell === undefined && router.cellsOf(region).length > 1 ? await this.#p.directory.tenantsPerCell(region) : new Map<string, number>()
-    return chooseCell(region, router.cellMap, counts, cell)
+    // A listed region has at least one cell, so a cell is always chosen.
+    return chooseCell(region, router.cellMap, counts, cell === undefined ? {} : { requested: cell })!
   }
 
   async getTenant(id: string): Promise<TenantRecord> {

@@ -30,7 +30,7 @@ import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
 import type { DomicileParts } from '../domicile.js'
 import { DomicileError, isDomicileError } from '../errors.js'
-import { chooseCell, DEFAULT_CELL, shown, type Placement } from '../regions/placement.js'
+import { chooseCell, DEFAULT_CELL, type Placement } from '../regions/placement.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { OperationJournal, type Operation } from './operation-journal.js'
 import { appendOperationAudit } from './ops-audit.js'
@@ -679,19 +679,14 @@ export async function moveTenant(d: Domicile, tenantId: string, opts: MoveOption
   const p = internalsOf(d)
   const t = await p.directory.fresh(tenantId)
   /* Precondition: the target region (and cell) is configured and differs from the tenant's home. */
-  if (!p.router.regionNames.includes(opts.to)) {
-    throw new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(opts.to)} is not configured (configured: ${p.router.regionNames.join(', ')}).`)
-  }
+  const cells = p.router.cellMap
   const sameRegion = t.region === opts.to
-  let toCell: string
-  if (opts.toCell !== undefined) {
-    toCell = chooseCell(opts.to, p.router.cellMap, new Map(), opts.toCell) // a named cell must be one of the region's
-  } else {
-    // The region's cell with the fewest tenants (within its region, never the tenant's own cell).
-    const candidates = p.router.cellsOf(opts.to).filter((c) => !sameRegion || c !== t.cell)
-    if (candidates.length === 0) throw new DomicileError('ERR_INPUT_INVALID', `Tenant "${tenantId}" is already homed in "${opts.to}".`)
-    toCell = candidates.length === 1 ? candidates[0]! : chooseCell(opts.to, new Map([[opts.to, candidates]]), await p.directory.tenantsPerCell(opts.to))
-  }
+  // A named cell must be one of the region's; else the region's cell with the fewest tenants, never
+  // the tenant's own (counts are read only when there is a choice to make).
+  const candidates = (cells.get(opts.to) ?? []).filter((c) => !sameRegion || c !== t.cell)
+  const counts = opts.toCell === undefined && candidates.length > 1 ? await p.directory.tenantsPerCell(opts.to) : new Map<string, number>()
+  const toCell = chooseCell(opts.to, cells, counts, opts.toCell !== undefined ? { requested: opts.toCell } : sameRegion ? { exclude: t.cell } : {})
+  if (toCell === undefined) throw new DomicileError('ERR_INPUT_INVALID', `Tenant "${tenantId}" is already homed in "${opts.to}".`)
   const dst: Placement = { region: opts.to, cell: toCell }
   if (sameRegion && toCell === t.cell) throw new DomicileError('ERR_INPUT_INVALID', `Tenant "${tenantId}" is already homed in "${p.router.label(dst)}".`)
   /* Precondition: only an active tenant with a usable key is moved. */

@@ -31,20 +31,37 @@ export function allStores(cells: CellMap): Placement[] {
   return [...cells].flatMap(([region, list]) => list.map((cell) => ({ region, cell })))
 }
 
+/** ERR_REGION_UNKNOWN for a region the map does not list. */
+export function regionUnknown(region: string, cells: CellMap): DomicileError {
+  return new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(region)} is not configured (configured: ${[...cells.keys()].join(', ')}).`)
+}
+
 /**
- * The cell a new tenant goes to: `requested` when given (it must be one of the region's cells),
- * else the cell with the fewest tenants (ties: the first in configuration order).
+ * The one check that `cell` is one of the region's cells (the region is listed). Throws
+ * ERR_REGION_UNKNOWN, or ERR_CELL_UNKNOWN with `advice` appended (what the caller's user should do).
  */
-export function chooseCell(region: string, cells: CellMap, tenantsPerCell: ReadonlyMap<string, number>, requested?: string): string {
+export function checkCell(cells: CellMap, region: string, cell: string, advice?: string): void {
   const list = cells.get(region)
-  if (!list) throw new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(region)} is not configured (configured: ${[...cells.keys()].join(', ')}).`)
-  if (requested !== undefined) {
-    if (!list.includes(requested)) {
-      throw new DomicileError('ERR_CELL_UNKNOWN', `Region ${shown(region)} has no cell named ${shown(requested)} (its cells: ${list.join(', ')}). Add it under regions.${region}.cells in the config and run "domicile migrate".`)
-    }
-    return requested
+  if (!list) throw regionUnknown(region, cells)
+  if (!list.includes(cell)) {
+    throw new DomicileError('ERR_CELL_UNKNOWN', `Region ${shown(region)} has no cell named ${shown(cell)} (its cells: ${list.join(', ')}).${advice ? ` ${advice}` : ''}`)
   }
-  let best = list[0]!
-  for (const c of list) if ((tenantsPerCell.get(c) ?? 0) < (tenantsPerCell.get(best) ?? 0)) best = c
+}
+
+/**
+ * The cell a tenant goes to: `requested` when given (it must be one of the region's cells), else
+ * the cell with the fewest tenants (ties: the first in configuration order), never `exclude` (a
+ * moving tenant's own cell). Undefined when `exclude` was the region's only cell.
+ */
+export function chooseCell(region: string, cells: CellMap, tenantsPerCell: ReadonlyMap<string, number>,
+  opts: { readonly requested?: string; readonly exclude?: string } = {}): string | undefined {
+  if (opts.requested !== undefined) {
+    checkCell(cells, region, opts.requested, `Add it under regions.${region}.cells in the config and run "domicile migrate".`)
+    return opts.requested
+  }
+  const list = cells.get(region)
+  if (!list) throw regionUnknown(region, cells)
+  let best: string | undefined
+  for (const c of list) if (c !== opts.exclude && (best === undefined || (tenantsPerCell.get(c) ?? 0) < (tenantsPerCell.get(best) ?? 0))) best = c
   return best
 }

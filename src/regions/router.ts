@@ -6,7 +6,7 @@
  * stamp is wrong is an error, never a fallback to another region or cell.
  */
 import { DomicileError, isDomicileError } from '../errors.js'
-import { allStores, shown, storeLabel, type CellMap, type Placement } from './placement.js'
+import { allStores, checkCell, regionUnknown, shown, storeLabel, type CellMap, type Placement } from './placement.js'
 import { ensureStamp, mismatch, type StampKind } from './region-stamp.js'
 import type { RegionSupplier } from './region-supplier.js'
 import type { StoreDriver, StoreSession } from './store-driver.js'
@@ -165,13 +165,13 @@ export class RegionRouter {
     const slash = label.indexOf('/')
     const region = slash < 0 ? label : label.slice(0, slash)
     const cells = this.#cells.get(region)
-    if (!cells) throw new DomicileError('ERR_REGION_UNKNOWN', `Region ${shown(region)} is not configured (configured: ${this.#names.join(', ')}).`)
+    if (!cells) throw regionUnknown(region, this.#cells)
     if (slash < 0) {
       if (cells.length === 1) return { region, cell: cells[0]! }
       throw new DomicileError('ERR_CELL_UNKNOWN', `Region ${shown(region)} has several cells: name one as ${cells.map((c) => `${region}/${c}`).join(', ')}.`)
     }
     const cell = label.slice(slash + 1)
-    if (!cells.includes(cell)) throw new DomicileError('ERR_CELL_UNKNOWN', `Region ${shown(region)} has no cell named ${shown(cell)} (its cells: ${cells.join(', ')}).`)
+    checkCell(this.#cells, region, cell)
     return { region, cell }
   }
 
@@ -186,12 +186,9 @@ export class RegionRouter {
     if (st) return st
     const { region, cell } = where
     /* Precondition: the region and its cell are configured and served by this process. */
-    const cells = this.#cells.get(region)
-    if (cells && !cells.includes(cell)) {
-      throw new DomicileError('ERR_CELL_UNKNOWN',
-        `Region ${shown(region)} has no cell named ${shown(cell)} (its cells: ${cells.join(', ')}). Restore the cell in the config; a tenant is never served by another cell instead.`)
-    }
-    const driver = cells ? this.#supplier(region, cell) : false
+    const known = this.#cells.has(region)
+    if (known) checkCell(this.#cells, region, cell, 'Restore the cell in the config; a tenant is never served by another cell instead.')
+    const driver = known ? this.#supplier(region, cell) : false
     if (!driver) {
       throw new DomicileError('ERR_REGION_UNKNOWN',
         `Region ${shown(region)} is not configured or not served by this deployment (configured: ${this.#names.join(', ')}). Add it to the config and run "domicile migrate"; data is never sent to another region instead.`)

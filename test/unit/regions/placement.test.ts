@@ -19,9 +19,15 @@ describe('placement', () => {
     assert.equal(chooseCell('us-east-1', cells, new Map([['main', 9]])), 'main')
   })
 
+  test('a moving tenant never goes back to its own cell; none is left in a one-cell region', () => {
+    assert.equal(chooseCell('eu-west-1', cells, new Map(), { exclude: 'a' }), 'b')
+    assert.equal(chooseCell('eu-west-1', cells, new Map([['b', 5]]), { exclude: 'a' }), 'c')
+    assert.equal(chooseCell('us-east-1', cells, new Map(), { exclude: 'main' }), undefined)
+  })
+
   test('a named cell must be one of the region\'s; an unknown region is refused', () => {
-    assert.equal(chooseCell('eu-west-1', cells, new Map([['c', 100]]), 'c'), 'c', 'a named cell wins over the counts')
-    assert.throws(() => chooseCell('eu-west-1', cells, new Map(), 'main'), code('ERR_CELL_UNKNOWN'))
+    assert.equal(chooseCell('eu-west-1', cells, new Map([['c', 100]]), { requested: 'c' }), 'c', 'a named cell wins over the counts')
+    assert.throws(() => chooseCell('eu-west-1', cells, new Map(), { requested: 'main' }), code('ERR_CELL_UNKNOWN'))
     assert.throws(() => chooseCell('ap-south-1', cells, new Map()), code('ERR_REGION_UNKNOWN'))
   })
 
