@@ -403,7 +403,7 @@ class ColumnJob {
           const tenant = await this.#tenant(tenantId, region)
           let rows = 0
           for (;;) {
-            const { selected, converted } = await this.#convertBatch(tenant, region)
+            const { selected, converted } = await this.#convertBatch(tenant)
             rows += converted
             cp.rows += converted
             this.#rows += converted
@@ -445,9 +445,10 @@ class ColumnJob {
   }
 
   /** One batch: one tenant transaction. Returns how many rows it selected and converted. */
-  async #convertBatch(tenant: TenantRecord, region: string): Promise<{ selected: number; converted: number }> {
+  async #convertBatch(tenant: TenantRecord): Promise<{ selected: number; converted: number }> {
     const fieldsFactory = this.#parts.fields!
-    return this.#parts.router.withTenantTransaction(tenant.id, this.#parts.router.resolve(region), async (tx) => {
+    // #tenant checked that the tenant lives in this store: its own placement routes the batch.
+    return this.#parts.router.withTenantTransaction(tenant.id, tenant, async (tx) => {
       const fields = fieldsFactory.forTransaction(tenant, tx)
       if (!fields) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenant.id}" has no key binding, so its rows of ${this.#target} cannot be sealed. Bind a key ("domicile tenant add --custody"), then run the command again.`)
       const { layout } = await readColumnLayout(tx.session, this.#t, this.#col)
