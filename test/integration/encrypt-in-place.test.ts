@@ -8,6 +8,7 @@
  * after, and `migrate decrypt` (also killed once) restores the plaintext.
  */
 import { strict as assert } from 'node:assert'
+import { spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { internalsOf } from '../../src/domicile-internals.js'
@@ -16,6 +17,7 @@ import { isSealedValue } from '../../src/fields/sealed-value.js'
 import { decryptColumn, encryptColumn } from '../../src/ops/encrypt-column.js'
 import { verifyColumn } from '../../src/ops/encrypt-column-verify.js'
 import type { ProgressEvent } from '../../src/ops/progress.js'
+import { REPO_ROOT } from '../support/cli.js'
 import { postgresUnavailable } from '../support/pg-cluster.js'
 import { initialNote, rowId, runChild, startEipFixture, type EipFixture } from '../support/encrypt-in-place-fixture.js'
 
@@ -242,6 +244,61 @@ describe('encrypt-in-place of a populated plaintext column (real PostgreSQL)', {
     // Put it back the way the application would: a write through the data layer.
     await f.d.tenant('acme').table<Row>('notes').update(rowId(3), { note: 'repaired' })
     expected.set(key('acme', rowId(3)), 'repaired')
+    assert.ok((await verifyColumn(f.d, 'notes.note', 'encrypt')).ok)
+  })
+
+  test('--verify counts a row the owner sees and its tenant cannot, and not the application writing during the check', async () => {
+    const repo = f.d.tenant('acme').table<Row>('notes')
+    // Enough rows that acme's values take more than one page of the check (2,000).
+    const have = (await f.su.query(`SELECT count(note)::int AS n FROM notes WHERE tenant_id = 'acme'`)).rows[0].n as number
+    for (let i = 0; i < Math.max(0, 2010 - have); i++) {
+      const id = `z-${String(i).padStart(5, '0')}`
+      await repo.insert({ id, n: i, note: `late ${i}` })
+      expected.set(key('acme', id), `late ${i}`)
+    }
+    const last = (await f.su.query(`SELECT max(id) AS id FROM notes WHERE tenant_id = 'acme' AND note IS NOT NULL`)).rows[0].id as string
+    // A row behind the read whose sealed value is put back during the check (the application's
+    // write, replayed raw so that it lands exactly between two pages).
+    await repo.insert({ id: 'a-race', n: 0, note: 'behind the read' })
+    expected.set(key('acme', 'a-race'), 'behind the read')
+    const saved = (await f.su.query(`SELECT encode(note, 'hex') AS h, encode(note__bidx, 'hex') AS b FROM notes WHERE tenant_id = 'acme' AND id = 'a-race'`)).rows[0] as { h: string; b: string }
+    await f.su.query(`UPDATE notes SET note = NULL, note__bidx = NULL WHERE tenant_id = 'acme' AND id = 'a-race'`)
+    // After the check's first page of acme: clear a value ahead of the read and restore one behind
+    // it. The counts before and after agree, the rows read are one short, and no row is hidden.
+    const p = f.su as unknown as { connectionParameters: { host: string; port: number; user: string; database: string; password?: string } }
+    const cp = p.connectionParameters
+    const raceSql = `UPDATE notes SET note = NULL, note__bidx = NULL WHERE tenant_id = 'acme' AND id = '${last}';
+      UPDATE notes SET note = decode('${saved.h}', 'hex'), note__bidx = decode('${saved.b}', 'hex') WHERE tenant_id = 'acme' AND id = 'a-race';`
+    let raced = 0
+    const v = await verifyColumn(f.d, 'notes.note', 'encrypt', {
+      progress: {
+        update: () => {
+          if (raced++ !== 0) return
+          // The callback is synchronous: the writes commit before the check reads its next page.
+          const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+            `import pg from 'pg'; const c = new pg.Client(${JSON.stringify({ host: cp.host, port: cp.port, user: cp.user, database: cp.database, password: cp.password })}); await c.connect(); await c.query(${JSON.stringify(raceSql)}); await c.end()`],
+          { cwd: REPO_ROOT, encoding: 'utf8' })
+          assert.equal(r.status, 0, r.stderr)
+        },
+        note: () => undefined,
+      },
+    })
+    expected.set(key('acme', last), null)
+    assert.ok(raced > 1)
+    assert.equal(v.unaccounted, 0, JSON.stringify(v))
+    assert.ok(v.ok, JSON.stringify(v))
+    // A row hidden from its tenant by a policy the owner added: counted, and the check fails.
+    await repo.update(rowId(7), { note: 'hidden soon' })
+    expected.set(key('acme', rowId(7)), 'hidden soon')
+    await f.su.query(`CREATE POLICY hide_one ON notes AS RESTRICTIVE FOR SELECT USING (NOT (tenant_id = 'acme' AND id = '${rowId(7)}'))`)
+    try {
+      const hidden = await verifyColumn(f.d, 'notes.note', 'encrypt')
+      assert.equal(hidden.ok, false)
+      assert.equal(hidden.unaccounted, 1, JSON.stringify(hidden))
+      assert.equal(hidden.failed, 0)
+    } finally {
+      await f.su.query(`DROP POLICY hide_one ON notes`)
+    }
     assert.ok((await verifyColumn(f.d, 'notes.note', 'encrypt')).ok)
   })
 
