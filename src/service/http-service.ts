@@ -162,7 +162,11 @@ export interface ServeOptions extends ServiceOptions {
   readonly headersTimeoutMs?: number
   /** Node's bound on receiving a whole request (ms). Default 30 000. */
   readonly serverRequestTimeoutMs?: number
-  /** Idle keep-alive connections are closed after this (ms). Default 5000. */
+  /**
+   * Idle keep-alive connections are closed after this (ms). Default 65 000: longer than a load
+   * balancer's usual 60 s idle timeout and than a client's keep-alive hint, so the client side
+   * closes idle connections first and never sends a request on a socket the server is closing.
+   */
   readonly keepAliveTimeoutMs?: number
 }
 
@@ -191,7 +195,7 @@ export async function serve(d: Domicile, opts: ServeOptions = {}): Promise<{ url
       serverOptions: {
         headersTimeout,
         requestTimeout: Math.max(opts.serverRequestTimeoutMs ?? 30_000, headersTimeout),
-        keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5000,
+        keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000,
         maxHeaderSize: 16 * 1024,
       },
     }, () => resolve(s as Server)) as Server
