@@ -181,6 +181,9 @@ function proposeTable(t: CatalogTable, schema: string, tc: string, tenantsReason
   const pk = t.primaryKey ?? []
   let tenantColumn: TenantColumnDef | null = null
   const tenantColumnName = classification === 'tenant' ? tc : classification === 'tenants-table' ? pk[0]! : undefined
+  if (leftOut === null && t.primaryKey !== null && t.primaryKey.length > 1 && (t.primaryKey.length !== 2 || tenantColumnName === undefined || !t.primaryKey.includes(tenantColumnName))) {
+    leftOut = `its primary key (${t.primaryKey.join(', ')}) is not (tenant column, one column): a row's key within its tenant must be one value`
+  }
   if (tenantColumnName !== undefined) {
     const col = t.columns.find((c) => c.name === tenantColumnName)!
     const type = tenantColumnType(col)

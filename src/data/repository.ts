@@ -19,6 +19,7 @@ import { fromDb } from './db-value.js'
 import { DomicileError } from '../errors.js'
 import { BLIND_INDEX_SUFFIX, SHADOW_SUFFIX, type ResolvedColumn, type ResolvedTable } from '../schema/define-schema.js'
 import { q } from '../schema/ddl.js'
+import { tenantMatch, tenantParam } from '../schema/tenant-column.js'
 import { defaultLayout, LAYOUT_SQL, tableLayout, type CatalogColumn, type ColumnLayout, type TableLayout } from '../schema/column-layout.js'
 import type { TenantTransaction } from '../regions/router.js'
 import { blindIndexPredicate, candidateFilter, type BlindMatch, type FinishLookup } from './candidate-filter.js'
@@ -48,11 +49,30 @@ export interface Repository<R extends Row = Row> {
   list(opts?: ListOptions): Promise<Page<R>>
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * A row key as text, in the form the database gives it back (the key is bound into every sealed
+ * value's encryption context, so `007` and `7` must not be two keys of one row): integers without
+ * leading zeros, uuids in lower case.
+ */
 function rowKeyOf(v: unknown, table: ResolvedTable): string {
+  const type = (table.columns.get(table.primaryKey) ?? keyColumn(table)).type
+  const path = `${table.name}.${table.primaryKey}`
+  if (type === 'integer' || type === 'bigint') {
+    if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v)
+    if (typeof v === 'bigint') return v.toString()
+    if (typeof v === 'string' && /^-?\d{1,19}$/.test(v)) return BigInt(v).toString()
+    throw new DomicileError('ERR_INPUT_INVALID', `${path}: the primary key is an integer: expected a number, a bigint or a string of digits.`, { path })
+  }
+  if (type === 'uuid') {
+    if (typeof v === 'string' && UUID.test(v)) return v.toLowerCase()
+    throw new DomicileError('ERR_INPUT_INVALID', `${path}: the primary key is a uuid: expected a string like 123e4567-e89b-12d3-a456-426614174000.`, { path })
+  }
   if (typeof v === 'string' && v.length > 0) return v
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v)
   if (typeof v === 'bigint') return v.toString()
-  throw new DomicileError('ERR_INPUT_INVALID', `${table.name}.${table.primaryKey}: the primary key must be a non-empty string or an integer.`, { path: `${table.name}.${table.primaryKey}` })
+  throw new DomicileError('ERR_INPUT_INVALID', `${path}: the primary key must be a non-empty string or an integer.`, { path })
 }
 
 function unknownColumn(table: ResolvedTable, name: string): DomicileError {
@@ -89,6 +109,9 @@ function param(col: ResolvedColumn, v: unknown, table: ResolvedTable): unknown {
     case 'bytea':
       if (!(v instanceof Uint8Array)) throw badType(table, col, 'a Uint8Array')
       return v
+    case 'uuid':
+      if (typeof v !== 'string' || !UUID.test(v)) throw badType(table, col, 'a uuid string')
+      return v.toLowerCase()
     default:
       if (typeof v === 'object') throw badType(table, col, 'a string or number')
       return String(v)
@@ -103,11 +126,26 @@ function badType(table: ResolvedTable, col: ResolvedColumn, expected: string): D
 // instead of storing their text form.
 const castFor = (col: ResolvedColumn): string => (col.sensitive ? '::bytea' : col.type === 'jsonb' ? '::jsonb' : col.type === 'text' ? '' : `::${col.type}`)
 
+/**
+ * The row key's column as a column definition: the primary key column, or for an adopted table keyed
+ * by its tenant column alone (a tenants table such as `accounts`), that column (the key is the tenant id).
+ */
+function keyColumn(t: ResolvedTable): ResolvedColumn {
+  const c = t.columns.get(t.primaryKey)
+  if (c) return c
+  return { name: t.primaryKey, type: t.tenantColumn!.type, nullable: false, sensitive: false, hasDefault: false }
+}
+
+/** Whether the table's row key is its tenant id (an adopted table keyed by its tenant column alone). */
+const keyedByTenant = (t: ResolvedTable): boolean => t.tenantColumn !== null && t.primaryKey === t.tenantColumn.name
+
 
 interface Statements {
   readonly selectList: string
   readonly plainList: string
   readonly get: string
+  /** `<tenant column> = $1[::type]`. */
+  readonly tenant: string
 }
 
 /** How often the layout of a table with sensitive columns is read again (per region, per process). */
@@ -131,12 +169,16 @@ function statementsFor(t: ResolvedTable, layout: TableLayout): Statements {
   }
   let st = byLayout.get(layout.key)
   if (!st) {
-    const selectList = [...t.columns.values()].map((c) => selectEntry(c, layout.columns.get(c.name))).join(', ')
-    const pk = t.columns.get(t.primaryKey)!
+    // A table keyed by its tenant column alone (an adopted tenants table) also selects its key.
+    const keyEntry = t.columns.has(t.primaryKey) ? [] : [q(t.primaryKey)]
+    const selectList = [...[...t.columns.values()].map((c) => selectEntry(c, layout.columns.get(c.name))), ...keyEntry].join(', ')
+    const pk = keyColumn(t)
+    const tenant = tenantMatch(t, '$1')
     st = {
       selectList,
-      plainList: [...t.columns.values()].filter((c) => !c.sensitive).map((c) => q(c.name)).join(', '),
-      get: `SELECT ${selectList} FROM ${q(t.name)} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)}`,
+      plainList: [...[...t.columns.values()].filter((c) => !c.sensitive).map((c) => q(c.name)), ...keyEntry].join(', ') || keyEntry.join(', '),
+      get: `SELECT ${selectList} FROM ${q(t.name)} WHERE ${tenant} AND ${q(pk.name)} = $2${castFor(pk)}`,
+      tenant,
     }
     if (byLayout.size > 16) byLayout.clear()
     byLayout.set(layout.key, st)
@@ -237,10 +279,20 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
         const plain = row[alias]
         delete row[alias]
         if (plain === null || plain === undefined || row[name] instanceof Uint8Array) continue
-        const sealed = this.#needFields().seal(this.#t, col, String(row[this.#t.primaryKey]), plain)
+        const sealed = this.#needFields().seal(this.#t, col, this.#rowKeyOf(row), plain)
         row[name] = sealed instanceof Promise ? await sealed : sealed
       }
     }
+  }
+
+  /** The tenant id as this table's tenant-column parameter (refused if the column cannot hold it). */
+  #tenant(): string {
+    return this.#t.tenantColumn?.type === 'text' ? this.#tx.tenantId : tenantParam(this.#t, this.#tx.tenantId)
+  }
+
+  /** A row's key: its primary key value as text, or the tenant id for a table keyed by it. */
+  #rowKeyOf(row: Row): string {
+    return keyedByTenant(this.#t) ? this.#tx.tenantId : String(row[this.#t.primaryKey])
   }
 
   #needFields(): FieldProtection {
@@ -250,7 +302,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
 
   #toPublic(dbRow: Row): R {
     const out: Row = {}
-    const rowKey = String(dbRow[this.#t.primaryKey])
+    const rowKey = this.#rowKeyOf(dbRow)
     for (const col of this.#t.columns.values()) {
       const v = dbRow[col.name]
       if (col.sensitive) out[col.name] = v === null || v === undefined ? null : this.#needFields().wrap(this.#t, col, rowKey, v as Uint8Array)
@@ -316,17 +368,33 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
 
   async insert(row: R): Promise<R> {
     if (typeof row !== 'object' || row === null) throw new DomicileError('ERR_INPUT_INVALID', `insert into ${this.#t.name}: expected a row object.`)
-    const rowKey = rowKeyOf(row[this.#t.primaryKey], this.#t)
+    const pkCol = this.#t.columns.get(this.#t.primaryKey)
+    // A key the database fills (bigserial, identity, gen_random_uuid()) may be omitted.
+    const keyFromDb = pkCol?.hasDefault === true && (row[this.#t.primaryKey] === undefined || row[this.#t.primaryKey] === null)
     for (const col of this.#t.columns.values()) {
-      /* Precondition: every non-nullable column has a value on insert. */
-      if (!col.nullable && (row[col.name] === undefined || row[col.name] === null)) throw required(this.#t, col)
+      /* Precondition: every non-nullable column has a value on insert, unless the database fills it. */
+      if (!col.nullable && !col.hasDefault && (row[col.name] === undefined || row[col.name] === null)) throw required(this.#t, col)
     }
+    const tenant = this.#tenant()
     const fresh = this.#fresh()
     if (fresh) await fresh
-    const cols = await this.#encodeWrite(rowKey, row, false)
-    const params: unknown[] = [this.#tx.tenantId]
-    const names = ['tenant_id']
-    const values = ['$1']
+    let rowKey: string
+    let input: Row = row
+    if (keyedByTenant(this.#t)) rowKey = this.#tx.tenantId
+    else if (!keyFromDb) rowKey = rowKeyOf(row[this.#t.primaryKey], this.#t)
+    else if (this.#t.sensitiveColumns.some((c) => row[c.name] !== undefined && row[c.name] !== null)) {
+      // A sealed value is bound to its row's key, so the key is drawn first, as the default would.
+      rowKey = await this.#drawKey()
+      input = { ...row, [this.#t.primaryKey]: rowKey }
+    } else {
+      rowKey = ''
+      const { [this.#t.primaryKey]: _omitted, ...rest } = row as Row
+      input = rest
+    }
+    const cols = await this.#encodeWrite(rowKey, input, false)
+    const params: unknown[] = [tenant]
+    const names = [q(this.#t.tenantColumn!.name)]
+    const values = [`$1${this.#t.tenantColumn!.type === 'text' ? '' : `::${this.#t.tenantColumn!.type}`}`]
     for (const [name, v, cast] of cols) {
       params.push(v)
       names.push(q(name))
@@ -348,19 +416,38 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     return this.#toPublic(back)
   }
 
+  /**
+   * The next value of the key column's default, drawn the way an insert would (the column's
+   * sequence for bigserial and identity columns, else its default expression), in this transaction.
+   */
+  async #drawKey(): Promise<string> {
+    const t = this.#t
+    const r = await this.#tx.session.query<{ seq: string | null; expr: string | null }>(
+      `SELECT pg_get_serial_sequence($1, $2) AS seq, (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         WHERE d.adrelid = to_regclass($1) AND a.attname = $2) AS expr`, [q(t.name), t.primaryKey])
+    const { seq, expr } = r.rows[0] ?? { seq: null, expr: null }
+    // The expression is the table owner's column default (the catalog is not writable by scopes).
+    const k = seq !== null
+      ? await this.#tx.session.query<{ k: string }>('SELECT nextval($1::regclass)::text AS k', [seq])
+      : expr !== null ? await this.#tx.session.query<{ k: string }>(`SELECT (${expr})::text AS k`) : undefined
+    /* Postcondition: a key was drawn. */
+    if (!k?.rows[0]?.k) throw new DomicileError('ERR_SCHEMA_INVALID', `${t.name}.${t.primaryKey} is declared default: true but has no default in region "${this.#tx.region}". Give the key a value on insert, or fix the schema.`, { path: `tables.${t.name}.columns.${t.primaryKey}.default` })
+    return k.rows[0].k
+  }
+
   async get(id: string | number): Promise<R | undefined> {
     const key = rowKeyOf(id, this.#t)
-    const pk = this.#t.columns.get(this.#t.primaryKey)!
+    const pk = keyColumn(this.#t)
     const fresh = this.#fresh()
     if (fresh) await fresh
-    const r = await this.#query(this.#st.get, [this.#tx.tenantId, param(pk, key, this.#t)])
+    const r = await this.#query(this.#st.get, [this.#tenant(), param(pk, key, this.#t)])
     if (!r.rows[0]) return undefined
     await this.#sealPlaintext(r.rows)
     return this.#toPublic(r.rows[0])
   }
 
   async #where(where: Row, params: unknown[], blind: BlindMatch[]): Promise<string[]> {
-    const clauses = ['tenant_id = $1']
+    const clauses = [this.#st.tenant]
     for (const [name, v] of Object.entries(where)) {
       if (name.endsWith(BLIND_INDEX_SUFFIX)) throw unknownColumn(this.#t, name)
       const col = this.#t.columns.get(name)
@@ -441,7 +528,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     const limit = clampLimit(opts.limit ?? 1000)
     const fresh = this.#fresh()
     if (fresh) await fresh
-    const params: unknown[] = [this.#tx.tenantId]
+    const params: unknown[] = [this.#tenant()]
     const blind: BlindMatch[] = []
     const clauses = await this.#where(where as Row, params, blind)
     params.push(limit)
@@ -461,14 +548,14 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     if (fresh) await fresh
     const cols = await this.#encodeWrite(key, patch as Row, true)
     if (cols.length === 0) return this.get(id)
-    const pk = this.#t.columns.get(this.#t.primaryKey)!
-    const params: unknown[] = [this.#tx.tenantId, param(pk, key, this.#t)]
+    const pk = keyColumn(this.#t)
+    const params: unknown[] = [this.#tenant(), param(pk, key, this.#t)]
     const sets = cols.map(([name, v, cast]) => {
       params.push(v)
       return `${q(name)} = $${params.length}${cast}`
     })
     const r = await this.#query(
-      `UPDATE ${q(this.#t.name)} SET ${sets.join(', ')} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)} RETURNING ${this.#st.selectList}`, params)
+      `UPDATE ${q(this.#t.name)} SET ${sets.join(', ')} WHERE ${this.#st.tenant} AND ${q(pk.name)} = $2${castFor(pk)} RETURNING ${this.#st.selectList}`, params)
     if (!r.rows[0]) return undefined
     await this.#sealPlaintext(r.rows)
     return this.#toPublic(r.rows[0])
@@ -476,16 +563,16 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
 
   async delete(id: string | number): Promise<boolean> {
     const key = rowKeyOf(id, this.#t)
-    const pk = this.#t.columns.get(this.#t.primaryKey)!
+    const pk = keyColumn(this.#t)
     const r = await this.#tx.session.query(
-      `DELETE FROM ${q(this.#t.name)} WHERE tenant_id = $1 AND ${q(pk.name)} = $2${castFor(pk)}`, [this.#tx.tenantId, param(pk, key, this.#t)])
+      `DELETE FROM ${q(this.#t.name)} WHERE ${this.#st.tenant} AND ${q(pk.name)} = $2${castFor(pk)}`, [this.#tenant(), param(pk, key, this.#t)])
     return r.rowCount > 0
   }
 
   async list(opts: ListOptions = {}): Promise<Page<R>> {
     const limit = clampLimit(opts.limit ?? 50)
-    const pk = this.#t.columns.get(this.#t.primaryKey)!
-    const params: unknown[] = [this.#tx.tenantId]
+    const pk = keyColumn(this.#t)
+    const params: unknown[] = [this.#tenant()]
     let after = ''
     if (opts.cursor !== undefined) {
       params.push(param(pk, decodeCursor(opts.cursor), this.#t))
@@ -495,7 +582,7 @@ export class TableRepository<R extends Row = Row> implements Repository<R> {
     const fresh = this.#fresh()
     if (fresh) await fresh
     const r = await this.#query(
-      `SELECT ${this.#st.selectList} FROM ${q(this.#t.name)} WHERE tenant_id = $1${after} ORDER BY ${q(pk.name)} LIMIT $${params.length}`, params)
+      `SELECT ${this.#st.selectList} FROM ${q(this.#t.name)} WHERE ${this.#st.tenant}${after} ORDER BY ${q(pk.name)} LIMIT $${params.length}`, params)
     await this.#sealPlaintext(r.rows)
     const more = r.rows.length > limit
     const rows = (more ? r.rows.slice(0, limit) : r.rows).map((row) => this.#toPublic(row))

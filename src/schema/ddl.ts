@@ -8,10 +8,12 @@ import { APP_ROLE } from '../regions/tenant-context.js'
 import { DIRECTION_MARK, shadowName } from './column-layout.js'
 import type { ColumnType, ResolvedColumn, ResolvedTable, Schema } from './define-schema.js'
 import { isolationDdl } from './isolation-ddl.js'
+import { q } from './sql-ident.js'
+import { tenantColumnSql, tenantPolicyPredicate } from './tenant-column.js'
 
 export { APP_ROLE }
 
-export const q = (ident: string): string => `"${ident.replace(/"/g, '""')}"`
+export { q }
 
 const SQL_TYPES: Record<ColumnType, string> = {
   text: 'text', integer: 'integer', bigint: 'bigint', boolean: 'boolean', numeric: 'numeric',
@@ -27,20 +29,23 @@ END $$;`
 /**
  * Row-level security on a tenant table: rows of the transaction's verified tenant only
  * (`domicile_tenant()`, src/schema/isolation-ddl.ts, evaluated once per statement). Not FORCEd: the
- * owner (migrate, admin work, moves) works across tenants; scopes never run as the owner.
+ * owner (migrate, admin work, moves) works across tenants; scopes never run as the owner. The
+ * comparison is on the table's tenant column (src/schema/tenant-column.ts); Domicile's own tables
+ * and the tables it creates use `tenant_id`.
  */
-function tenantPolicy(table: string): string[] {
+function tenantPolicy(table: string, predicate = 'tenant_id = (SELECT domicile_tenant())'): string[] {
   const t = q(table)
   return [
     `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`,
     `ALTER TABLE ${t} NO FORCE ROW LEVEL SECURITY`,
     `DROP POLICY IF EXISTS domicile_tenant_isolation ON ${t}`,
-    `CREATE POLICY domicile_tenant_isolation ON ${t} USING (tenant_id = (SELECT domicile_tenant())) WITH CHECK (tenant_id = (SELECT domicile_tenant()))`,
+    `CREATE POLICY domicile_tenant_isolation ON ${t} USING (${predicate}) WITH CHECK (${predicate})`,
   ]
 }
 
 /** Statements for one application table in a region store (or the control plane for globals). */
 export function tableDdl(t: ResolvedTable, target: 'region' | 'control-plane'): string[] {
+  if (t.adopted && (target === 'region' || t.scope === 'tenant')) return adoptedTableDdl(t)
   const name = q(t.name)
   const cols: string[] = []
   if (t.scope === 'tenant') cols.push('tenant_id text NOT NULL')
@@ -73,6 +78,39 @@ export function tableDdl(t: ResolvedTable, target: 'region' | 'control-plane'): 
     // Replicas of reference data are read-only for tenant scopes.
     out.push(`GRANT SELECT ON ${name} TO ${APP_ROLE}`)
   }
+  return out
+}
+
+/**
+ * Attaching to an application's existing table (`adopted: true`, docs/ADOPTING.md): nothing is
+ * created, dropped or rewritten. A tenant table gets row-level security on its tenant column, the
+ * scope role's grants (the table, and the sequences its columns draw defaults from), each
+ * searchable column's blind-index column and index, and a text sensitive column's shadow for its
+ * encryption. A global table gets read access for scopes. `migrate` checks first that the table is as
+ * the schema describes it (src/schema/adopted-tables.ts). Every statement is catalog-only except the
+ * blind-index indexes, built on a column that is NULL in every row until encryption fills it.
+ */
+function adoptedTableDdl(t: ResolvedTable): string[] {
+  const name = q(t.name)
+  if (t.scope === 'global') return [`GRANT SELECT ON ${name} TO ${APP_ROLE}`]
+  const tc = tenantColumnSql(t)
+  const out: string[] = []
+  for (const c of t.sensitiveColumns) {
+    if (!c.indexColumn) continue
+    out.push(`ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${q(c.indexColumn)} bytea`)
+    out.push(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${c.indexColumn}`)} ON ${name} (${tc}, ${q(c.indexColumn)})`)
+  }
+  for (const c of t.sensitiveColumns) if (c.type === 'text') out.push(prepareEncryptInPlace(t, c))
+  for (const ix of t.indexes) out.push(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${ix}_idx`)} ON ${name} (${tc}, ${q(ix)})`)
+  out.push(...tenantPolicy(t.name, tenantPolicyPredicate(t)))
+  out.push(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${name} TO ${APP_ROLE}`)
+  // Inserts through Domicile draw keys from the table's own sequences (bigserial, identity).
+  out.push(`DO $domicile$ DECLARE s regclass; BEGIN
+  FOR s IN SELECT d.objid::regclass FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S'
+           WHERE d.refobjid = to_regclass('${name}') AND d.deptype IN ('a', 'i') LOOP
+    EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO ${APP_ROLE}', s);
+  END LOOP;
+END $domicile$`)
   return out
 }
 

@@ -237,6 +237,13 @@ function primaryKeyOf(def: TableDef, adopted: boolean, columns: ReadonlyMap<stri
     if (pk.sensitive) throw invalid(ppath, 'the primary key cannot be a sensitive column')
     if (pk.nullable) throw invalid(ppath, 'the primary key cannot be nullable')
   }
+  if (keys.length > 1) {
+    const rest = keys.filter((k) => k !== tenantColumn?.name)
+    /* Precondition: a composite key is the tenant column and one more column (a row's key within its tenant). */
+    if (rest.length !== 1 || keys.length !== 2) {
+      throw invalid(ppath, `a composite key is supported as (tenant column, one column), e.g. ['${tenantColumn?.name ?? 'company_id'}', 'id']: a row's key within its tenant is then one value (its key on the CLI, in get(), and in its encryption context)`)
+    }
+  }
   return keys
 }
 

@@ -18,6 +18,7 @@ import { APP_ROLE, controlPlaneInternalDdl, q, regionInternalDdl, schemaDdl } fr
 import { controlPlaneAuditChainDdl, regionAuditChainDdl } from './audit-chain-ddl.js'
 import type { Schema } from './define-schema.js'
 import { globalControlPlaneDdl, globalRegionDdl } from './global-table-ddl.js'
+import { checkAdoptedTables, pendingEncryption, type PendingEncryption } from './adopted-tables.js'
 
 type Logins = Pick<StoreDriver, 'separateOwner' | 'dataLogin'>
 
@@ -27,6 +28,8 @@ export interface MigrateResult {
   readonly statements: number
   readonly code?: string
   readonly message?: string
+  /** Sensitive columns of this store that still hold plaintext, each with the command that seals it online. */
+  readonly pending?: readonly PendingEncryption[]
 }
 
 async function apply(session: StoreSession, statements: readonly string[], stamp: () => Promise<void>, store: Logins): Promise<void> {
@@ -63,16 +66,18 @@ export async function migrateRegion(router: RegionRouter, where: Placement, sche
   const statements = [...regionInternalDdl(), ...regionAuditChainDdl(), ...globalRegionDdl(), ...schemaDdl(schema, 'region')]
   const store = router.loginsOf(where)
   const stamp: Stamp = { kind: 'region', region: where.region, cell: where.cell }
-  await router.withRegionAdmin(where, async (s) => {
+  const pending = await router.withRegionAdmin(where, async (s) => {
     await checkExistingStamp(s, stamp)
+    await checkAdoptedTables(s, schema, `region ${router.label(where)}`)
     await apply(s, statements, () => ensureStamp(s, stamp, { write: true }), store)
+    return pendingEncryption(s, schema)
   }, { verifyStamp: false })
-  return { store: router.label(where), ok: true, statements: statements.length }
+  return { store: router.label(where), ok: true, statements: statements.length, pending }
 }
 
 /** Migrates the control plane and every region store (each cell); one failing does not stop the others. */
 export async function migrateAll(opts: { controlPlane: StoreDriver; router: RegionRouter; schema: Schema }): Promise<MigrateResult[]> {
-  refuseAdoptedTables(opts.schema)
+  await checkAdoptedEverywhere(opts.router, opts.schema)
   const results: MigrateResult[] = [await migrateControlPlane(opts.controlPlane, opts.schema)]
   for (const where of opts.router.stores) {
     try {
@@ -112,16 +117,17 @@ async function provisionDataLogin(session: StoreSession, store: Logins): Promise
 
 /**
  * Tables described with `adopted: true` (written by `domicile adopt inspect`) are the
- * application's own: attaching to them (policies on their tenant column, grants, blind-index
- * columns, no CREATE or rewrite) is not built yet, and the DDL above would treat them as Domicile's.
- * Refused before anything is written to any store.
+ * application's own: `migrate` attaches to them (src/schema/ddl.ts) only where each is as the schema
+ * describes it. Every reachable region store is checked before anything is written to any store; a
+ * store that cannot be reached is checked (and reported failed) by its own migrate below.
  */
-function refuseAdoptedTables(schema: Schema): void {
-  const adopted = [...schema.tables.values()].filter((t) => t.adopted).map((t) => t.name)
-  /* Precondition: migrate creates and changes only tables Domicile created. */
-  if (adopted.length > 0) {
-    throw new DomicileError('ERR_SCHEMA_INVALID',
-      `tables.${adopted[0]}.adopted: this version of "domicile migrate" does not attach to existing tables yet (${adopted.join(', ')}); nothing was changed. "domicile adopt inspect" describes them for the coming attach step (docs/ADOPTING.md).`,
-      { path: `tables.${adopted[0]}.adopted` })
+async function checkAdoptedEverywhere(router: RegionRouter, schema: Schema): Promise<void> {
+  if (![...schema.tables.values()].some((t) => t.adopted)) return
+  for (const where of router.stores) {
+    try {
+      await router.withRegionAdmin(where, (s) => checkAdoptedTables(s, schema, `region ${router.label(where)}`), { verifyStamp: false })
+    } catch (e) {
+      if (isDomicileError(e) && e.code === 'ERR_SCHEMA_INVALID') throw e
+    }
   }
 }

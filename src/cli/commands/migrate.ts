@@ -19,6 +19,11 @@ export const migrateCommand: Command = {
     } else {
       println(formatTable(['STORE', 'RESULT', 'STATEMENTS', 'ERROR'],
         results.map((r) => [r.store, r.ok ? 'ok' : 'FAILED', String(r.statements), r.ok ? '' : `${r.code ?? ''} ${r.message ?? ''}`.trim()])))
+      const pending = results.flatMap((r) => (r.pending ?? []).map((x) => ({ store: r.store, ...x })))
+      if (pending.length > 0) {
+        println('\nPending encryption: these sensitive columns still hold plaintext (read as sealed values meanwhile; new writes are sealed).')
+        println(formatTable(['STORE', 'COLUMN', 'RUN'], pending.map((x) => [x.store, `${x.table}.${x.column}`, x.command])))
+      }
       if (failed.length > 0) println(`\n${failed.length} store(s) failed; fix them and run "domicile migrate" again (it is idempotent).`)
     }
     return failed.length > 0 ? 1 : 0

@@ -35,13 +35,15 @@ describe('defineSchema: adopted tables', () => {
     assert.equal(Object.isFrozen(given), false, 'the caller\'s list is copied, not frozen')
   })
 
-  test('single key of a composite key: the first entry when removing the tenant column leaves several', () => {
-    const t = defineSchema({ lines: contacts({ primaryKey: ['company_id', 'order_id', 'id'], columns: { order_id: { type: 'bigint' }, id: { type: 'bigint' } } }) }).table('lines')
-    assert.deepEqual(t.primaryKeyColumns, ['company_id', 'order_id', 'id'])
-    assert.equal(t.primaryKey, 'company_id')
-    const u = defineSchema({ pairs: def({ scope: 'global', adopted: true, primaryKey: ['a', 'b'], columns: { a: { type: 'text' }, b: { type: 'text' } } }) }).table('pairs')
-    assert.equal(u.primaryKey, 'a')
-    assert.equal(u.tenantColumn, null)
+  test('Precondition: a composite key is the tenant column and one more column (a row\'s key within its tenant).', () => {
+    for (const primaryKey of [['company_id', 'order_id', 'id'], ['order_id', 'id']]) {
+      assert.throws(() => defineSchema({ lines: contacts({ primaryKey, columns: { order_id: { type: 'bigint' }, id: { type: 'bigint' } } }) }),
+        (e: unknown) => isDomicileError(e, 'ERR_SCHEMA_INVALID') && e.path === 'tables.lines.primaryKey', primaryKey.join(','))
+    }
+    assert.throws(() => defineSchema({ pairs: def({ scope: 'global', adopted: true, primaryKey: ['a', 'b'], columns: { a: { type: 'text' }, b: { type: 'text' } } }) }),
+      (e: unknown) => isDomicileError(e, 'ERR_SCHEMA_INVALID') && e.path === 'tables.pairs.primaryKey')
+    const t = defineSchema({ lines: contacts({ primaryKey: ['id', 'company_id'], columns: { id: { type: 'bigint' } } }) }).table('lines')
+    assert.equal(t.primaryKey, 'id')
   })
 
   test('the tenants table is keyed by the tenant column alone, and may have no other column', () => {

@@ -1,7 +1,7 @@
 /**
- * Until `migrate` can attach to existing tables (issue #13, item 2), a schema that describes adopted
- * tables (what `domicile adopt inspect` writes) is refused by `migrate` before anything is written to
- * any store: Domicile's DDL would otherwise treat the application's tables as its own.
+ * `migrate` attaches to adopted tables (the application's own) and never creates them: a schema
+ * naming an adopted table that the store does not have is refused before anything is written to any
+ * store (here on embedded stores; real PostgreSQL: adopt-attach.test.ts).
  */
 import { strict as assert } from 'node:assert'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -21,7 +21,7 @@ const SCHEMA = {
   notes: { scope: 'tenant', primaryKey: 'id', columns: { id: { type: 'text' }, body: { type: 'text' } } },
 } as const
 
-describe('migrate refuses adopted tables until the attach step exists', () => {
+describe('migrate never creates an adopted table', () => {
   let dir: string
   let d: Domicile
   const raw = {
@@ -40,8 +40,8 @@ describe('migrate refuses adopted tables until the attach step exists', () => {
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
-  test('Precondition: migrate creates and changes only tables Domicile created.', async () => {
-    await assert.rejects(d.migrate(), (e: unknown) => isDomicileError(e, 'ERR_SCHEMA_INVALID') && e.path === 'tables.contacts.adopted' && /nothing was changed/.test(e.message))
+  test('Precondition: each adopted table exists in the store as the schema describes it.', async () => {
+    await assert.rejects(d.migrate(), (e: unknown) => isDomicileError(e, 'ERR_SCHEMA_INVALID') && e.path === 'tables.contacts' && /does not exist/.test(e.message) && /Nothing was changed/.test(e.message))
     // Nothing was written: no stamp, no internal table, in the control plane or the region.
     const p = internalsOf(d)
     const cp = await p.controlPlane.withSession((s) => s.query<{ t: string | null }>("SELECT to_regclass('domicile_stamp')::text AS t"), { role: 'owner' })
@@ -57,6 +57,6 @@ describe('migrate refuses adopted tables until the attach step exists', () => {
     const r = await runCli(['migrate', '--json'], { cwd: dir })
     assert.equal(r.code, 2, r.stderr)
     assert.match(r.stdout + r.stderr, /ERR_SCHEMA_INVALID/)
-    assert.match(r.stderr, /adopt inspect/)
+    assert.match(r.stderr, /application's DDL/)
   })
 })
