@@ -158,6 +158,17 @@ describe('migrate attaches to an existing application database (real PostgreSQL)
     const inv = await d.tenant('7').table('invoices').insert({ amount_cents: 500, paid: false, payer_iban: 'DE89370400440532013000' })
     assert.match(String(inv.id), /^[0-9a-f-]{36}$/)
     assert.equal((await d.tenant('7').table('invoices').get(String(inv.id).toUpperCase()))?.amount_cents, 500)
+    // The CLI: the row key without the tenant column, and the values the database filled in printed.
+    const ins = await runCli(['rows', 'insert', '7', 'contacts', '--data', JSON.stringify({ email: 'cli@customer.example.com', full_name: 'Cli Person' }), '--json'], { cwd: dir.path })
+    assert.equal(ins.code, 0, ins.stderr)
+    const printed = JSON.parse(ins.stdout) as Record<string, unknown>
+    assert.match(String(printed.id), /^\d+$/)
+    assert.ok(typeof printed.created_at === 'string' && !Number.isNaN(Date.parse(printed.created_at)), ins.stdout)
+    const got = await runCli(['rows', 'get', '7', 'contacts', String(printed.id), '--json'], { cwd: dir.path })
+    assert.equal(got.code, 0, got.stderr)
+    assert.equal((JSON.parse(got.stdout) as Record<string, unknown>).id, printed.id)
+    const co = await runCli(['rows', 'get', '7', 'companies', '7', '--json'], { cwd: dir.path })
+    assert.equal((JSON.parse(co.stdout) as Record<string, unknown>).name, 'Company 7', co.stderr)
     // find on a plain column; list with a cursor.
     const pageA = await d.tenant('7').table('campaigns').list({ limit: 3 })
     assert.equal(pageA.rows.length, 3)
@@ -171,7 +182,7 @@ describe('migrate attaches to an existing application database (real PostgreSQL)
       return r[0]!
     })
     assert.equal(n.others, 0)
-    assert.equal(n.n, 21, 'company 7 has 20 fixture contacts and the one added')
+    assert.equal(n.n, 22, 'company 7 has 20 fixture contacts and the two added')
     // Setting the tenant setting by hand does not open another tenant's rows.
     await assert.rejects(d.withTenant('7', async (s) => {
       await s.sql(`SELECT set_config('domicile.tenant_id', '3', true)`)
