@@ -102,8 +102,8 @@ export function measureKey(measure: string): string {
 function column(table: ResolvedTable, name: unknown, role: 'group by' | 'measure' | 'filter on', path: string): ResolvedColumn {
   if (typeof name !== 'string' || name === '') throw inputInvalid(`${path}: expected a column name.`, path)
   /* Precondition: no query groups by, measures or filters on the tenant id (per-tenant figures must not leave a region). */
-  if (name === 'tenant_id') {
-    throw unsupported(`${path}: analytics cannot ${role} "tenant_id": results would identify tenants across regions. Group by a non-sensitive attribute instead.`, path)
+  if (name === 'tenant_id' || name === table.tenantColumn?.name) {
+    throw unsupported(`${path}: analytics cannot ${role} "${name}", the tenant id: results would identify tenants across regions. Group by a non-sensitive attribute instead.`, path)
   }
   /* Precondition: blind-index and shadow columns are never queried (they are derived from sensitive values). */
   if (name.endsWith(BLIND_INDEX_SUFFIX) || name.endsWith(SHADOW_SUFFIX)) {

@@ -9,6 +9,8 @@ import type { StoreSession } from '../regions/store-driver.js'
 import { columnLayout, DIRECTION_MARK, LAYOUT_SQL, shadowName, type CatalogColumn, type ColumnLayout, type MigrationDirection } from '../schema/column-layout.js'
 import { q } from '../schema/ddl.js'
 import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
+import { tenantColumnSql } from '../schema/tenant-column.js'
+import { rowKeySqlType } from './tenant-rows.js'
 
 /** How long the swap waits for its lock before giving up (and retrying): the table's queue stalls meanwhile. */
 export const SWAP_LOCK_TIMEOUT_MS = 1000
@@ -41,8 +43,8 @@ export function pendingIndexName(t: ResolvedTable, col: ResolvedColumn, directio
   return `domicile_pending_${createHash('sha256').update(`${t.name}.${col.name}.${direction}`).digest('hex').slice(0, 24)}`
 }
 
-const SQL_TYPE: Record<string, string> = { text: 'text', integer: 'integer', bigint: 'bigint', uuid: 'uuid', numeric: 'numeric', boolean: 'boolean', timestamptz: 'timestamptz', jsonb: 'jsonb', bytea: 'bytea' }
-export const pkSqlType = (t: ResolvedTable): string => SQL_TYPE[t.columns.get(t.primaryKey)!.type] ?? 'text'
+/** The SQL type of the table's row key (the tenant column's type for a table keyed by it alone). */
+export const pkSqlType = (t: ResolvedTable): string => rowKeySqlType(t)
 
 /**
  * Prepares the column for the direction, in one transaction (catalog-only: ADD COLUMN without a
@@ -85,14 +87,17 @@ export async function prepareColumn(s: StoreSession, t: ResolvedTable, col: Reso
  * other direction's is dropped. Its predicate names the source column, so the swap drops it.
  */
 export async function ensurePendingIndex(s: StoreSession, t: ResolvedTable, col: ResolvedColumn, direction: MigrationDirection, source: string): Promise<void> {
-  if (col.indexColumn) await s.query(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${col.indexColumn}`)} ON ${q(t.name)} (tenant_id, ${q(col.indexColumn)})`)
+  const tc = tenantColumnSql(t)
+  if (col.indexColumn) await s.query(`CREATE INDEX IF NOT EXISTS ${q(`${t.name}_${col.indexColumn}`)} ON ${q(t.name)} (${tc}, ${q(col.indexColumn)})`)
   const other = pendingIndexName(t, col, direction === 'encrypt' ? 'decrypt' : 'encrypt')
   await s.query(`DROP INDEX CONCURRENTLY IF EXISTS ${q(other)}`)
   const name = pendingIndexName(t, col, direction)
   const r = await s.query<{ valid: boolean }>(`SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)`, [q(name)])
   if (r.rows[0]?.valid === true) return
   if (r.rows[0]) await s.query(`DROP INDEX CONCURRENTLY IF EXISTS ${q(name)}`)
-  await s.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${q(name)} ON ${q(t.name)} (tenant_id, ${q(t.primaryKey)}) WHERE ${q(source)} IS NOT NULL`)
+  // (tenant column, row key); a table keyed by its tenant column alone has one row per tenant: (tenant column).
+  const key = q(t.primaryKey) === tc ? tc : `${tc}, ${q(t.primaryKey)}`
+  await s.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${q(name)} ON ${q(t.name)} (${key}) WHERE ${q(source)} IS NOT NULL`)
 }
 
 export interface SwapOutcome {

@@ -13,9 +13,11 @@ import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
 import type { MigrationDirection } from '../schema/column-layout.js'
 import { q } from '../schema/ddl.js'
+import { tenantColumnSql, tenantMatch, tenantParam } from '../schema/tenant-column.js'
 import { pkSqlType, readColumnLayout, reached, sourceColumn } from './encrypt-column-ddl.js'
 import { resolveColumnTarget } from './encrypt-column.js'
 import { silentProgress, type Progress } from './progress.js'
+import { tenantIdSql } from './tenant-rows.js'
 
 export interface RegionVerification {
   readonly region: string
@@ -62,7 +64,8 @@ export async function verifyColumn(d: Domicile, target: string, direction: Migra
       const src = sourceColumn(layout, direction)
       const left = src === undefined ? 0 : Number((await s.query<{ n: string }>(`SELECT count(*) AS n FROM ${q(table.name)} WHERE ${q(src)} IS NOT NULL`)).rows[0]!.n)
       const col = direction === 'encrypt' ? layout.sealedColumn : layout.plainColumn
-      const counts = col === undefined ? [] : (await s.query<{ t: string; n: string }>(`SELECT tenant_id AS t, count(${q(col)}) AS n FROM ${q(table.name)} GROUP BY tenant_id ORDER BY tenant_id`)).rows
+      const tc = tenantColumnSql(table)
+      const counts = col === undefined ? [] : (await s.query<{ t: string | null; n: string }>(`SELECT ${tenantIdSql(table)} AS t, count(${q(col)}) AS n FROM ${q(table.name)} GROUP BY ${tc} ORDER BY ${tc}`)).rows
       return { layoutOk: reached(layout, direction), left, counts: counts.map((r) => [r.t, Number(r.n)] as const), sealedColumn: layout.sealedColumn }
     })
     let rows = 0
@@ -76,6 +79,11 @@ export async function verifyColumn(d: Domicile, target: string, direction: Migra
         opened += direction === 'decrypt' ? n : 0
         continue
       }
+      // Sealed values in rows whose tenant column is NULL (an adopted table may allow it): no tenant can open them.
+      if (tenantId === null) {
+        unaccounted += n
+        continue
+      }
       const r = await openAll(d, table.name, column.name, tenantId, where, census.sealedColumn!, (k) => {
         done += k
         progress.update({ state: 'verify', done, unit: 'rows' })
@@ -86,7 +94,7 @@ export async function verifyColumn(d: Domicile, target: string, direction: Migra
       // Rows the owner counts but the tenant's own transaction did not see or open. Counted before
       // and after the read: a value the application cleared meanwhile is not a missed row.
       const again = await parts.router.withRegionAdmin(where, (s) =>
-        s.query<{ n: string }>(`SELECT count(${q(census.sealedColumn!)}) AS n FROM ${q(table.name)} WHERE tenant_id = $1`, [tenantId]))
+        s.query<{ n: string }>(`SELECT count(${q(census.sealedColumn!)}) AS n FROM ${q(table.name)} WHERE ${tenantMatch(table, '$1')}`, [tenantParam(table, tenantId)]))
       const short = Math.max(0, Math.min(n, Number(again.rows[0]!.n)) - r.opened - r.failed)
       // A count that falls short may be the application writing meanwhile (a value cleared ahead of
       // the read, a row added behind it); only rows the owner sees and the tenant cannot are counted.
@@ -119,8 +127,8 @@ async function openAll(d: Domicile, tableName: string, columnName: string, tenan
       if (!fields) throw new DomicileError('ERR_KEY_NOT_FOUND', `Tenant "${tenantId}" has no key binding: its values of ${tableName}.${columnName} cannot be checked.`)
       const pk = q(table.primaryKey)
       const r = await tx.session.query<{ k: unknown; v: Uint8Array }>(
-        `SELECT ${pk} AS k, ${q(sealedColumn)} AS v FROM ${q(table.name)} WHERE tenant_id = $1 AND ${q(sealedColumn)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${pkSqlType(table)}`} ORDER BY ${pk} LIMIT $2`,
-        after === undefined ? [tenantId, PAGE] : [tenantId, PAGE, after])
+        `SELECT ${pk} AS k, ${q(sealedColumn)} AS v FROM ${q(table.name)} WHERE ${tenantMatch(table, '$1')} AND ${q(sealedColumn)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${pkSqlType(table)}`} ORDER BY ${pk} LIMIT $2`,
+        after === undefined ? [tenantParam(table, tenantId), PAGE] : [tenantParam(table, tenantId), PAGE, after])
       let ok = 0
       let bad = 0
       try {
@@ -165,15 +173,15 @@ async function invisibleRows(d: Domicile, tableName: string, tenantId: string, w
   let invisible = 0
   for (;;) {
     const keys = (await parts.router.withRegionAdmin(where, (s) => s.query<{ k: unknown }>(
-      `SELECT ${pk} AS k FROM ${q(table.name)} WHERE tenant_id = $1 AND ${q(sealedColumn)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${type}`} ORDER BY ${pk} LIMIT $2`,
-      after === undefined ? [tenantId, PAGE] : [tenantId, PAGE, after]))).rows.map((r) => String(r.k))
+      `SELECT ${pk} AS k FROM ${q(table.name)} WHERE ${tenantMatch(table, '$1')} AND ${q(sealedColumn)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${type}`} ORDER BY ${pk} LIMIT $2`,
+      after === undefined ? [tenantParam(table, tenantId), PAGE] : [tenantParam(table, tenantId), PAGE, after]))).rows.map((r) => String(r.k))
     if (keys.length === 0) break
     const seen = await parts.router.withTenantTransaction(tenantId, where, async (tx) =>
       new Set((await tx.session.query<{ k: unknown }>(`SELECT ${pk} AS k FROM ${q(table.name)} WHERE ${pk} = ANY($1::${type}[])`, [keys])).rows.map((r) => String(r.k))))
     const missed = keys.filter((k) => !seen.has(k))
     if (missed.length > 0) {
       const still = await parts.router.withRegionAdmin(where, (s) => s.query<{ n: string }>(
-        `SELECT count(*) AS n FROM ${q(table.name)} WHERE tenant_id = $1 AND ${pk} = ANY($2::${type}[])`, [tenantId, missed]))
+        `SELECT count(*) AS n FROM ${q(table.name)} WHERE ${tenantMatch(table, '$1')} AND ${pk} = ANY($2::${type}[])`, [tenantParam(table, tenantId), missed]))
       invisible += Number(still.rows[0]!.n)
     }
     if (keys.length < PAGE) break

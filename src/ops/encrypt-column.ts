@@ -36,11 +36,13 @@ import type { StoreSession } from '../regions/store-driver.js'
 import type { MigrationDirection } from '../schema/column-layout.js'
 import { q } from '../schema/ddl.js'
 import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
+import { tenantColumnSql, tenantMatch, tenantParam } from '../schema/tenant-column.js'
 import { ensurePendingIndex, pkSqlType, prepareColumn, readColumnLayout, reached, sourceColumn, swapColumn, targetColumn } from './encrypt-column-ddl.js'
 import { verifyColumn, type ColumnVerification } from './encrypt-column-verify.js'
 import { appendOperationAudit } from './ops-audit.js'
 import type { Operation, OperationKind } from './operation-journal.js'
 import { silentProgress, type Progress } from './progress.js'
+import { tenantIdSql } from './tenant-rows.js'
 
 export interface ColumnMigrationOptions {
   readonly progress?: Progress
@@ -372,7 +374,7 @@ class ColumnJob {
     await this.#admin(region, (s) => s.query(`VACUUM (ANALYZE) ${q(this.#t.name)}`))
     cp.state = 'done'
     await this.#checkpoint('done', true)
-    const tenants = tenantsSeen.size > 0 ? tenantsSeen : new Set((await this.#admin(region, (s) => s.query<{ t: string }>(`SELECT DISTINCT tenant_id AS t FROM ${q(this.#t.name)}`))).rows.map((r) => r.t))
+    const tenants = tenantsSeen.size > 0 ? tenantsSeen : new Set((await this.#admin(region, (s) => s.query<{ t: string | null }>(`SELECT DISTINCT ${tenantIdSql(this.#t)} AS t FROM ${q(this.#t.name)}`))).rows.flatMap((r) => (r.t === null ? [] : [r.t])))
     await this.#audit(region, tenants, 'end', { rows: cp.rows, ...(swapHeld !== undefined ? { swapLockHeldMs: swapHeld } : {}) })
     return { region, rows: cp.rows, tenants: tenants.size, ...(swapWait !== undefined ? { swapLockWaitMs: swapWait, swapLockHeldMs: swapHeld } : {}) }
   }
@@ -383,8 +385,13 @@ class ColumnJob {
       const { layout } = await readColumnLayout(s, this.#t, this.#col)
       const src = sourceColumn(layout, this.#dir)
       if (src === undefined) return new Map()
-      const r = await s.query<{ t: string; n: string | number }>(`SELECT tenant_id AS t, count(*) AS n FROM ${q(this.#t.name)} WHERE ${q(src)} IS NOT NULL GROUP BY tenant_id ORDER BY tenant_id`)
-      return new Map(r.rows.map((row) => [row.t, Number(row.n)]))
+      const tc = tenantColumnSql(this.#t)
+      const r = await s.query<{ t: string | null; n: string | number }>(`SELECT ${tenantIdSql(this.#t)} AS t, count(*) AS n FROM ${q(this.#t.name)} WHERE ${q(src)} IS NOT NULL GROUP BY ${tc} ORDER BY ${tc}`)
+      /* Precondition: every row to convert belongs to a tenant (an adopted table's tenant column may allow NULL). */
+      if (r.rows.some((row) => row.t === null)) {
+        throw new DomicileError('ERR_TENANT_UNKNOWN', `${this.#target} (${region}) has rows whose tenant column ${this.#t.tenantColumn?.name ?? 'tenant_id'} is NULL: they belong to no tenant, so no key can seal them. Give them a tenant (or delete them), then run the command again.`)
+      }
+      return new Map(r.rows.map((row) => [row.t!, Number(row.n)]))
     })
   }
 
@@ -457,8 +464,9 @@ class ColumnJob {
       if (src === undefined || dst === undefined) return { selected: 0, converted: 0 }
       const pk = q(this.#t.primaryKey)
       const table = q(this.#t.name)
+      const tenantArg = tenantParam(this.#t, tenant.id)
       const r = await tx.session.query<{ k: unknown; v: string | Uint8Array }>(
-        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE tenant_id = $1 AND ${q(src)} IS NOT NULL ORDER BY ${pk} LIMIT $2`, [tenant.id, this.#batch])
+        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL ORDER BY ${pk} LIMIT $2`, [tenantArg, this.#batch])
       if (r.rows.length === 0) return { selected: 0, converted: 0 }
       const keys = r.rows.map((row) => String(row.k))
       const olds = r.rows.map((row) => row.v)
@@ -471,8 +479,8 @@ class ColumnJob {
       const u = await tx.session.query(
         `UPDATE ${table} AS t SET ${q(dst)} = v.nv, ${q(src)} = NULL${setIndex}
          FROM unnest($2::text[], $3::${srcType}[], $4::${dstType}[], $5::bytea[]) AS v(k, ov, nv, ix)
-         WHERE t.tenant_id = $1 AND t.${pk} = v.k::${pkSqlType(this.#t)} AND t.${q(src)} = v.ov AND t.${q(dst)} IS NULL`,
-        [tenant.id, keys, olds.map(asParam), news.map(asParam), ixs ? ixs.map(asParam) : keys.map(() => null)])
+         WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} = v.k::${pkSqlType(this.#t)} AND t.${q(src)} = v.ov AND t.${q(dst)} IS NULL`,
+        [tenantArg, keys, olds.map(asParam), news.map(asParam), ixs ? ixs.map(asParam) : keys.map(() => null)])
       killPoint('batch')
       return { selected: r.rows.length, converted: u.rowCount }
     })

@@ -17,7 +17,9 @@ import { readKeyNumber } from '../fields/field-codec.js'
 import { resealField } from '../fields/field-encryptor.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { q } from '../schema/ddl.js'
+import { tenantMatch } from '../schema/tenant-column.js'
 import { auditOperation, storeOf, crashPoint, keyNumberSql, regionTransaction, u32be, type JobKeys, type RotationParts, type SealedTable, type Throttle } from './rotate-common.js'
+import { tenantSweepParam } from './tenant-rows.js'
 
 /** Where a re-encryption pass stands; kept in the journal. */
 export interface ReencryptCheckpoint extends Record<string, unknown> {
@@ -55,7 +57,7 @@ export async function countOlderValues(s: StoreSession, tenantId: string, tables
   const out = new Map<string, number>()
   for (const t of tables) {
     const sums = t.columns.map((c) => `count(*) FILTER (WHERE ${keyNumberSql(c)} ${exact === undefined ? '<' : '='} $2) AS ${q(c.name)}`)
-    const r = await s.query<Record<string, string | number>>(`SELECT ${sums.join(', ')} FROM ${q(t.table.name)} WHERE tenant_id = $1`, [tenantId, u32be(exact ?? newKey)])
+    const r = await s.query<Record<string, string | number>>(`SELECT ${sums.join(', ')} FROM ${q(t.table.name)} WHERE ${tenantMatch(t.table, '$1')}`, [tenantSweepParam(t.table, tenantId), u32be(exact ?? newKey)])
     for (const c of t.columns) out.set(`${t.table.name}.${c.name}`, Number(r.rows[0]![c.name]))
   }
   return out
@@ -76,17 +78,18 @@ export async function reencryptPass(ctx: PassContext, cp: ReencryptCheckpoint): 
       cp.after = null
     }
     const pk = t.table.primaryKey
+    const tenant = tenantSweepParam(t.table, tenantId)
     const older = t.columns.map((c) => `${keyNumberSql(c)} < $2`).join(' OR ')
     const cols = [pk, ...t.columns.map((c) => c.name)].map(q).join(', ')
     for (;;) {
-      const params: unknown[] = [tenantId, newHeader]
+      const params: unknown[] = [tenant, newHeader]
       let after = ''
       if (cp.after !== null) {
         params.push(cp.after)
         after = ` AND ${q(pk)} > $3${t.pkCast}`
       }
       params.push(ctx.batchSize)
-      const sql = `SELECT ${cols} FROM ${q(t.table.name)} WHERE tenant_id = $1${after} AND (${older}) ORDER BY ${q(pk)} LIMIT $${params.length}`
+      const sql = `SELECT ${cols} FROM ${q(t.table.name)} WHERE ${tenantMatch(t.table, '$1')}${after} AND (${older}) ORDER BY ${q(pk)} LIMIT $${params.length}`
       const stats = await regionTransaction(p, storeOf(cp), async (s) => {
         const rows = (await s.query<Record<string, unknown>>(sql, params)).rows
         if (rows.length === 0) return undefined
@@ -129,7 +132,7 @@ export async function reencryptPass(ctx: PassContext, cp: ReencryptCheckpoint): 
           const u = updates[ci]!
           if (u.length === 0) continue
           const col = q(t.columns[ci]!.name)
-          const vp: unknown[] = [tenantId]
+          const vp: unknown[] = [tenant]
           const values = u.map(([k, oldV, newV]) => {
             vp.push(k, oldV, newV)
             const i = vp.length
@@ -138,7 +141,7 @@ export async function reencryptPass(ctx: PassContext, cp: ReencryptCheckpoint): 
           // Compare-and-set: only where the row still holds the ciphertext that was read.
           const r = await s.query<Record<string, unknown>>(
             `UPDATE ${q(t.table.name)} AS t SET ${col} = u.n FROM (VALUES ${values.join(', ')}) AS u(k, o, n)
-             WHERE t.tenant_id = $1 AND t.${q(pk)} = u.k AND t.${col} = u.o RETURNING t.${q(pk)} AS k`, vp)
+             WHERE ${tenantMatch(t.table, '$1', 't')} AND t.${q(pk)} = u.k AND t.${col} = u.o RETURNING t.${q(pk)} AS k`, vp)
           written += r.rowCount
           for (const row of r.rows) rowsWritten.add(String(row.k))
         }

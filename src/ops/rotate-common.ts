@@ -22,6 +22,7 @@ import type { ResolvedColumn, ResolvedTable, Schema } from '../schema/define-sch
 import type { Operation, OperationJournal, OperationKind } from './operation-journal.js'
 import { appendOperationAudit } from './ops-audit.js'
 import { silentProgress, type Progress } from './progress.js'
+import { rowKeyCast } from './tenant-rows.js'
 
 /** Options every rotation takes. */
 export interface RotationOptions {
@@ -209,8 +210,7 @@ export async function sealedTables(p: RotationParts, region: Placement, filter: 
     if (t.scope !== 'tenant') continue
     const cols = t.sensitiveColumns.filter((c) => filter(c) && bytea.has(`${t.name}.${c.name}`))
     if (cols.length === 0) continue
-    const pk = t.columns.get(t.primaryKey)!
-    out.push({ table: t, columns: cols, pkCast: pk.type === 'text' ? '' : `::${pk.type}` })
+    out.push({ table: t, columns: cols, pkCast: rowKeyCast(t) })
   }
   return out.sort((a, b) => a.table.name.localeCompare(b.table.name))
 }

@@ -23,6 +23,8 @@
 import type { Domicile } from '../domicile.js'
 import { DomicileError } from '../errors.js'
 import { q } from '../schema/ddl.js'
+import { tenantMatch } from '../schema/tenant-column.js'
+import { tenantSweepParam } from './tenant-rows.js'
 import { countOlderValues, reencryptPass, type ReencryptCheckpoint } from './reencrypt-data.js'
 import {
   assertNoColumnMigration, auditOperation, storeOf, stillAt, batchSizeOf, claimOperation, crashPoint, JobKeys, keyNumberSql, newWrappedKey, rotatableTenant, rotationParts, regionTransaction,
@@ -133,7 +135,7 @@ export async function rotateDataKey(d: Domicile, tenantId: string, opts: DataKey
           let n = 0
           for (const t of tables) {
             const older = t.columns.map((c) => `${keyNumberSql(c)} < $2`).join(' OR ')
-            n += Number((await s.query<{ n: string | number }>(`SELECT count(*) AS n FROM ${q(t.table.name)} WHERE tenant_id = $1 AND (${older})`, [tenantId, u32be(cp.newKey)])).rows[0]!.n)
+            n += Number((await s.query<{ n: string | number }>(`SELECT count(*) AS n FROM ${q(t.table.name)} WHERE ${tenantMatch(t.table, '$1')} AND (${older})`, [tenantSweepParam(t.table, tenantId), u32be(cp.newKey)])).rows[0]!.n)
           }
           return n
         })
@@ -235,7 +237,7 @@ export async function retireDataKey(d: Domicile, tenantId: string, keyNumber: nu
 async function sealedCount(s: StoreSession, tenantId: string, tables: readonly SealedTable[]): Promise<number> {
   let n = 0
   for (const t of tables) {
-    const r = await s.query<{ n: string | number }>(`SELECT (${t.columns.map((c) => `count(${q(c.name)})`).join(' + ')}) AS n FROM ${q(t.table.name)} WHERE tenant_id = $1`, [tenantId])
+    const r = await s.query<{ n: string | number }>(`SELECT (${t.columns.map((c) => `count(${q(c.name)})`).join(' + ')}) AS n FROM ${q(t.table.name)} WHERE ${tenantMatch(t.table, '$1')}`, [tenantSweepParam(t.table, tenantId)])
     n += Number(r.rows[0]!.n)
   }
   return n

@@ -26,6 +26,8 @@ import { DomicileError } from '../errors.js'
 import { readKeyNumber } from '../fields/field-codec.js'
 import { columnReindexer } from '../fields/field-encryptor.js'
 import { q } from '../schema/ddl.js'
+import { tenantMatch } from '../schema/tenant-column.js'
+import { tenantSweepParam } from './tenant-rows.js'
 import type { ResolvedColumn } from '../schema/define-schema.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import {
@@ -212,14 +214,14 @@ async function rebuildPass(p: RotationParts, opId: number, tenantId: string, tab
     const pk = t.table.primaryKey
     const cols = [pk, ...t.columns.flatMap((c) => [c.name, c.indexColumn!])].map(q).join(', ')
     for (;;) {
-      const params: unknown[] = [tenantId]
+      const params: unknown[] = [tenantSweepParam(t.table, tenantId)]
       let after = ''
       if (cp.after !== null) {
         params.push(cp.after)
         after = ` AND ${q(pk)} > $2${t.pkCast}`
       }
       params.push(batchSize)
-      const sql = `SELECT ${cols} FROM ${q(t.table.name)} WHERE tenant_id = $1${after} ORDER BY ${q(pk)} LIMIT $${params.length}`
+      const sql = `SELECT ${cols} FROM ${q(t.table.name)} WHERE ${tenantMatch(t.table, '$1')}${after} ORDER BY ${q(pk)} LIMIT $${params.length}`
       const stats = await regionTransaction(p, storeOf(cp), async (s) => {
         const rows = (await s.query<Record<string, unknown>>(sql, params)).rows
         if (rows.length === 0) return undefined
@@ -265,7 +267,7 @@ async function rebuildPass(p: RotationParts, opId: number, tenantId: string, tab
 /** Writes new indexes where the row still holds the sealed value they were computed from (compare-and-set). */
 async function writeIndexes(s: StoreSession, tenantId: string, t: SealedTable, col: ResolvedColumn, updates: ReadonlyArray<[unknown, Uint8Array, Buffer]>): Promise<number> {
   if (updates.length === 0) return 0
-  const vp: unknown[] = [tenantId]
+  const vp: unknown[] = [tenantSweepParam(t.table, tenantId)]
   const values = updates.map(([k, sealed, ix]) => {
     vp.push(k, sealed, ix)
     const i = vp.length
@@ -273,7 +275,7 @@ async function writeIndexes(s: StoreSession, tenantId: string, t: SealedTable, c
   })
   const r = await s.query(
     `UPDATE ${q(t.table.name)} AS t SET ${q(col.indexColumn!)} = u.i FROM (VALUES ${values.join(', ')}) AS u(k, o, i)
-     WHERE t.tenant_id = $1 AND t.${q(t.table.primaryKey)} = u.k AND t.${q(col.name)} = u.o`, vp)
+     WHERE ${tenantMatch(t.table, '$1', 't')} AND t.${q(t.table.primaryKey)} = u.k AND t.${q(col.name)} = u.o`, vp)
   return r.rowCount
 }
 

@@ -28,6 +28,7 @@ import { keyWrapContext } from '../keys/keyring.js'
 import type { KekDestruction } from '../keys/key-admin.js'
 import type { ResolvedTable } from '../schema/define-schema.js'
 import { SHADOW_SUFFIX } from '../schema/define-schema.js'
+import { tenantMatch } from '../schema/tenant-column.js'
 import type { Placement } from '../regions/placement.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { appendOperationAudit } from './ops-audit.js'
@@ -46,6 +47,7 @@ import {
 import type { DestroyCheckpoint } from './shred-destroy.js'
 import { runningFor } from './shred-destroy.js'
 import { evidenceSigningKeyFile } from './shred-evidence-key.js'
+import { tenantSweepParam } from './tenant-rows.js'
 
 export interface ShredVerifyOptions {
   /** How many sealed values to try to open through Domicile. Default 25. */
@@ -229,7 +231,7 @@ export async function verifyShred(domicile: Domicile, tenantId: string, opts: Sh
       counts: { regions: router.stores.length, tables: tenantTables.length, samples: samples.length, hits: p.hits },
       note: 'A hit means the plaintext is stored outside a sensitive column, where no cryptographic erase reaches it.' })
   } else {
-    const structural = globalTables.every((t) => t.sensitiveColumns.length === 0 && !t.columns.has('tenant_id'))
+    const structural = globalTables.every((t) => t.sensitiveColumns.length === 0 && t.tenantColumn === null && !t.columns.has('tenant_id'))
     checks.push({ id: 'global-tables', title: 'Global tables cannot hold the tenant\'s sealed fields', status: structural ? 'pass' : 'fail', blocking: true,
       counts: { tables: globalTables.length, samples: 0 }, note: 'Structural: the schema gives global tables no sensitive column and no tenant_id. No value was searched for.' })
     checks.push({ id: 'tenant-plain-columns', title: 'The tenant\'s plain columns hold no known sample', status: 'skipped', blocking: false, counts: { samples: 0 }, note: 'No known plaintext was supplied.' })
@@ -379,11 +381,12 @@ async function scanTenantRows(domicile: Domicile, tenantId: string, home: Placem
         }
         const pk = q(t.primaryKey)
         const select = physical.map((p, i) => `${q(p.name)} AS c${i}`).join(', ')
+        const tenant = tenantSweepParam(t, tenantId)
         let after: unknown
         for (;;) {
           const r = await s.query<Record<string, unknown>>(
-            `SELECT ${pk} AS pk, ${select} FROM ${q(t.name)} WHERE tenant_id = $1${after === undefined ? '' : ` AND ${pk} > $3`} ORDER BY ${pk} LIMIT $2`,
-            after === undefined ? [tenantId, batchSize] : [tenantId, batchSize, after])
+            `SELECT ${pk} AS pk, ${select} FROM ${q(t.name)} WHERE ${tenantMatch(t, '$1')}${after === undefined ? '' : ` AND ${pk} > $3`} ORDER BY ${pk} LIMIT $2`,
+            after === undefined ? [tenant, batchSize] : [tenant, batchSize, after])
           for (const row of r.rows) {
             res.rows++
             physical.forEach((p, i) => {
@@ -444,9 +447,9 @@ async function tryOpen(domicile: Domicile, tenantId: string, s: SampleRef, actor
   }
 }
 
-/** The text of a row's non-bytea columns (bytea would show as hex, where short samples match by chance). */
+/** The text of a row's non-bytea columns but its tenant column (bytea would show as hex, where short samples match by chance). */
 function textOf(t: ResolvedTable, cols: ReadonlyMap<string, string>): string | undefined {
-  const parts = [...cols.entries()].filter(([name, type]) => type !== 'bytea' && name !== 'tenant_id' && (t.columns.has(name) || name.endsWith(SHADOW_SUFFIX))).map(([name]) => `coalesce(${q(name)}::text, '')`)
+  const parts = [...cols.entries()].filter(([name, type]) => type !== 'bytea' && name !== (t.tenantColumn?.name ?? 'tenant_id') && (t.columns.has(name) || name.endsWith(SHADOW_SUFFIX))).map(([name]) => `coalesce(${q(name)}::text, '')`)
   return parts.length === 0 ? undefined : `concat_ws(chr(31), ${parts.join(', ')})`
 }
 
@@ -458,7 +461,7 @@ async function countHits(s: StoreSession, t: ResolvedTable, samples: readonly st
   for (const sample of samples) {
     const r = tenantId === undefined
       ? await s.query<{ n: string | number }>(`SELECT count(*) AS n FROM ${q(t.name)} WHERE strpos(${text}, $1) > 0`, [sample])
-      : await s.query<{ n: string | number }>(`SELECT count(*) AS n FROM ${q(t.name)} WHERE tenant_id = $2 AND strpos(${text}, $1) > 0`, [sample, tenantId])
+      : await s.query<{ n: string | number }>(`SELECT count(*) AS n FROM ${q(t.name)} WHERE ${tenantMatch(t, '$2')} AND strpos(${text}, $1) > 0`, [sample, tenantSweepParam(t, tenantId)])
     hits += Number(r.rows[0]?.n ?? 0)
   }
   return hits

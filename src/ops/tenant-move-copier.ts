@@ -10,12 +10,19 @@
  * - Repair: rows given by primary key are upserted (parents first) and rows gone from the source
  *   deleted (children first), in one target transaction per step.
  * - Purge: the tenant's rows in a store are deleted, children first.
+ * - Sequences: once the tenant's rows are in the target, the sequences of an adopted table's
+ *   integer columns there are advanced past the largest copied value (never lowered), so that a
+ *   key the database draws in the new region never equals a copied row's.
+ *
+ * Every statement filters on the table's own tenant column (src/schema/tenant-column.ts):
+ * `tenant_id` for a table Domicile creates, the declared column (cast to its type) for an adopted one.
  */
 import { createHash } from 'node:crypto'
 import { DomicileError } from '../errors.js'
 import type { StoreSession } from '../regions/store-driver.js'
+import { tenantCast, tenantColumnSql } from '../schema/tenant-column.js'
 import type { MovePlan, MoveTable } from './tenant-move-plan.js'
-import { pkArray, q, rowValue, writeTx } from './tenant-move-sql.js'
+import { pkArray, q, rowValue, tenantArg, tenantWhere, writeTx } from './tenant-move-sql.js'
 
 export interface Batch {
   readonly rows: number
@@ -28,8 +35,9 @@ export interface Batch {
 /** Reads the next keyset batch of the tenant's rows from the source (its own statement). */
 export async function readBatch(s: StoreSession, t: MoveTable, tenantId: string, after: string | null, limit: number): Promise<Batch> {
   const pk = `t.${q(t.pk)}`
-  const where = after === null ? 't.tenant_id = $1' : `t.tenant_id = $1 AND ${pk} > $3::text::${t.pkType}`
-  const params: unknown[] = after === null ? [tenantId, limit] : [tenantId, limit, after]
+  const tenant = tenantWhere(t, '$1', 't')
+  const where = after === null ? tenant : `${tenant} AND ${pk} > $3::text::${t.pkType}`
+  const params: unknown[] = after === null ? [tenantArg(t, tenantId), limit] : [tenantArg(t, tenantId), limit, after]
   const r = await s.query<{ n: number; data: string | null; last: string | null }>(
     `WITH b AS MATERIALIZED (SELECT ${pk} AS k, ${rowValue(t)} AS r FROM ${q(t.name)} t WHERE ${where} ORDER BY ${pk} LIMIT $2)
      SELECT (SELECT count(*)::int FROM b) AS n, (SELECT array_agg(b.r)::text FROM b) AS data, (SELECT b.k::text FROM b ORDER BY b.k DESC LIMIT 1) AS last`, params)
@@ -41,8 +49,8 @@ export async function readBatch(s: StoreSession, t: MoveTable, tenantId: string,
 export async function readRows(s: StoreSession, t: MoveTable, tenantId: string, keys: readonly string[]): Promise<Batch> {
   if (keys.length === 0) return { rows: 0, data: null, last: null }
   const r = await s.query<{ n: number; data: string | null }>(
-    `SELECT count(*)::int AS n, array_agg(${rowValue(t)})::text AS data FROM ${q(t.name)} t WHERE t.tenant_id = $1 AND t.${q(t.pk)} = ANY(${pkArray(t, '$2')})`,
-    [tenantId, keys])
+    `SELECT count(*)::int AS n, array_agg(${rowValue(t)})::text AS data FROM ${q(t.name)} t WHERE ${tenantWhere(t, '$1', 't')} AND t.${q(t.pk)} = ANY(${pkArray(t, '$2')})`,
+    [tenantArg(t, tenantId), keys])
   return { rows: Number(r.rows[0]?.n ?? 0), data: r.rows[0]?.data ?? null, last: null }
 }
 
@@ -63,6 +71,32 @@ export async function insertBatch(s: StoreSession, t: MoveTable, batch: Batch): 
   return r.rowCount
 }
 
+/**
+ * The upsert of a repair: insert the rows, or update the row with the same primary key. A table
+ * whose key leaves out the tenant column (an adopted table keyed by `id` alone) could meet another
+ * tenant's row with the same key in the target: that row is never updated (the WHERE of DO UPDATE),
+ * and `keyCollisions` refuses the repair first.
+ */
+export function upsertSql(t: MoveTable): string {
+  const tc = t.tenantColumn.name
+  const others = t.columns.filter((c) => c !== tc && !t.keyColumns.includes(c))
+  const guard = t.keyColumns.includes(tc) ? '' : ` WHERE ${q(t.name)}.${q(tc)} = EXCLUDED.${q(tc)}`
+  const onConflict = others.length === 0 ? 'DO NOTHING' : `DO UPDATE SET ${others.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}${guard}`
+  return `INSERT INTO ${q(t.name)} SELECT r.* FROM unnest($1::${q(t.name)}[]) r ON CONFLICT (${t.keyColumns.map((c) => q(c)).join(', ')}) ${onConflict}`
+}
+
+/**
+ * Rows of a batch whose primary key is taken in the target by another tenant's row (only possible
+ * when the key leaves out the tenant column); 0 for every other table, without a query.
+ */
+export async function keyCollisions(s: StoreSession, t: MoveTable, data: string): Promise<number> {
+  const tc = t.tenantColumn.name
+  if (t.keyColumns.includes(tc)) return 0
+  const on = t.keyColumns.map((c) => `x.${q(c)} = r.${q(c)}`).join(' AND ')
+  const r = await s.query<{ n: string }>(`SELECT count(*)::text AS n FROM unnest($1::${q(t.name)}[]) r JOIN ${q(t.name)} x ON ${on} WHERE x.${q(tc)} IS DISTINCT FROM r.${q(tc)}`, [data])
+  return Number(r.rows[0]?.n ?? 0)
+}
+
 /** Changes to apply to one table of the target. */
 export interface TableRepair {
   readonly table: MoveTable
@@ -81,15 +115,17 @@ export async function applyRepairs(s: StoreSession, plan: MovePlan, tenantId: st
     for (const t of plan.tables) {
       const r = byName.get(t.name)
       if (!r || r.upsert.data === null || r.upsert.rows === 0) continue
-      const others = t.columns.filter((c) => c !== 'tenant_id' && c !== t.pk)
-      const onConflict = others.length === 0 ? 'DO NOTHING' : `DO UPDATE SET ${others.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}`
-      const res = await s.query(`INSERT INTO ${q(t.name)} SELECT r.* FROM unnest($1::${q(t.name)}[]) r ON CONFLICT (tenant_id, ${q(t.pk)}) ${onConflict}`, [r.upsert.data])
+      /* Precondition: no row of the tenant takes the primary key of another tenant's row in the target. */
+      if (await keyCollisions(s, t, r.upsert.data) > 0) {
+        throw new DomicileError('ERR_CONFLICT', `Rows of tenant "${tenantId}" in table "${t.name}" have the primary key of another tenant's rows in the target region. The table's key (${t.keyColumns.join(', ')}) leaves out its tenant column, so keys must be unique across regions (e.g. uuids) to move tenants; nothing of the tenant was overwritten. Abort the move ("domicile tenant move ${tenantId} --abort").`)
+      }
+      const res = await s.query(upsertSql(t), [r.upsert.data])
       n += res.rowCount
     }
     for (const t of [...plan.tables].reverse()) {
       const r = byName.get(t.name)
       if (!r || r.remove.length === 0) continue
-      const res = await s.query(`DELETE FROM ${q(t.name)} WHERE tenant_id = $1 AND ${q(t.pk)} = ANY(${pkArray(t, '$2')})`, [tenantId, r.remove])
+      const res = await s.query(`DELETE FROM ${q(t.name)} WHERE ${tenantWhere(t)} AND ${q(t.pk)} = ANY(${pkArray(t, '$2')})`, [tenantArg(t, tenantId), r.remove])
       n += res.rowCount
     }
   }, { deferred: plan.deferred })
@@ -100,7 +136,7 @@ export async function applyRepairs(s: StoreSession, plan: MovePlan, tenantId: st
 export async function deleteTenantRows(s: StoreSession, plan: MovePlan, tenantId: string): Promise<number> {
   let n = 0
   for (const t of [...plan.tables].reverse()) {
-    const r = await s.query(`DELETE FROM ${q(t.name)} WHERE tenant_id = $1`, [tenantId])
+    const r = await s.query(`DELETE FROM ${q(t.name)} WHERE ${tenantWhere(t)}`, [tenantArg(t, tenantId)])
     n += r.rowCount
   }
   return n
@@ -110,7 +146,7 @@ export async function deleteTenantRows(s: StoreSession, plan: MovePlan, tenantId
 export async function remainingRows(s: StoreSession, plan: MovePlan, tenantId: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {}
   for (const t of plan.tables) {
-    const r = await s.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${q(t.name)} WHERE tenant_id = $1`, [tenantId])
+    const r = await s.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${q(t.name)} WHERE ${tenantWhere(t)}`, [tenantArg(t, tenantId)])
     out[t.name] = Number(r.rows[0]?.n ?? 0)
   }
   return out
@@ -134,6 +170,32 @@ export async function copyFormat(src: StoreSession, dst: StoreSession, t: MoveTa
   return sa !== null && sa === (b!.rows[0]?.sig ?? null) ? 'binary' : 'text'
 }
 
+/**
+ * Advances, in the target, each sequence owned by an integer column of an adopted table past the
+ * largest value of that column among the tenant's rows there: `setval` only when the sequence would
+ * otherwise hand out that value or a smaller one (never lowered, never past its bounds). Called once
+ * the tenant's rows are in (the cutover, after the final catch-up); idempotent. Between this
+ * statement's read of the sequence and its `setval` another session's `nextval` is not blocked
+ * (PostgreSQL cannot lock a sequence), a window of microseconds in which a busy sequence already
+ * just below the copied maximum could be set back by the values drawn meanwhile. Returns the
+ * sequences advanced.
+ */
+export async function advanceSequences(s: StoreSession, plan: MovePlan, tenantId: string): Promise<number> {
+  let n = 0
+  for (const t of plan.tables) {
+    for (const seq of t.sequences) {
+      const r = await s.query(
+        `SELECT setval($1::regclass, x.m)
+         FROM (SELECT max(t.${q(seq.column)})::bigint AS m FROM ${q(t.name)} t WHERE ${tenantWhere(t, '$2', 't')}) x,
+              (SELECT pg_sequence_last_value($1::regclass) AS last, p.seqstart, p.seqmax, p.seqincrement FROM pg_sequence p WHERE p.seqrelid = $1::regclass) sq
+         WHERE x.m IS NOT NULL AND sq.seqincrement > 0 AND x.m <= sq.seqmax AND x.m > coalesce(sq.last, sq.seqstart - 1)`,
+        [seq.sequence, tenantArg(t, tenantId)])
+      n += r.rows.length
+    }
+  }
+  return n
+}
+
 /** A string literal (the transaction sets standard_conforming_strings): COPY takes no parameters. */
 function literal(v: string): string {
   /* Precondition: a literal holds no NUL character (PostgreSQL text cannot). */
@@ -155,14 +217,17 @@ const stageName = (t: MoveTable): string => `domicile_move_stage_${createHash('s
 export async function copyChunk(src: StoreSession, dst: StoreSession, t: MoveTable, tenantId: string, after: string | null, limit: number, format: 'binary' | 'text', deferred: boolean): Promise<{ rows: number; inserted: number; last: string | null }> {
   const pk = `t.${q(t.pk)}`
   const lower = after === null ? '' : ` AND ${pk} > ${literal(after)}::${t.pkType}`
+  const tenant = tenantArg(t, tenantId)
   const b = await src.query<{ k: string | null }>(
-    `SELECT ${pk}::text AS k FROM ${q(t.name)} t WHERE t.tenant_id = $1${after === null ? '' : ` AND ${pk} > $3::text::${t.pkType}`} ORDER BY ${pk} OFFSET $2 LIMIT 1`,
-    after === null ? [tenantId, limit - 1] : [tenantId, limit - 1, after])
+    `SELECT ${pk}::text AS k FROM ${q(t.name)} t WHERE ${tenantWhere(t, '$1', 't')}${after === null ? '' : ` AND ${pk} > $3::text::${t.pkType}`} ORDER BY ${pk} OFFSET $2 LIMIT 1`,
+    after === null ? [tenant, limit - 1] : [tenant, limit - 1, after])
   const last = b.rows[0]?.k ?? null
   const upper = last === null ? '' : ` AND ${pk} <= ${literal(last)}::${t.pkType}`
   const cols = t.columns.map((c) => q(c)).join(', ')
   const stage = q(stageName(t))
-  const out = await src.copyOut!(`COPY (SELECT ${t.columns.map((c) => `t.${q(c)}`).join(', ')} FROM ${q(t.name)} t WHERE t.tenant_id = ${literal(tenantId)}${lower}${upper}) TO STDOUT (FORMAT ${format})`)
+  // The tenant filter as a literal cast to the column's type (NULL: the column cannot hold the id, no row).
+  const match = `${tenantColumnSql(t.def, 't')} = ${tenant === null ? 'NULL' : literal(tenant)}${tenantCast(t.def)}`
+  const out = await src.copyOut!(`COPY (SELECT ${t.columns.map((c) => `t.${q(c)}`).join(', ')} FROM ${q(t.name)} t WHERE ${match}${lower}${upper}) TO STDOUT (FORMAT ${format})`)
   return writeTx(dst, async () => {
     await dst.exec(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${q(t.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`)
     const rows = await dst.copyIn!(`COPY ${stage} (${cols}) FROM STDIN (FORMAT ${format})`, out)

@@ -6,8 +6,9 @@
  */
 import { DomicileError } from '../errors.js'
 import type { StoreSession } from '../regions/store-driver.js'
-import type { Schema } from '../schema/define-schema.js'
+import type { ResolvedTable, Schema, TenantColumnDef } from '../schema/define-schema.js'
 import { q } from '../schema/ddl.js'
+import { tenantColumnOf } from '../schema/tenant-column.js'
 
 /** A foreign key from a tenant table to another (or the same) tenant table. */
 export interface MoveForeignKey {
@@ -18,15 +19,30 @@ export interface MoveForeignKey {
   readonly deferrable: boolean
 }
 
+/** A sequence owned by an integer column of an adopted table (bigserial, identity). */
+export interface MoveSequence {
+  /** The sequence, as its regclass text (quoted and qualified as PostgreSQL prints it). */
+  readonly sequence: string
+  readonly column: string
+}
+
 export interface MoveTable {
   readonly name: string
-  /** The primary-key column (besides tenant_id) and its SQL type. */
+  /** The schema's table (the tenant-column helpers of src/schema/tenant-column.ts take it). */
+  readonly def: ResolvedTable
+  /** The column holding the tenant id: `tenant_id` text for a table Domicile creates, the declared one for an adopted table. */
+  readonly tenantColumn: TenantColumnDef
+  /** The column that tells the tenant's rows apart (the schema's single key) and its SQL type. */
   readonly pk: string
   readonly pkType: string
-  /** Every column, tenant_id included, in the target table's physical order (the row type's order). */
+  /** The table's primary key as the database has it: the ON CONFLICT target of an upsert. */
+  readonly keyColumns: readonly string[]
+  /** Every column, the tenant column included, in the target table's physical order (the row type's order). */
   readonly columns: readonly string[]
   /** Foreign keys to tenant tables, as the target region enforces them. */
   readonly foreignKeys: readonly MoveForeignKey[]
+  /** Sequences owned by the table's integer columns in the target (adopted tables only; none for a created table). */
+  readonly sequences: readonly MoveSequence[]
 }
 
 export interface MovePlan {
@@ -44,6 +60,21 @@ async function readColumns(s: StoreSession, tables: readonly string[]): Promise<
     `SELECT c.relname AS table, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type, a.attnum AS pos
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
      WHERE c.oid = ANY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) t) AND a.attnum > 0 AND NOT a.attisdropped
+     ORDER BY c.relname, a.attnum`, [tables.map((t) => q(t))])
+  return r.rows
+}
+
+/** Sequences owned by integer columns of the tables (serial, bigserial, identity), with their columns. */
+async function readSequences(s: StoreSession, tables: readonly string[]): Promise<Array<{ table: string; column: string; sequence: string }>> {
+  if (tables.length === 0) return []
+  const r = await s.query<{ table: string; column: string; sequence: string }>(
+    `SELECT c.relname AS table, a.attname AS column, q.oid::regclass::text AS sequence
+     FROM pg_depend d JOIN pg_class q ON q.oid = d.objid AND q.relkind = 'S'
+     JOIN pg_class c ON c.oid = d.refobjid
+     JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND NOT a.attisdropped
+     WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+       AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+       AND d.refobjid = ANY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) t)
      ORDER BY c.relname, a.attnum`, [tables.map((t) => q(t))])
   return r.rows
 }
@@ -93,7 +124,9 @@ export function orderTables(names: readonly string[], fks: ReadonlyArray<{ reado
  */
 export async function planTables(schema: Schema, source: StoreSession, target: StoreSession): Promise<MovePlan> {
   const names = [...schema.tables.values()].filter((t) => t.scope === 'tenant').map((t) => t.name)
+  const adopted = names.filter((n) => schema.table(n).adopted)
   const [srcCols, dstCols, srcFks, dstFks] = await Promise.all([readColumns(source, names), readColumns(target, names), readForeignKeys(source, names), readForeignKeys(target, names)])
+  const dstSeqs = await readSequences(target, adopted)
   const byTable = (rows: ColumnRow[]) => {
     const m = new Map<string, ColumnRow[]>()
     for (const r of rows) (m.get(r.table) ?? m.set(r.table, []).get(r.table)!).push(r)
@@ -115,11 +148,19 @@ export async function planTables(schema: Schema, source: StoreSession, target: S
   const { order, deferred } = orderTables(names, fks)
   const tables = order.map((name): MoveTable => {
     const def = schema.table(name)
+    const tenantColumn = tenantColumnOf(def)
     const cols = dst.get(name)!
-    const pk = cols.find((c) => c.column === def.primaryKey)!
+    const pk = cols.find((c) => c.column === def.primaryKey)
+    // A created table's key is (tenant_id, pk); an adopted table's is the one the schema declares (checked by migrate).
+    const keyColumns = def.adopted ? [...def.primaryKeyColumns] : [tenantColumn.name, def.primaryKey]
+    /* Precondition: the table has its tenant column and every key column in the target. */
+    if (!pk || !cols.some((c) => c.column === tenantColumn.name) || !keyColumns.every((k) => cols.some((c) => c.column === k))) {
+      throw new DomicileError('ERR_NOT_MIGRATED', `Table "${name}" lacks its tenant column or a key column in the regions. Run "domicile migrate" so both regions have the tables the schema describes, then start the move again.`)
+    }
     return Object.freeze({
-      name, pk: def.primaryKey, pkType: pk.type,
+      name, def, tenantColumn, pk: def.primaryKey, pkType: pk.type, keyColumns: Object.freeze(keyColumns),
       columns: Object.freeze(cols.map((c) => c.column)),
+      sequences: Object.freeze(dstSeqs.filter((x) => x.table === name).map((x) => Object.freeze({ sequence: x.sequence, column: x.column }))),
       foreignKeys: Object.freeze(dstFks.filter((f) => f.child === name && names.includes(f.parent)).map((f) => Object.freeze({
         name: f.name, columns: Object.freeze([...f.cols]), parent: f.parent, parentColumns: Object.freeze([...f.pcols]), deferrable: f.deferrable,
       }))),

@@ -1,11 +1,20 @@
 /**
- * SQL a tenant move shares between its copier and its verifier: the one text form of a row (the
- * same bytes in both regions, whatever each server's settings), the per-row content hash, the
- * hash bucket of a primary key, and transactions with fixed output settings on owner sessions.
+ * SQL a tenant move shares between its copier and its verifier: the tenant filter on the table's
+ * own tenant column, the one text form of a row (the same bytes in both regions, whatever each
+ * server's settings), the per-row content hash, the hash bucket of a primary key, and transactions
+ * with fixed output settings on owner sessions.
  */
 import type { StoreSession } from '../regions/store-driver.js'
 import { q } from '../schema/ddl.js'
+import { tenantMatch } from '../schema/tenant-column.js'
 import type { MoveTable } from './tenant-move-plan.js'
+import { tenantSweepParam } from './tenant-rows.js'
+
+/** The tenant filter of a statement on the table: `<tenant column> = <placeholder>[::type]`. */
+export const tenantWhere = (t: MoveTable, placeholder = '$1', alias?: string): string => tenantMatch(t.def, placeholder, alias)
+
+/** The tenant id as the filter's parameter (null, matching no row, where the tenant column cannot hold it). */
+export const tenantArg = (t: MoveTable, tenantId: string): string | null => tenantSweepParam(t.def, tenantId)
 
 /**
  * Output settings that make a row's text identical on both servers (time zone, date style,

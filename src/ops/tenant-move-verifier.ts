@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import type { StoreSession } from '../regions/store-driver.js'
 import type { MoveTable } from './tenant-move-plan.js'
-import { pkBucket, q, rowHash } from './tenant-move-sql.js'
+import { pkBucket, q, rowHash, tenantArg, tenantWhere } from './tenant-move-sql.js'
 
 export interface BucketSummary {
   readonly bits: number
@@ -39,13 +39,13 @@ export function bucketBits(rows: number): number {
 
 /** The tenant's row count in a table. */
 export async function countRows(s: StoreSession, t: MoveTable, tenantId: string): Promise<number> {
-  const r = await s.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${q(t.name)} WHERE tenant_id = $1`, [tenantId])
+  const r = await s.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${q(t.name)} WHERE ${tenantWhere(t)}`, [tenantArg(t, tenantId)])
   return Number(r.rows[0]?.n ?? 0)
 }
 
 /** One table's bucket summary for the tenant, in the session's current transaction. */
 export async function summarize(s: StoreSession, t: MoveTable, tenantId: string, bits: number, only?: readonly number[]): Promise<BucketSummary> {
-  const params: unknown[] = [tenantId, bits]
+  const params: unknown[] = [tenantArg(t, tenantId), bits]
   let filter = ''
   if (only) {
     params.push(only)
@@ -54,7 +54,7 @@ export async function summarize(s: StoreSession, t: MoveTable, tenantId: string,
   const r = await s.query<{ b: number; v: string; n: number; mk: string }>(
     `SELECT x.b, count(*)::int AS n, count(*) || ':' || sum(('x' || substr(x.m, 1, 15))::bit(60)::bigint) || ':' || sum(('x' || substr(x.m, 16, 15))::bit(60)::bigint) AS v,
             count(*) || ':' || sum(x.mk) AS mk
-     FROM (SELECT ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m, ${MARKER} AS mk FROM ${q(t.name)} t WHERE t.tenant_id = $1) x ${filter} GROUP BY x.b`, params)
+     FROM (SELECT ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m, ${MARKER} AS mk FROM ${q(t.name)} t WHERE ${tenantWhere(t, '$1', 't')}) x ${filter} GROUP BY x.b`, params)
   const buckets = new Map<number, string>()
   const markers = new Map<number, string>()
   let rows = 0
@@ -69,7 +69,7 @@ export async function summarize(s: StoreSession, t: MoveTable, tenantId: string,
 /** Per bucket, the change markers of the tenant's row versions in a table (see MARKER), in the session's current transaction. */
 export async function changeMarkers(s: StoreSession, t: MoveTable, tenantId: string, bits: number): Promise<Map<number, string>> {
   const r = await s.query<{ b: number; mk: string }>(
-    `SELECT x.b, count(*) || ':' || sum(x.mk) AS mk FROM (SELECT ${pkBucket(t, '$2')} AS b, ${MARKER} AS mk FROM ${q(t.name)} t WHERE t.tenant_id = $1) x GROUP BY x.b`, [tenantId, bits])
+    `SELECT x.b, count(*) || ':' || sum(x.mk) AS mk FROM (SELECT ${pkBucket(t, '$2')} AS b, ${MARKER} AS mk FROM ${q(t.name)} t WHERE ${tenantWhere(t, '$1', 't')}) x GROUP BY x.b`, [tenantArg(t, tenantId), bits])
   return new Map(r.rows.map((row) => [Number(row.b), row.mk]))
 }
 
@@ -116,8 +116,8 @@ export function contentHash(s: BucketSummary): string {
 /** Primary key (as text) -> row md5, for the rows in some buckets. */
 export async function rowHashes(s: StoreSession, t: MoveTable, tenantId: string, bits: number, buckets: readonly number[]): Promise<Map<string, string>> {
   const r = await s.query<{ k: string; m: string }>(
-    `SELECT x.k, x.m FROM (SELECT t.${q(t.pk)}::text AS k, ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m FROM ${q(t.name)} t WHERE t.tenant_id = $1) x WHERE x.b = ANY($3::int[])`,
-    [tenantId, bits, buckets])
+    `SELECT x.k, x.m FROM (SELECT t.${q(t.pk)}::text AS k, ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m FROM ${q(t.name)} t WHERE ${tenantWhere(t, '$1', 't')}) x WHERE x.b = ANY($3::int[])`,
+    [tenantArg(t, tenantId), bits, buckets])
   return new Map(r.rows.map((row) => [row.k, row.m]))
 }
 
@@ -127,8 +127,8 @@ export async function rowHashes(s: StoreSession, t: MoveTable, tenantId: string,
  */
 export async function bucketRows(s: StoreSession, t: MoveTable, tenantId: string, bits: number, buckets: readonly number[]): Promise<{ summary: BucketSummary; rows: Map<string, { b: number; m: string }> }> {
   const r = await s.query<{ k: string; b: number; m: string; mk: string }>(
-    `SELECT x.k, x.b, x.m, x.mk::text AS mk FROM (SELECT t.${q(t.pk)}::text AS k, ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m, ${MARKER} AS mk FROM ${q(t.name)} t WHERE t.tenant_id = $1) x WHERE x.b = ANY($3::int[])`,
-    [tenantId, bits, buckets])
+    `SELECT x.k, x.b, x.m, x.mk::text AS mk FROM (SELECT t.${q(t.pk)}::text AS k, ${pkBucket(t, '$2')} AS b, ${rowHash(t)} AS m, ${MARKER} AS mk FROM ${q(t.name)} t WHERE ${tenantWhere(t, '$1', 't')}) x WHERE x.b = ANY($3::int[])`,
+    [tenantArg(t, tenantId), bits, buckets])
   const acc = new Map<number, { n: number; s1: bigint; s2: bigint; mk: bigint }>()
   const rows = new Map<string, { b: number; m: string }>()
   for (const row of r.rows) {

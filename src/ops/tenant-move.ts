@@ -15,7 +15,8 @@
  * - cutover: the write freeze. The directory says "moving" (scopes get the retryable
  *   ERR_TENANT_MOVING), transactions open on the source drain, a last catch-up runs, both regions
  *   must then agree on every table's row count and content hash, the keys' counters are carried
- *   over, and the directory moves to the target. A freeze that would pass `maxFreezeMs` is undone
+ *   over, the target's sequences of adopted tables are advanced past the copied keys, and the
+ *   directory moves to the target. A freeze that would pass `maxFreezeMs` is undone
  *   and tried again.
  * - verify: the target's keys unwrap under its context and sealed values open through the normal
  *   path (withTenant + reveal, audited).
@@ -35,7 +36,7 @@ import type { StoreSession } from '../regions/store-driver.js'
 import { OperationJournal, type Operation } from './operation-journal.js'
 import { appendOperationAudit } from './ops-audit.js'
 import { silentProgress, type Progress } from './progress.js'
-import { applyRepairs, canStreamCopy, copyChunk, copyFormat, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, type TableRepair } from './tenant-move-copier.js'
+import { advanceSequences, applyRepairs, canStreamCopy, copyChunk, copyFormat, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, type TableRepair } from './tenant-move-copier.js'
 import { drainOpenTransactions } from './tenant-move-drain.js'
 import { checkKeysOpen, countKeys, deleteKeys, syncKeys } from './tenant-move-keys.js'
 import { planTables, type MovePlan, type MoveTable } from './tenant-move-plan.js'
@@ -409,6 +410,9 @@ class MoveRun {
         if (r.repaired <= threshold || r.repaired > previous * CONVERGING) break
         previous = r.repaired
       }
+      // Most of the tenant's rows are in: the target's sequences move past them now, outside the
+      // freeze (the cutover repeats it for the rows of the final catch-up).
+      await advanceSequences(dst, await this.getPlan(), this.tenant)
     })
     await this.freeze()
   }
@@ -459,6 +463,8 @@ class MoveRun {
         let r = await this.round(src, dst, deadline)
         for (let i = 0; i < 2 && !r.verified; i++) r = await this.round(src, dst, deadline)
         if (!r.verified) return { ok: false as const, reason: 'the regions did not agree after the final catch-up' }
+        // Every row of the tenant is in the target: its sequences must not hand out a copied key there.
+        await advanceSequences(dst, await this.getPlan(), this.tenant)
         const k = await syncKeys({ tenantId: this.tenant, ...this.keyRegions, source: src, target: dst, provider: this.provider, mode: 'mirror' })
         this.cp.keys = k.total
         if (Date.now() > deadline) throw new FreezeOverrun()

@@ -22,6 +22,8 @@ import type { Custody } from '../keys/key-provider.js'
 import { keyServiceTenant } from '../keys/provider-registry.js'
 import { columnLayout, LAYOUT_SQL, type CatalogColumn } from '../schema/column-layout.js'
 import type { ResolvedTable } from '../schema/define-schema.js'
+import { tenantMatch } from '../schema/tenant-column.js'
+import { tenantSweepParam } from '../ops/tenant-rows.js'
 import { describeStore, endpointOrigin, type StoreLocation } from './store-location.js'
 
 /** Events of each kind the report lists, newest first. */
@@ -215,8 +217,8 @@ async function readRegion(query: Query, tenantId: string, tables: readonly Resol
   const catalog = new Map<string, readonly CatalogColumn[]>()
   for (const t of tables) {
     // Tenant tables: the explicit filter uses the index; inside a tenant scope row-level security applies too.
-    const sql = t.scope === 'tenant' ? `SELECT count(*)::bigint AS n FROM ${q(t.name)} WHERE tenant_id = $1` : `SELECT count(*)::bigint AS n FROM ${q(t.name)}`
-    const rows = await query<{ n: string | number }>(sql, t.scope === 'tenant' ? [tenantId] : [])
+    const sql = t.scope === 'tenant' ? `SELECT count(*)::bigint AS n FROM ${q(t.name)} WHERE ${tenantMatch(t, '$1')}` : `SELECT count(*)::bigint AS n FROM ${q(t.name)}`
+    const rows = await query<{ n: string | number }>(sql, t.scope === 'tenant' ? [tenantSweepParam(t, tenantId)] : [])
     counts.set(t.name, Number(rows[0]?.n ?? 0))
     if (t.sensitiveColumns.length > 0) catalog.set(t.name, await query<CatalogColumn>(LAYOUT_SQL, [t.name]))
   }
