@@ -22,7 +22,7 @@ import { setFlagsFromString } from 'node:v8'
 const LONG_RUNNING: ReadonlySet<string> = new Set([
   'serve', 'demo', 'keyproxy serve',
   'migrate encrypt', 'migrate decrypt', 'migrate verify',
-  'tenant move', 'key rotate-data', 'key rotate-index', 'shred verify',
+  'tenant move', 'key rotate-data', 'key rotate-index', 'shred verify', 'adopt tenants', 'adopt globals',
 ])
 
 /** True when `argv` (without node and the script) names a short command. */

@@ -99,6 +99,12 @@ Adopting an existing application database (docs/ADOPTING.md)
   adopt inspect --region R --tenant-column NAME [--out FILE [--force]] [--sensitive T.C,...] [--db-schema S]
                                         read it (read only) and propose a schema describing its tables as they
                                         are: tenant/global, sensitive-column suggestions with evidence
+  adopt tenants --region R [--cell C] [--from-table T] [--custody kms|none]
+                                        register every tenant found (tenant-column values), homed in R, each
+                                        with a key; rerun adds only new ones
+  adopt globals --region R [--cell C]   copy the adopted global tables' rows to the control plane and
+                                        replicate them to every region (before moving tenants)
+  demo --adopt                          the whole adoption path on embedded regions
 
 Long operations show a progress bar on a terminal and progress lines otherwise; all take --json.
 

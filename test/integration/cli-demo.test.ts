@@ -74,3 +74,24 @@ test('demo exits 0 and its residency table shows every tenant\'s rows only under
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('demo --adopt --json: the adoption path on embedded regions passes every check; the European companies end in eu-west-1 with every row, nothing in plaintext', async () => {
+  const r = await runCli(['demo', '--adopt', '--json'], { cwd: REPO_ROOT, timeoutMs: 180_000 })
+  assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`)
+  const out = JSON.parse(r.stdout) as {
+    ok: boolean; kept: boolean; dir: string; checks: Array<{ name: string; ok: boolean }>
+    adopt: { tenants: number; encrypted: Array<{ column: string; sealed: number; plaintext: number }>; placement: Array<{ tenant: string; before: string; after: string; rows: Record<string, number> }> }
+  }
+  assert.equal(out.ok, true)
+  assert.ok(out.checks.length >= 12 && out.checks.every((c) => c.ok), JSON.stringify(out.checks.filter((c) => !c.ok)))
+  assert.equal(out.kept, false)
+  assert.equal(existsSync(out.dir), false, 'the working directory is removed without --keep')
+  // Companies 1, 3, 5 are European (DE, FR, NL): moved, every row with them; the others stay.
+  assert.deepEqual(out.adopt.placement.map((p) => `${p.tenant}:${p.after}`), ['1:eu-west-1', '2:us-east-1', '3:eu-west-1', '4:us-east-1', '5:eu-west-1', '6:us-east-1'])
+  for (const p of out.adopt.placement) {
+    const other = p.after === 'eu-west-1' ? 'us-east-1' : 'eu-west-1'
+    assert.equal(p.rows[other], 0, `tenant ${p.tenant} has no rows in ${other}`)
+    assert.equal(p.rows[p.after], 61, `tenant ${p.tenant} has its 1 + 40 + 20 rows in ${p.after}`)
+  }
+  assert.deepEqual(out.adopt.encrypted.map((e) => [e.column, e.plaintext, e.sealed]), [['contacts.email', 0, 240], ['contacts.full_name', 0, 240], ['invoices.payer_iban', 0, 120]])
+})

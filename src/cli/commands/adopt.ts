@@ -5,11 +5,19 @@
  * sensitive-column suggestions) or, with --json, one document `{ region, store, dbSchema,
  * tenantColumn, sampleRows, tables, suggestions, flagged, written, module }`. It needs the config
  * but not its schema file (that is what it writes).
+ *
+ * `adopt tenants` (after `migrate` attached) registers every tenant the database holds, homed in
+ * its region and bound to a key (src/adopt/adopt-tenants.ts); progress on stderr, a summary on
+ * stdout, or with --json `{ region, cell, store, tables, custody, found, added, existing,
+ * elsewhere, invalid }`.
  */
 import { relative } from 'node:path'
+import type { AdoptTenantsResult } from '../../adopt/adopt-tenants.js'
 import { DomicileError } from '../../errors.js'
-import { intOption, runGroup, stringOption, type Command, type OptionValues } from '../cli-args.js'
+import { actorOption, intOption, runGroup, stringOption, type Command, type OptionValues } from '../cli-args.js'
 import { formatTable, printJson, println } from '../cli-output.js'
+import { withDomicile } from '../open-domicile.js'
+import { progressOutput } from '../progress-output.js'
 
 /** --sensitive a.b,c.d (repeatable): the entries, trimmed; empty entries are refused. */
 function sensitiveOption(values: OptionValues): string[] {
@@ -101,7 +109,99 @@ export const adoptInspectCommand: Command = {
   },
 }
 
+/** At most `n` ids, then how many more. */
+function someIds(ids: readonly string[], n = 10): string {
+  if (ids.length === 0) return '-'
+  return ids.slice(0, n).join(', ') + (ids.length > n ? `, ... (${ids.length - n} more)` : '')
+}
+
+function printTenants(r: AdoptTenantsResult): void {
+  println(`Region ${r.region}${r.store === r.region ? '' : ` cell ${r.cell}`}: ${r.found} tenant${r.found === 1 ? '' : 's'} found in ${r.tables.join(', ')}; custody of new tenants: ${r.custody}.`)
+  println('')
+  println(formatTable(['RESULT', 'TENANTS', 'IDS'], [
+    ['added', String(r.added.length), someIds(r.added)],
+    ['existing', String(r.existing.length), someIds(r.existing)],
+    ['elsewhere', String(r.elsewhere.length), someIds(r.elsewhere.map((e) => `${e.id} (${e.region}/${e.cell})`))],
+    ['invalid', String(r.invalid.count), r.invalid.count === 0 ? '-' : `${someIds(r.invalid.examples)}${r.invalid.count > r.invalid.examples.length ? `, ... (${r.invalid.count - r.invalid.examples.length} more)` : ''} in ${r.invalid.tables.join(', ')}`],
+  ]))
+  if (r.elsewhere.length > 0) {
+    println('')
+    println(`Tenants homed elsewhere were left as they are (their rows here are not theirs to serve). Check them with "domicile tenant show ID".`)
+  }
+  if (r.invalid.count > 0) {
+    println('')
+    println('Invalid: tenant-column values that cannot be tenant ids (lower-case letters, digits and dashes, 1-63 characters, e.g. no negative numbers); not registered.')
+  }
+  if (r.custody === 'none' && r.added.length > 0) {
+    println('')
+    println('The new tenants have no key, so they cannot hold sensitive fields: bind one per tenant with "domicile tenant bind-key ID --custody kms|byok|hyok".')
+  }
+}
+
+export const adoptTenantsCommand: Command = {
+  spec: {
+    synopsis: 'adopt tenants --region R [--cell C] [--from-table TABLE] [--custody kms|none] [--concurrency N] [--actor NAME]',
+    summary: 'register every tenant found in the region\'s adopted tables (the distinct tenant-column values; --from-table: that table\'s only) in the directory, homed in R and bound to a key (default kms); rerun adds only new tenants, never moves one homed elsewhere',
+    options: {
+      region: { type: 'string' },
+      cell: { type: 'string' },
+      'from-table': { type: 'string' },
+      custody: { type: 'string' },
+      concurrency: { type: 'string' },
+      actor: { type: 'string' },
+    },
+    required: ['region'],
+  },
+  async run(p) {
+    const { adoptTenants, adoptCustody } = await import('../../adopt/adopt-tenants.js')
+    const custody = adoptCustody(stringOption(p.values, 'custody') ?? 'kms')
+    const concurrency = intOption(p.values, 'concurrency', 1, 16)
+    const cell = stringOption(p.values, 'cell')
+    const fromTable = stringOption(p.values, 'from-table')
+    if (cell === '') throw new DomicileError('ERR_INPUT_INVALID', '--cell needs a cell name.', { path: '--cell' })
+    if (fromTable === '') throw new DomicileError('ERR_INPUT_INVALID', '--from-table needs a table name.', { path: '--from-table' })
+    const actor = actorOption(p.values)
+    const progress = await progressOutput({ json: p.json })
+    const r = await withDomicile(p, (d) => adoptTenants(d, {
+      region: stringOption(p.values, 'region')!, custody, actor, progress,
+      ...(cell !== undefined ? { cell } : {}), ...(fromTable !== undefined ? { fromTable } : {}), ...(concurrency !== undefined ? { concurrency } : {}),
+    })).finally(() => progress.stop())
+    if (p.json) printJson(r)
+    else printTenants(r)
+    return 0
+  },
+}
+
+export const adoptGlobalsCommand: Command = {
+  spec: {
+    synopsis: 'adopt globals --region R [--cell C] [--actor NAME]',
+    summary: 'copy the rows of the region\'s adopted global tables (reference data such as plans) into the control plane and replicate them to every region, so tenants can move where their foreign keys point; rerun writes only changed rows',
+    options: { region: { type: 'string' }, cell: { type: 'string' }, actor: { type: 'string' } },
+    required: ['region'],
+  },
+  async run(p) {
+    const { adoptGlobals } = await import('../../adopt/adopt-globals.js')
+    const cell = stringOption(p.values, 'cell')
+    if (cell === '') throw new DomicileError('ERR_INPUT_INVALID', '--cell needs a cell name.', { path: '--cell' })
+    const actor = actorOption(p.values)
+    const progress = await progressOutput({ json: p.json })
+    const r = await withDomicile(p, (d) => adoptGlobals(d, { region: stringOption(p.values, 'region')!, actor, progress, ...(cell !== undefined ? { cell } : {}) }))
+      .finally(() => progress.stop())
+    const failed = r.replicated.filter((x) => !x.ok)
+    if (p.json) {
+      printJson(r)
+    } else {
+      println(formatTable(['TABLE', 'ROWS', 'WRITTEN'], r.tables.map((t) => [t.table, String(t.rows), String(t.written)])))
+      println('')
+      println(formatTable(['REPLICA', 'RESULT', 'VERSION'], r.replicated.map((x) => [x.region, x.ok ? 'ok' : `FAILED ${x.code ?? ''}`.trim(), String(x.version ?? '-')])))
+      for (const x of r.refused) println(`\nNOT COPIED ${x.table}: ${x.reason}. Global tables are copied to every region, so they must hold no personal data: make it a tenant table (with the tenant column) or leave it out of the schema.`)
+      if (failed.length > 0) println(`\n${failed.length} replica(s) not reached: they catch up when they return ("domicile replicate status").`)
+    }
+    return failed.length > 0 || r.refused.length > 0 ? 1 : 0
+  },
+}
+
 /** `domicile adopt SUB ...` */
 export function runAdoptCommand(argv: readonly string[]): Promise<number> {
-  return runGroup('adopt', { inspect: adoptInspectCommand }, argv)
+  return runGroup('adopt', { inspect: adoptInspectCommand, tenants: adoptTenantsCommand, globals: adoptGlobalsCommand }, argv)
 }

@@ -18,6 +18,7 @@ import type { TenantRecord } from '../../control-plane/tenant-directory.js'
 import type { Command } from '../cli-args.js'
 import { formatTable, printJson, println, tenantJson, type TenantJson } from '../cli-output.js'
 import { addTenantWithKey } from './tenant.js'
+import { Narrator } from './demo-narrator.js'
 import { writeExampleFiles } from './init.js'
 import { internalsOf } from '../../domicile-internals.js'
 
@@ -59,13 +60,6 @@ export const DEMO_TENANTS: readonly DemoTenant[] = [
 
 const REVEAL = { purpose: 'demo: support ticket #4711 needs the contact address', actor: 'domicile-demo' } as const
 
-interface Check {
-  readonly name: string
-  readonly ok: boolean
-  readonly expected: string
-  readonly got: string
-}
-
 interface Residency {
   readonly tenant: string
   readonly home: string
@@ -82,38 +76,6 @@ interface EncryptionProof {
   readonly plaintextInStore: boolean
 }
 
-/** Output that is either human (printed as it goes) or a JSON summary at the end. */
-class Narrator {
-  readonly #json: boolean
-  readonly checks: Check[] = []
-  #section = 0
-
-  constructor(json: boolean) {
-    this.#json = json
-  }
-
-  heading(title: string): void {
-    if (this.#json) return
-    this.#section++
-    println('')
-    println(`${this.#section}. ${title}`)
-  }
-
-  line(text = ''): void {
-    if (!this.#json) println(text === '' ? '' : `   ${text}`)
-  }
-
-  table(headers: readonly string[], rows: readonly (readonly string[])[]): void {
-    if (!this.#json) println(formatTable(headers, rows, '   '))
-  }
-
-  check(name: string, expected: string, got: string, ok = expected === got): boolean {
-    this.checks.push({ name, ok, expected, got })
-    this.line(`${ok ? '[ok]  ' : '[FAIL]'} ${name}: ${ok ? got : `expected ${expected}, got ${got}`}`)
-    return ok
-  }
-}
-
 /** The error code `fn` fails with, or "no error". */
 async function failureOf(fn: () => Promise<unknown>): Promise<string> {
   try {
@@ -128,22 +90,23 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
 export const demoCommand: Command = {
   spec: {
-    synopsis: 'demo [--keep]',
-    summary: 'residency and key custody demo in a fresh temp directory (removed afterwards unless --keep)',
-    options: { keep: { type: 'boolean' } },
+    synopsis: 'demo [--adopt] [--keep]',
+    summary: 'residency and key custody demo in a fresh temp directory (removed afterwards unless --keep); --adopt: adopting an existing application database',
+    options: { keep: { type: 'boolean' }, adopt: { type: 'boolean' } },
   },
   async run(p) {
     const started = Date.now()
     const keep = p.values.keep === true
+    const adopt = p.values.adopt === true
     const say = new Narrator(p.json)
     const dir = await mkdtemp(join(tmpdir(), 'domicile-demo-'))
     if (!p.json) {
-      println('Domicile demo: data residency and customer-held keys')
+      println(adopt ? 'Domicile demo: adopting an existing application database (docs/ADOPTING.md)' : 'Domicile demo: data residency and customer-held keys')
       println(`Working directory: ${dir} (${keep ? 'kept afterwards' : 'removed at the end; --keep keeps it'})`)
     }
     let summary: Record<string, unknown>
     try {
-      summary = await runDemo(dir, say)
+      summary = adopt ? await (await import('./demo-adopt.js')).runAdoptDemo(dir, say) : await runDemo(dir, say)
     } finally {
       if (!keep) await rm(dir, { recursive: true, force: true })
     }
