@@ -94,7 +94,13 @@ export async function adoptGlobals(d: Domicile, opts: AdoptGlobalsOptions): Prom
     }
     out.push({ table: t.name, rows: rows.length, written })
   }
-  const replicated = await replicateOnce(d)
+  // Replication is idempotent: a store that did not answer gets two more passes (a cold connection
+  // under load), then is reported; it catches up by itself later (`domicile replicate status`).
+  let replicated = await replicateOnce(d)
+  for (let pass = 0; pass < 2 && replicated.some((r) => !r.ok); pass++) {
+    const again = new Map((await replicateOnce(d, { regions: [...new Set(replicated.filter((r) => !r.ok).map((r) => router.resolve(r.region).region))] })).map((r) => [r.region, r]))
+    replicated = replicated.map((r) => again.get(r.region) ?? r)
+  }
   return { region: opts.region, cell, tables: out, refused, replicated }
 }
 

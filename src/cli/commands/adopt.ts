@@ -194,6 +194,7 @@ export const adoptGlobalsCommand: Command = {
       println(formatTable(['TABLE', 'ROWS', 'WRITTEN'], r.tables.map((t) => [t.table, String(t.rows), String(t.written)])))
       println('')
       println(formatTable(['REPLICA', 'RESULT', 'VERSION'], r.replicated.map((x) => [x.region, x.ok ? 'ok' : `FAILED ${x.code ?? ''}`.trim(), String(x.version ?? '-')])))
+      for (const x of r.replicated) if (!x.ok && x.message) println(`${x.region}: ${x.message}`)
       for (const x of r.refused) println(`\nNOT COPIED ${x.table}: ${x.reason}. Global tables are copied to every region, so they must hold no personal data: make it a tenant table (with the tenant column) or leave it out of the schema.`)
       if (failed.length > 0) println(`\n${failed.length} replica(s) not reached: they catch up when they return ("domicile replicate status").`)
     }
