@@ -32,17 +32,49 @@ export interface MigrateResult {
   readonly pending?: readonly PendingEncryption[]
 }
 
-async function apply(session: StoreSession, statements: readonly string[], stamp: () => Promise<void>, store: Logins): Promise<void> {
-  await session.exec('BEGIN')
-  try {
-    for (const s of statements) await session.query(s)
-    await provisionDataLogin(session, store)
-    await stamp()
-    await session.exec('COMMIT')
-  } catch (e) {
-    await session.exec('ROLLBACK').catch(() => undefined)
-    throw e
+/** Each lock migrate waits for is given up after this (then the whole attempt is retried). */
+const LOCK_TIMEOUT_MS = 100
+const ATTEMPTS = 40
+
+/** Lock waits given up (55P03) or a deadlock (40P01): another transaction held what migrate needed. */
+const LOCK_CONTENTION = /SQLSTATE (55P03|40P01)\b/
+
+/**
+ * Applies the statements in one transaction. On a live database (an adopted application's, or a
+ * region serving tenants) the application's transactions hold locks on the same tables in their
+ * own order (an insert into `contacts` locks it, then `companies` for its foreign key): migrate
+ * takes every lock it will need up front, waits at most LOCK_TIMEOUT_MS for each (well under the
+ * server's deadlock_timeout, so it is migrate that gives up, never the application's transaction),
+ * and on contention rolls back and tries again after a short, jittered pause.
+ */
+async function apply(session: StoreSession, statements: readonly string[], stamp: () => Promise<void>, store: Logins, lockTables: readonly string[] = []): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await session.exec('BEGIN')
+    try {
+      await session.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT_MS}ms'`)
+      if (lockTables.length > 0) {
+        const existing = (await session.query<{ t: string }>('SELECT t FROM unnest($1::text[]) WITH ORDINALITY u(t, i) WHERE to_regclass(t) IS NOT NULL ORDER BY i', [lockTables.map(q)])).rows.map((r) => r.t)
+        if (existing.length > 0) await session.query(`LOCK TABLE ${existing.join(', ')} IN ACCESS EXCLUSIVE MODE`)
+      }
+      for (const s of statements) await session.query(s)
+      await provisionDataLogin(session, store)
+      await stamp()
+      await session.exec('COMMIT')
+      return
+    } catch (e) {
+      await session.exec('ROLLBACK').catch(() => undefined)
+      if (attempt < ATTEMPTS && e instanceof Error && LOCK_CONTENTION.test(e.message)) {
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt) * (0.5 + Math.random())))
+        continue
+      }
+      throw e
+    }
   }
+}
+
+/** The tables a region's migrate alters, children (the schema's later tables) first; Domicile's own last. */
+function regionLockTables(schema: Schema): string[] {
+  return [...[...schema.tables.keys()].reverse(), 'domicile_data_keys', 'domicile_audit']
 }
 
 /** Refuses a store stamped as something else before writing anything to it. */
@@ -69,7 +101,7 @@ export async function migrateRegion(router: RegionRouter, where: Placement, sche
   const pending = await router.withRegionAdmin(where, async (s) => {
     await checkExistingStamp(s, stamp)
     await checkAdoptedTables(s, schema, `region ${router.label(where)}`)
-    await apply(s, statements, () => ensureStamp(s, stamp, { write: true }), store)
+    await apply(s, statements, () => ensureStamp(s, stamp, { write: true }), store, regionLockTables(schema))
     return pendingEncryption(s, schema)
   }, { verifyStamp: false })
   return { store: router.label(where), ok: true, statements: statements.length, pending }

@@ -90,8 +90,17 @@ CREATE TABLE newsletter_signups (
 );
 `
 
+/**
+ * The application's reference data (the global table `plans`): part of the fill, and what the
+ * application's own migrations seed in a new region's database beside ADOPT_FIXTURE_DDL (a tenant
+ * moved there brings `companies.plan_id` values that reference it).
+ */
+export const ADOPT_FIXTURE_PLANS_SQL = `INSERT INTO plans (id, name, price_cents, features) VALUES
+  ('basic', 'Basic', 0, '{"seats": 3}'), ('pro', 'Pro', 4900, '{"seats": 25}'), ('enterprise', 'Enterprise', 99000, '{"seats": null, "sso": true}');`
+
 /** Valid IBANs (the standard examples), cycled through invoices.payer_iban. */
-const IBANS = ['DE89370400440532013000', 'GB82WEST12345698765432', 'FR1420041010050500013M02606', 'NL91ABNA0417164300']
+export const ADOPT_FIXTURE_IBANS: readonly string[] = ['DE89370400440532013000', 'GB82WEST12345698765432', 'FR1420041010050500013M02606', 'NL91ABNA0417164300']
+const IBANS = ADOPT_FIXTURE_IBANS
 
 export interface AdoptFixtureOptions {
   /** Number of tenants (companies 1..N). Default 8. */
@@ -123,8 +132,7 @@ export function adoptFixtureFillSql(opts: AdoptFixtureOptions = {}): string {
   const { tenants, counts: { campaigns, ads, contacts, invoices, newsletter_signups: signups } } = adoptFixtureCounts(opts)
   const ibans = `ARRAY[${IBANS.map((i) => `'${i}'`).join(', ')}]`
   return `
-INSERT INTO plans (id, name, price_cents, features) VALUES
-  ('basic', 'Basic', 0, '{"seats": 3}'), ('pro', 'Pro', 4900, '{"seats": 25}'), ('enterprise', 'Enterprise', 99000, '{"seats": null, "sso": true}');
+${ADOPT_FIXTURE_PLANS_SQL}
 INSERT INTO companies (id, name, plan_id, billing_email)
   SELECT g, 'Company ' || g, (ARRAY['basic', 'pro', 'enterprise'])[1 + g % 3], 'billing@company' || g || '.example.com'
     FROM generate_series(1, ${tenants}) g;

@@ -34,16 +34,19 @@ export class ClientPool<C extends PooledClient> {
   readonly #make: () => C
   readonly #max: number
   readonly #timeoutMs: number
+  readonly #waitMs: number
   readonly #idle: C[] = []
   readonly #dead = new WeakSet<C>()
   readonly #waiters: Array<Waiter<C>> = []
   #size = 0
   #ended = false
 
-  constructor(make: () => C, opts: { max: number; connectTimeoutMs: number }) {
+  /** `waitTimeoutMs`: how long acquire() waits for a busy pool's next free connection (default: the connect timeout). */
+  constructor(make: () => C, opts: { max: number; connectTimeoutMs: number; waitTimeoutMs?: number }) {
     this.#make = make
     this.#max = opts.max
     this.#timeoutMs = opts.connectTimeoutMs
+    this.#waitMs = opts.waitTimeoutMs ?? opts.connectTimeoutMs
   }
 
   /** An idle connection, or undefined (then call acquire()). */
@@ -70,7 +73,7 @@ export class ClientPool<C extends PooledClient> {
           const i = this.#waiters.indexOf(w)
           if (i >= 0) this.#waiters.splice(i, 1)
           reject(new Error('timeout exceeded when trying to connect'))
-        }, this.#timeoutMs),
+        }, this.#waitMs),
       }
       this.#waiters.push(w)
     })

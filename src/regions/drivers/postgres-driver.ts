@@ -158,6 +158,9 @@ class PgSession implements StoreSession {
   }
 }
 
+/** How long owner work waits for a busy owner connection (operations hold one for minutes). */
+const OWNER_WAIT_MS = 120_000
+
 class PostgresDriver implements StoreDriver {
   readonly kind = 'postgres' as const
   readonly description: string
@@ -194,17 +197,19 @@ class PostgresDriver implements StoreDriver {
     if (this.#closed) throw new DomicileError('ERR_CLOSED', 'This store was closed. Create a new Domicile instance.')
     const pg = await this.#module()
     if (owner && this.separateOwner) {
-      // The owner's pool is small and opened only when migrate or admin work asks for it.
-      this.#ownerPool ??= this.#makePool(this.#opts.ownerUrl!, 2, pg)
+      // The owner's pool is small and opened only when migrate or admin work asks for it. Operations
+      // (a column's encryption, a move) hold an owner connection for long stretches: a caller waits
+      // for the next one instead of failing as if the store were down.
+      this.#ownerPool ??= this.#makePool(this.#opts.ownerUrl!, 4, pg, OWNER_WAIT_MS)
       return this.#ownerPool
     }
     this.#pool ??= this.#makePool(this.#opts.url, this.#opts.poolSize ?? 10, pg)
     return this.#pool
   }
 
-  #makePool(url: string, max: number, pg: PgModuleLike): ClientPool<PgClientLike> {
+  #makePool(url: string, max: number, pg: PgModuleLike, waitTimeoutMs?: number): ClientPool<PgClientLike> {
     const timeout = this.#opts.connectTimeoutMs ?? 2000
-    return new ClientPool(() => new pg.Client({ connectionString: url, connectionTimeoutMillis: timeout }), { max, connectTimeoutMs: timeout })
+    return new ClientPool(() => new pg.Client({ connectionString: url, connectionTimeoutMillis: timeout }), { max, connectTimeoutMs: timeout, ...(waitTimeoutMs !== undefined ? { waitTimeoutMs } : {}) })
   }
 
   async init(): Promise<void> {
