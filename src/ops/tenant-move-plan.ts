@@ -50,6 +50,12 @@ export interface MovePlan {
   readonly tables: readonly MoveTable[]
   /** Some foreign keys form a cycle of DEFERRABLE constraints: writes defer them to commit. */
   readonly deferred: boolean
+  /**
+   * Foreign keys between tenant tables in the source whose columns no index starts with: each row
+   * the purge deletes from the parent makes the server scan the child for it, so the purge grows
+   * with the square of the tenant's rows. Advice for the operator (the move still runs).
+   */
+  readonly unindexedForeignKeys: ReadonlyArray<{ readonly table: string; readonly columns: readonly string[]; readonly parent: string }>
 }
 
 interface ColumnRow { table: string; column: string; type: string; pos: number }
@@ -77,6 +83,23 @@ async function readSequences(s: StoreSession, tables: readonly string[]): Promis
        AND d.refobjid = ANY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) t)
      ORDER BY c.relname, a.attnum`, [tables.map((t) => q(t))])
   return r.rows
+}
+
+/** The leading columns of every index of the tables (as many as each index has key columns). */
+async function readIndexPrefixes(s: StoreSession, tables: readonly string[]): Promise<Array<{ table: string; cols: string[] }>> {
+  const r = await s.query<{ table: string; cols: string[] }>(
+    `SELECT c.relname AS table,
+            ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.n ORDER BY u.i) AS cols
+     FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
+     WHERE x.indrelid = ANY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) t)`, [tables.map((t) => q(t))])
+  return r.rows
+}
+
+/** Foreign keys among the tables whose columns are not the leading columns (in any order) of an index. */
+function unindexed(fks: readonly FkRow[], indexes: ReadonlyArray<{ table: string; cols: string[] }>, tables: readonly string[]): MovePlan['unindexedForeignKeys'] {
+  return fks.filter((f) => tables.includes(f.parent) && f.child !== f.parent && !indexes.some((ix) =>
+    ix.table === f.child && ix.cols.length >= f.cols.length && f.cols.every((c) => ix.cols.slice(0, f.cols.length).includes(c))))
+    .map((f) => Object.freeze({ table: f.child, columns: Object.freeze([...f.cols]), parent: f.parent }))
 }
 
 async function readForeignKeys(s: StoreSession, tables: readonly string[]): Promise<FkRow[]> {
@@ -127,6 +150,7 @@ export async function planTables(schema: Schema, source: StoreSession, target: S
   const adopted = names.filter((n) => schema.table(n).adopted)
   const [srcCols, dstCols, srcFks, dstFks] = await Promise.all([readColumns(source, names), readColumns(target, names), readForeignKeys(source, names), readForeignKeys(target, names)])
   const dstSeqs = await readSequences(target, adopted)
+  const srcIndexes = await readIndexPrefixes(source, names)
   const byTable = (rows: ColumnRow[]) => {
     const m = new Map<string, ColumnRow[]>()
     for (const r of rows) (m.get(r.table) ?? m.set(r.table, []).get(r.table)!).push(r)
@@ -166,5 +190,5 @@ export async function planTables(schema: Schema, source: StoreSession, target: S
       }))),
     })
   })
-  return Object.freeze({ tables: Object.freeze(tables), deferred })
+  return Object.freeze({ tables: Object.freeze(tables), deferred, unindexedForeignKeys: Object.freeze(unindexed(srcFks, srcIndexes, names)) })
 }

@@ -208,7 +208,12 @@ class MoveRun {
   }
 
   async getPlan(): Promise<MovePlan> {
-    this.plan ??= await this.both((src, dst) => planTables(this.p.schema, src, dst))
+    if (this.plan === undefined) {
+      this.plan = await this.both((src, dst) => planTables(this.p.schema, src, dst))
+      for (const f of this.plan.unindexedForeignKeys) {
+        this.progress.note(`warning: no index on ${f.table} (${f.columns.join(', ')}), the foreign key to ${f.parent}: the purge of the source checks ${f.table} once per ${f.parent} row it deletes, which grows with the square of the tenant's rows. Before moving large tenants, add one: CREATE INDEX CONCURRENTLY ON ${f.table} (${f.columns.join(', ')})`)
+      }
+    }
     return this.plan
   }
 

@@ -117,6 +117,9 @@ async function scenario(src: StoreSession, dst: StoreSession, copy: (plan: MoveP
   assert.deepEqual(table(plan, 'contacts').tenantColumn, { name: 'company_id', type: 'bigint' })
   assert.deepEqual(table(plan, 'accounts').keyColumns, ['id'])
   assert.deepEqual(table(plan, 'items').keyColumns, ['id'])
+  // items.company_id (its foreign key to accounts) leads no index: the purge would scan items once
+  // per deleted account row. contacts' foreign key is the leading column of its primary key.
+  assert.deepEqual(plan.unindexedForeignKeys.map((f) => [f.table, [...f.columns], f.parent]), [['items', ['company_id'], 'accounts']])
   assert.deepEqual(table(plan, 'contacts').sequences, [{ sequence: 'contacts_id_seq', column: 'id' }])
   for (const n of ['notes', 'accounts', 'items']) assert.deepEqual(table(plan, n).sequences, [], n)
 
