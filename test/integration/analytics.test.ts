@@ -18,6 +18,7 @@ import { createDomicile, parseConfig, runAnalytics, type AnalyticsQuery, type Do
 import { isDomicileError } from '../../src/errors.js'
 import { postgresUnavailable, startPgCluster, twoRoleDatabases, freePort, type PgCluster } from '../support/pg-cluster.js'
 import { runCli } from '../support/cli.js'
+import { mulberry32 } from '../support/seeded-random.js'
 
 const skip = postgresUnavailable()
 const REGIONS = ['ap-south-1', 'eu-west-1', 'us-east-1'] as const
@@ -45,17 +46,6 @@ const SCHEMA = `export default {
 }
 `
 
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface OrderRow {
   id: string
@@ -88,7 +78,7 @@ const PLAN: Record<Region, { tenants: number; rows: number }> = {
 }
 
 function generate(seed: number): Record<Region, Map<string, OrderRow[]>> {
-  const rnd = prng(seed)
+  const rnd = mulberry32(seed)
   const pickSkewed = <T>(xs: readonly T[]): T => xs[Math.min(xs.length - 1, Math.floor(xs.length * rnd() ** 2))]!
   const out = {} as Record<Region, Map<string, OrderRow[]>>
   for (const region of REGIONS) {

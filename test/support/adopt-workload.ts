@@ -23,6 +23,7 @@
 import pg from 'pg'
 import { isDomicileError, type Domicile } from '../../src/index.js'
 import { ADOPT_FIXTURE_IBANS } from './adopt-fixture.js'
+import { mulberry32 } from './seeded-random.js'
 
 /** The tenant tables the model tracks, and the columns compared in each (as text, null for NULL). */
 export const TRACKED = {
@@ -148,17 +149,6 @@ export interface AdoptWorkloadOptions {
 const RETRYABLE = ['ERR_TENANT_MOVING', 'ERR_CONFLICT'] as const
 const PURPOSE = { purpose: 'adoption e2e: workload read-back', actor: 'workload' }
 
-/** A small seeded generator (mulberry32): the same operations for the same seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 class Failure extends Error {}
 
@@ -180,7 +170,7 @@ export function startAdoptWorkload(opts: AdoptWorkloadOptions): AdoptWorkload {
     model, stats, phase: 'start',
     useDomicile(d) { domicile = d },
     async insertEach(tenant) {
-      const r = rng(seq)
+      const r = mulberry32(seq)
       for (const x of [0.1, 0.4, 0.7]) await operate(r, tenant, x)
     },
     acknowledgedAtLeast(n, timeoutMs = 30_000) {
@@ -416,7 +406,7 @@ export function startAdoptWorkload(opts: AdoptWorkloadOptions): AdoptWorkload {
   for (let w = 0; w < workers; w++) {
     const mine = tenants.filter((t) => (Number(t) - 1) % workers === w)
     const mineFocus = mine.filter((t) => focus.has(t))
-    const r = rng((opts.seed ?? 1) * 1000 + w)
+    const r = mulberry32((opts.seed ?? 1) * 1000 + w)
     loops.push((async () => {
       while (!stopping) {
         const c = mineFocus.length > 0 && r() < 1 / 3 ? pick(r, mineFocus)! : pick(r, mine)

@@ -103,7 +103,7 @@ export const adoptInspectCommand: Command = {
     println('')
     if (r.written !== null) {
       println(`Wrote ${relative(process.cwd(), r.written) || r.written} (${proposal.tables.filter((t) => t.inModel).length} tables). Review it; accept suggestions by rerunning with --sensitive TABLE.COLUMN,... --force, or by hand.`)
-      println('Attaching to these tables (migrate), registering the tenants and encrypting columns are later steps: docs/ADOPTING.md.')
+      println('Next: "domicile migrate" attaches to these tables, then "domicile adopt tenants" (docs/ADOPTING.md).')
     } else println('Nothing written: pass --out FILE (usually the config\'s "schema" path) to write the proposed schema.')
     return 0
   },
