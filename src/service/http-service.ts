@@ -112,7 +112,12 @@ export function createService(d: Domicile, opts: ServiceOptions = {}): Service {
 
   app.use('*', bodyLimit({
     maxSize: maxBody,
-    onError: (c) => errorResponse(c as Context<ServiceEnv>, serviceError('ERR_PAYLOAD_TOO_LARGE', `The request body is larger than ${maxBody} bytes.`), log),
+    onError: (c) => {
+      // The rest of the body was never read: the connection cannot carry another request, so the
+      // client is told not to reuse it (else its next request on it meets a closed socket).
+      c.header('Connection', 'close')
+      return errorResponse(c as Context<ServiceEnv>, serviceError('ERR_PAYLOAD_TOO_LARGE', `The request body is larger than ${maxBody} bytes.`), log)
+    },
   }))
 
   const scraperAllowed = (c: Context<ServiceEnv>): void => {

@@ -199,6 +199,7 @@ describe('HTTP service', { concurrency: false }, () => {
     const chunks = async function* () { for (let i = 0; i < 20; i++) yield new TextEncoder().encode('x'.repeat(8 * 1024)) }
     const res = await fetch(`${url}/api/tables/customers/rows`, { method: 'POST', headers: { Authorization: `Bearer ${k.apiKey}`, 'Content-Type': 'application/json' }, body: ReadableStream.from(chunks()), duplex: 'half' } as RequestInit)
     assert.equal(res.status, 413)
+    assert.equal(res.headers.get('connection'), 'close', 'the unread body makes the connection unusable: the client must not reuse it')
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'ERR_PAYLOAD_TOO_LARGE')
     const rows = await fx.regionAdmin('eu-west-1', (s) => s.query("SELECT 1 FROM customers WHERE id = 'big'"))
     assert.equal(rows.rows.length, 0)
