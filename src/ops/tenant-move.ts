@@ -426,6 +426,9 @@ class MoveRun {
   async freeze(): Promise<void> {
     this.cp.freezeStartedAt = Date.now()
     this.freezeAttempts++
+    // First the source refuses the tenant's new transactions (every process, whatever its directory
+    // cache says), then the directory says "moving"; the drain then covers every transaction left.
+    await this.setFrozen(true)
     await this.advance('cutover', async (s) => {
       await this.p.directory.updateWithin(s, this.tenant, { status: 'moving' }, 'move:freeze', this.atSource('active'),
         { type: 'tenant.move.freeze', outcome: 'ok', ...(this.actor ? { actor: this.actor } : {}), detail: { operation: this.op.id, from: this.from, to: this.to } })
@@ -441,7 +444,20 @@ class MoveRun {
         { type: 'tenant.move.unfreeze', outcome: 'ok', ...(this.actor ? { actor: this.actor } : {}), detail: { operation: this.op.id, reason } })
     })
     this.p.directory.invalidate(this.tenant)
+    await this.setFrozen(false)
     this.progress.note(`tenant ${this.tenant}: freeze undone (${reason}); catching up again`)
+  }
+
+  /**
+   * The source store's freeze marker (`domicile_frozen`, read by `domicile_enter` in every tenant
+   * transaction's first statement): while it is there the tenant's transactions on the source are
+   * refused with ERR_TENANT_MOVING. Set before the directory says "moving"; removed when the freeze
+   * is undone, by an abort, and with the purge. Idempotent.
+   */
+  async setFrozen(frozen: boolean): Promise<void> {
+    await this.p.router.withRegionAdmin(this.src, (s) => frozen
+      ? s.query('INSERT INTO domicile_frozen (tenant_id, operation) VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET operation = EXCLUDED.operation, at = now()', [this.tenant, this.op.id])
+      : s.query('DELETE FROM domicile_frozen WHERE tenant_id = $1', [this.tenant]))
   }
 
   async cutover(): Promise<void> {
@@ -449,6 +465,8 @@ class MoveRun {
     if (this.homedAt(fresh) === 'target') throw new DomicileError('ERR_CONFLICT', `The directory already homes tenant "${this.tenant}" in "${this.to}" but the journal is at the cutover. Inspect the journal before going on.`)
     if (fresh.status !== 'moving') {
       await this.freeze()
+    } else {
+      await this.setFrozen(true) // resumed inside the freeze: the marker is there, or is put back
     }
     // When writes stopped (the journal's clock), and when this process began its part of the freeze:
     // a freeze resumed after a crash is finished as fast as possible, not undone and started again.
@@ -548,6 +566,8 @@ class MoveRun {
       return writeTx(src, async () => {
         // Resumed after the purge committed: nothing left to delete (checked again below).
         const left = Object.values(await remainingRows(src, plan, this.tenant)).reduce((a, b) => a + b, 0) + await countKeys(src, this.tenant)
+        // The source is no longer the tenant's home: its freeze marker goes with its rows.
+        await src.query('DELETE FROM domicile_frozen WHERE tenant_id = $1', [this.tenant])
         if (left === 0) return { rows: 0, keys: 0 }
         for (const t of plan.tables) {
           const want = this.cp.tables?.[t.name]
@@ -612,6 +632,7 @@ class MoveRun {
       await this.enter('abort')
     }
     killPoint('abort')
+    if (this.homedAt(await this.p.directory.fresh(this.tenant)) === 'source') await this.setFrozen(false)
     const fresh = await this.p.directory.fresh(this.tenant)
     /* Precondition: an abort deletes only a copy that is not the tenant's home. */
     if (this.homedAt(fresh) !== 'source') throw new DomicileError('ERR_CONFLICT', `Tenant "${this.tenant}" is homed in "${this.p.router.label(fresh)}"; the abort deletes nothing.`)

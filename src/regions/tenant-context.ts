@@ -14,6 +14,9 @@ export const TENANT_SETTING = 'domicile.tenant_id'
 /** The transaction-local setting proving that Domicile set the tenant context. */
 export const TENANT_PROOF_SETTING = 'domicile.tenant_proof'
 
+/** SQLSTATE of domicile_enter refusing a tenant frozen in this store by a move (ERR_TENANT_MOVING). */
+export const FROZEN_SQLSTATE = 'DM001'
+
 /** Quotes a string literal (tenant ids are validated slugs and capabilities hex; quoted anyway). */
 export const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`
 

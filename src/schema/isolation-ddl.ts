@@ -19,7 +19,7 @@
  * Every function is owned by the role that runs `migrate` (the owner), has a fixed search_path, and
  * is executable only by `domicile_app`.
  */
-import { APP_ROLE, TENANT_PROOF_SETTING, TENANT_SETTING } from '../regions/tenant-context.js'
+import { APP_ROLE, FROZEN_SQLSTATE, TENANT_PROOF_SETTING, TENANT_SETTING } from '../regions/tenant-context.js'
 
 /** proof(secret, tenant) for the current transaction, as SQL over `s` (bytea) and `t` (text). */
 const proofSql = (s: string, t: string) =>
@@ -48,6 +48,12 @@ BEGIN
   SELECT d.secret INTO s FROM public.domicile_sessions d WHERE d.pid = pg_backend_pid();
   IF s IS NULL OR cap IS NULL OR encode(s, 'hex') <> cap OR tenant IS NULL OR tenant = '' THEN
     RAISE EXCEPTION 'domicile: tenant context refused: only Domicile opens tenant transactions' USING ERRCODE = '42501';
+  END IF;
+  -- A tenant in the last step of a move out of this store (src/ops/tenant-move.ts) is refused here,
+  -- in every process, whatever its directory cache says: no write reaches the source after the freeze.
+  PERFORM 1 FROM public.domicile_frozen f WHERE f.tenant_id = tenant;
+  IF FOUND THEN
+    RAISE EXCEPTION 'domicile: the tenant is moving between regions' USING ERRCODE = '${FROZEN_SQLSTATE}';
   END IF;
   PERFORM set_config('${TENANT_SETTING}', tenant, true);
   PERFORM set_config('${TENANT_PROOF_SETTING}', ${proofSql('s', 'tenant')}, true);
@@ -140,6 +146,10 @@ const CALLABLE = ISOLATION_FUNCTIONS.filter((sig) => !sig.startsWith('domicile_c
 export function isolationDdl(): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS domicile_sessions (pid integer PRIMARY KEY, backend_start timestamptz NOT NULL, secret bytea NOT NULL)`,
+    // Tenants frozen in this store by a move (owner-only; domicile_enter reads it).
+    `CREATE TABLE IF NOT EXISTS domicile_frozen (tenant_id text PRIMARY KEY, operation bigint, at timestamptz NOT NULL DEFAULT now())`,
+    `REVOKE ALL ON domicile_frozen FROM PUBLIC`,
+    `REVOKE ALL ON domicile_frozen FROM ${APP_ROLE}`,
     `REVOKE ALL ON domicile_sessions FROM PUBLIC`,
     `REVOKE ALL ON domicile_sessions FROM ${APP_ROLE}`,
     ...FUNCTIONS.map(([, body]) => body),

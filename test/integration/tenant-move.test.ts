@@ -138,6 +138,35 @@ describe('tenant move between regions (real PostgreSQL, two clusters)', { skip: 
     assert.ok((result.freezeMs ?? 0) >= 150, `the freeze waited for the open transaction (${result.freezeMs} ms)`)
   })
 
+  test('once the freeze began, the source refuses the tenant in every process, whatever its directory cache says; the marker goes with the freeze', async () => {
+    await addKmsTenant(d, 'frz', EU)
+    await seedTenant(d, 'frz', 20)
+    const { router } = internalsOf(d)
+    // The freeze's marker in the source store (what a move in another process writes first). This
+    // process's directory still says "active" in EU: its writes reach the source and are refused there.
+    await router.withRegionAdmin(EU, (s) => s.query(`INSERT INTO domicile_frozen (tenant_id, operation) VALUES ('frz', 0)`))
+    try {
+      assert.equal((await d.getTenant('frz')).status, 'active')
+      await refused(d.tenant('frz').table('customers').insert({ id: 'late', name: 'Late', email: 'late@frz.example', tax_id: 'X' }), 'ERR_TENANT_MOVING')
+      await refused(d.withTenant('frz', (s) => s.sql('SELECT 1')), 'ERR_TENANT_MOVING')
+      // Another tenant of the same store is served.
+      await addKmsTenant(d, 'frz-neighbour', EU)
+      await d.tenant('frz-neighbour').table('customers').insert({ id: 'n1', name: 'N', email: 'n@neighbour.example', tax_id: 'Y' })
+    } finally {
+      await router.withRegionAdmin(EU, (s) => s.query(`DELETE FROM domicile_frozen WHERE tenant_id = 'frz'`))
+    }
+    await d.tenant('frz').table('customers').insert({ id: 'late', name: 'Late', email: 'late@frz.example', tax_id: 'X' })
+    // A move sets the marker before its freeze and removes it with the purge: none is left after one.
+    const r = await moveTenant(d, 'frz', { to: US, purgeGraceMs: 0 })
+    assert.equal(r.state, 'done')
+    for (const region of [EU, US]) {
+      const left = await router.withRegionAdmin(region, (s) => s.query<{ n: number }>(`SELECT count(*)::int AS n FROM domicile_frozen`))
+      assert.equal(left.rows[0]!.n, 0, `no freeze marker left in ${region}`)
+    }
+    // And the scope role cannot read or write the markers.
+    await refused(d.withTenant('frz', (s) => s.sql(`SELECT * FROM domicile_frozen`)), 'ERR_PERMISSION_DENIED')
+  })
+
   test('the freeze bound is a deadline: a freeze that cannot finish in time is undone early and retried, no writer waits longer', async () => {
     await addKmsTenant(d, 'bounded', EU)
     const model = await seedTenant(d, 'bounded', 200)

@@ -3,6 +3,7 @@
  * ERR_REGION_UNAVAILABLE) and which are ordinary SQL errors. Messages never carry SQL parameters.
  */
 import { DomicileError, isDomicileError } from '../../errors.js'
+import { FROZEN_SQLSTATE } from '../tenant-context.js'
 
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'ENETUNREACH'])
 
@@ -33,6 +34,9 @@ export function mapStoreError(e: unknown, name: string, description: string): un
   if (isConnectionLoss(e)) return regionUnavailable(name, description)
   const sqlState = typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : undefined
   const constraint = (e as { constraint?: unknown })?.constraint
+  if (sqlState === FROZEN_SQLSTATE) {
+    return new DomicileError('ERR_TENANT_MOVING', 'The tenant is in the final step of a move between regions (a write freeze of well under a second). Retry the request.')
+  }
   if (sqlState === '23505') {
     return new DomicileError('ERR_CONFLICT', `A row with the same key already exists${typeof constraint === 'string' ? ` (constraint ${constraint})` : ''}. Use update, or choose another key.`)
   }
