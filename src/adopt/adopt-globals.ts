@@ -16,12 +16,11 @@
  */
 import type { Domicile } from '../domicile.js'
 import { internalsOf } from '../domicile-internals.js'
-import { DomicileError } from '../errors.js'
 import { canonicalRow } from '../global/global-row.js'
 import { upsertGlobal } from '../global/global-write.js'
 import { replicateOnce, type RegionReplication } from '../global/global-replicator.js'
 import { silentProgress, type Progress } from '../ops/progress.js'
-import { checkCell, regionUnknown } from '../regions/placement.js'
+import { resolveCell } from './adopt-tenants.js'
 import type { ResolvedTable } from '../schema/define-schema.js'
 import { q } from '../schema/sql-ident.js'
 import { personalNameCategory } from '../lint/personal-names.js'
@@ -56,15 +55,7 @@ export interface AdoptGlobalsResult {
  */
 export async function adoptGlobals(d: Domicile, opts: AdoptGlobalsOptions): Promise<AdoptGlobalsResult> {
   const { router, controlPlane } = internalsOf(d)
-  const cells = router.cellMap
-  const list = cells.get(opts.region)
-  /* Precondition: the region is configured (and the cell, when named or needed). */
-  if (!list) throw regionUnknown(opts.region, cells)
-  if (opts.cell === undefined && list.length > 1) {
-    throw new DomicileError('ERR_CELL_UNKNOWN', `Region "${opts.region}" has several cells (${list.join(', ')}): name the one holding the application's database with --cell NAME.`, { path: '--cell' })
-  }
-  const cell = opts.cell ?? list[0]!
-  checkCell(cells, opts.region, cell)
+  const cell = resolveCell(d, opts.region, opts.cell)
   const progress = opts.progress ?? silentProgress
   const tables = [...d.schema.tables.values()].filter((t) => t.adopted && t.scope === 'global')
   const out: Array<{ table: string; rows: number; written: number }> = []

@@ -103,8 +103,8 @@ export function adoptCustody(custody: string): AdoptCustody {
     : 'custody: expected "kms" or "none" (byok and hyok are bound tenant by tenant: "domicile tenant bind-key").', 'custody')
 }
 
-/** The region's cell this run reads and registers into. Throws ERR_REGION_UNKNOWN / ERR_CELL_UNKNOWN. */
-function resolveCell(d: Domicile, region: string, cell: string | undefined): string {
+/** The cell of the region holding the application's database (`adopt tenants`, `adopt globals`). Throws ERR_REGION_UNKNOWN / ERR_CELL_UNKNOWN. */
+export function resolveCell(d: Domicile, region: string, cell: string | undefined): string {
   const cells = internalsOf(d).router.cellMap
   const list = cells.get(region)
   /* Precondition: the region is configured. */
