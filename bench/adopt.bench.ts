@@ -43,7 +43,7 @@ import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { createDomicile, isDomicileError, loadSchema, onboardTenant, parseConfig, type Domicile } from '../src/index.js'
-import { ADOPT_FIXTURE_DDL, ADOPT_FIXTURE_PLANS_SQL, createAdoptFixture } from '../test/support/adopt-fixture.js'
+import { ADOPT_FIXTURE_DDL, ADOPT_FIXTURE_PLANS_SQL, adoptConfig, createAdoptFixture } from '../test/support/adopt-fixture.js'
 import { DOMICILE_BIN, makeTempDir, type TempDir } from '../test/support/cli.js'
 import { postgresUnavailable, startPgCluster, twoRoleDatabases, type PgCluster } from '../test/support/pg-cluster.js'
 import { cleanupAll, onCleanup } from './lib/cleanup.js'
@@ -296,15 +296,7 @@ export async function main(): Promise<void> {
 
   const dir: TempDir = await makeTempDir('bench-adopt-')
   onCleanup(() => dir.cleanup())
-  const raw = {
-    regions: {
-      [US]: { driver: 'postgres', url: usLogins.dataUrl('shop'), ownerUrl: usLogins.ownerUrl('shop'), jurisdiction: 'US', poolSize: 6 },
-      [EU]: { driver: 'postgres', url: euLogins.dataUrl('shop'), ownerUrl: euLogins.ownerUrl('shop'), jurisdiction: 'EU', poolSize: 6 },
-    },
-    controlPlane: { driver: 'postgres', url: usLogins.dataUrl('control'), ownerUrl: usLogins.ownerUrl('control') },
-    keys: { dir: './keys' },
-    schema: './domicile.schema.mjs',
-  }
+  const raw = adoptConfig(usLogins, euLogins)
   writeFileSync(join(dir.path, 'domicile.config.json'), JSON.stringify(raw, null, 2))
   const schemaFile = join(dir.path, 'domicile.schema.mjs')
   const open = async () => createDomicile({ config: parseConfig(raw, dir.path), schema: await loadSchema(schemaFile) })

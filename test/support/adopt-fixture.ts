@@ -21,6 +21,8 @@
  * fixture.counts.contacts // 40000
  */
 
+import type { TwoRoleLogins } from './pg-cluster.js'
+
 /** The application's DDL, as it created its database (no Domicile objects). */
 export const ADOPT_FIXTURE_DDL = `
 CREATE TABLE plans (
@@ -184,4 +186,22 @@ export async function createAdoptFixture(url: string, opts: AdoptFixtureOptions 
     await client.end()
   }
   return facts
+}
+
+/**
+ * The Domicile config of the two-region adoption setup (production two-role logins): `us-east-1` is
+ * the application's database `shop` (control plane beside it), `eu-west-1` a new database `shop` on
+ * another cluster; keys in `./keys`, schema `./domicile.schema.mjs`. `extra` adds root settings.
+ */
+export function adoptConfig(us: TwoRoleLogins, eu: TwoRoleLogins, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    regions: {
+      'us-east-1': { driver: 'postgres', url: us.dataUrl('shop'), ownerUrl: us.ownerUrl('shop'), jurisdiction: 'US', poolSize: 6 },
+      'eu-west-1': { driver: 'postgres', url: eu.dataUrl('shop'), ownerUrl: eu.ownerUrl('shop'), jurisdiction: 'EU', poolSize: 6 },
+    },
+    controlPlane: { driver: 'postgres', url: us.dataUrl('control'), ownerUrl: us.ownerUrl('control') },
+    keys: { dir: './keys' },
+    schema: './domicile.schema.mjs',
+    ...extra,
+  }
 }

@@ -20,7 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
-import { ADOPT_FIXTURE_DDL, createAdoptFixture, type AdoptFixture } from './adopt-fixture.js'
+import { ADOPT_FIXTURE_DDL, adoptConfig, createAdoptFixture, type AdoptFixture } from './adopt-fixture.js'
 import { storeRowKeys, TRACKED_TABLES, type AdoptModel, type TrackedTable } from './adopt-workload.js'
 import { DOMICILE_BIN, makeTempDir, type TempDir } from './cli.js'
 import { startPgCluster, twoRoleDatabases, type PgCluster, type TwoRoleLogins } from './pg-cluster.js'
@@ -75,16 +75,7 @@ export async function startAdoptionEnv(opts: { name: string; tenants: number; ro
     const control = await connect(us.url.replace(/\/postgres$/, '/control'))
     tmp = await makeTempDir(`${opts.name}-`)
     const dir = tmp.path
-    const raw = {
-      regions: {
-        [US]: { driver: 'postgres', url: usLogins.dataUrl('shop'), ownerUrl: usLogins.ownerUrl('shop'), jurisdiction: 'US', poolSize: 6 },
-        [EU]: { driver: 'postgres', url: euLogins.dataUrl('shop'), ownerUrl: euLogins.ownerUrl('shop'), jurisdiction: 'EU', poolSize: 6 },
-      },
-      controlPlane: { driver: 'postgres', url: usLogins.dataUrl('control'), ownerUrl: usLogins.ownerUrl('control') },
-      keys: { dir: './keys' },
-      schema: './domicile.schema.mjs',
-      directoryPollMs: opts.directoryPollMs ?? 200,
-    }
+    const raw = adoptConfig(usLogins, euLogins, { directoryPollMs: opts.directoryPollMs ?? 200 })
     const configPath = join(dir, 'domicile.config.json')
     writeFileSync(configPath, JSON.stringify(raw, null, 2))
     const t = tmp
