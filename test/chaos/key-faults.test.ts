@@ -110,93 +110,96 @@ async function until(what: string, deadlineMs: number, f: () => Promise<unknown>
   const t0 = Date.now()
   for (;;) {
     try {
-      await f()
-      return Date.now() - t0
-    } catch (e) {
-      leaks.error(what, e)
-      assert.ok(Date.now() - t0 < deadlineMs, `${what}: not back within ${deadlineMs} ms (last: ${String((e as Error).message)})`)
-      await new Promise((r) => setTimeout(r, 100))
+        await f()
+        return Date.now() - t0
+      } catch (e) {
+        leaks.error(what, e)
+        assert.ok(Date.now() - t0 < deadlineMs, `${what}: not back within ${deadlineMs} ms (last: ${String((e as Error).message)})`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
     }
   }
-}
 
-const sleepUntil = async (t: number): Promise<void> => {
-  const ms = t - Date.now()
-  if (ms > 0) await new Promise((r) => setTimeout(r, ms))
-}
+  const sleepUntil = async (t: number): Promise<void> => {
+    const ms = t - Date.now()
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms))
+  }
 
-describe('chaos: key-service faults', () => {
-  let kp: KeyProxyDir
-  let proxy: KeyProxyProcess
-  let keyId: string
-  let fx: DomicileFixture
-  let d: Domicile
-  const fp: Record<'kill' | 'slow' | 'err', FaultProxy> = {} as never
-  let token: SoftHsmToken | undefined
+  describe('chaos: key-service faults', () => {
+    let kp: KeyProxyDir
+    let proxy: KeyProxyProcess
+    let keyId: string
+    let fx: DomicileFixture
+    let d: Domicile
+    const fp: Record<'kill' | 'slow' | 'err', FaultProxy> = {} as never
+    let token: SoftHsmToken | undefined
+    /** When adding kf-kill returned: the keys it created are cached until at most this + TTL_MS. */
+    let killTenantAddedAt = 0
 
-  before(async () => {
-    if (hsmSkip === false) {
-      // Before the PKCS#11 library is loaded in this process (SoftHSM reads SOFTHSM2_CONF then).
-      token = await createSoftHsmToken({ label: `chaos-${randomBytes(3).toString('hex')}`, pin: `pin-${randomBytes(4).toString('hex')}`, soPin: `so-${randomBytes(4).toString('hex')}` })
-      process.env.DOMICILE_CHAOS_HSM_PIN = token.pin
-      leaks.keyBytes('HSM user pin', token.pin)
-    }
-    kp = await initKeyProxyDir()
-    leaks.keyBytes('xks secret access key', kp.credentials.secretAccessKey)
-    proxy = await startKeyProxyProcess({ dir: kp.dir, uriPrefix: '/xks', insecureHttp: true })
-    keyId = await createKeyViaCli(kp.dir)
-    for (const k of ['kill', 'slow', 'err'] as const) fp[k] = await startFaultProxy({ upstream: proxy.url, rng: rng.fork(`proxy-${k}`) })
-    const xks = (k: keyof typeof fp) => ({ kind: 'xks', endpoint: fp[k].url, uriPrefix: '/xks', credentialsFile: proxy.credentialsFile, allowInsecureHttp: true, timeoutMs: TIMEOUT_MS })
-    fx = await createDomicileFixture({
-      regions: [EU],
-      providers: {
-        'xks-kill': xks('kill'), 'xks-slow': xks('slow'), 'xks-err': xks('err'),
-        ...(token ? { hsm: { kind: 'pkcs11', library: token.library, tokenLabel: token.label, pinEnv: 'DOMICILE_CHAOS_HSM_PIN' } } : {}),
-      },
-      keys: { cacheTtlMs: { hyok: TTL_MS } },
-    })
-    d = fx.domicile
-    await fx.addTenant('kf-kill', { custody: 'hyok', provider: 'xks-kill', keyId })
-    await fx.addTenant('kf-slow', { custody: 'hyok', provider: 'xks-slow', keyId, cacheTtlMs: 0 })
-    await fx.addTenant('kf-err', { custody: 'hyok', provider: 'xks-err', keyId, cacheTtlMs: 0 })
-    if (token) await fx.addTenant('kf-hsm', { custody: 'kms', provider: 'hsm', cacheTtlMs: HSM_TTL_MS })
-  })
-
-  after(async () => {
-    try {
-      if (d) {
-        // Invariant: every acknowledged write is in the store exactly once, under its tenant, sealed.
-        const rows = await storeRows(d, 'SELECT tenant_id, id, email, tax_id FROM customers')
-        for (const w of written) {
-          const found = rows.filter((r) => r.id === w.id)
-          assert.equal(found.length, 1, `acknowledged write ${w.id} is stored exactly once`)
-          const r = found[0]!
-          assert.equal(r.tenant_id, w.tenant, `${w.id} belongs to ${w.tenant}`)
-          for (const [col, plain] of [['email', w.email], ['tax_id', w.taxId]] as const) {
-            const v = r[col]
-            assert.ok(v instanceof Uint8Array && v[0] === 0x01, `${w.id}.${col} holds a sealed value`)
-            assert.equal(Buffer.from(v).indexOf(Buffer.from(plain)), -1, `${w.id}.${col} holds no plaintext`)
-          }
-        }
-        leaks.text('store rows', JSON.stringify(rows.map((r) => ({ ...r, email: Buffer.from(r.email as Uint8Array).toString('hex'), tax_id: Buffer.from(r.tax_id as Uint8Array).toString('hex') }))))
-        const audit = await storeRows(d, 'SELECT tenant_id, type, outcome, actor, detail::text AS detail FROM domicile_audit')
-        leaks.text('region audit', JSON.stringify(audit))
-        const control = await internalsOf(d).controlPlane.withSession(async (s) => (await s.query('SELECT tenant_id, type, outcome, actor, detail::text AS detail FROM domicile_control_audit')).rows, { role: 'owner' })
-        leaks.text('control audit', JSON.stringify(control))
+    before(async () => {
+      if (hsmSkip === false) {
+        // Before the PKCS#11 library is loaded in this process (SoftHSM reads SOFTHSM2_CONF then).
+        token = await createSoftHsmToken({ label: `chaos-${randomBytes(3).toString('hex')}`, pin: `pin-${randomBytes(4).toString('hex')}`, soPin: `so-${randomBytes(4).toString('hex')}` })
+        process.env.DOMICILE_CHAOS_HSM_PIN = token.pin
+        leaks.keyBytes('HSM user pin', token.pin)
       }
-      leaks.text('keyproxy stderr', proxy?.stderrTail() ?? '')
-      leaks.stop()
-      const found = leaks.findings()
-      recordFigures({
-        scenario: 'key-faults',
-        title: 'Key-service faults: HYOK proxy killed, slowed, answering errors; PKCS#11 token removed',
-        faultsInjected: figures.faults, writesAcknowledged: figures.acknowledged, writesVerified: figures.verified, leaksFound: found.length,
-        extra: {
-          seed: rng.seed, unavailableErrors: figures.unavailable, maxFailedCallMs: Math.round(figures.maxCallMs), deadlineMs: TIMEOUT_MS,
-          requestsToDeadServiceIn13Calls: figures.requestsToDeadService, recoveryMs: figures.recoveryMs, hsmRecoveryMs: figures.hsmRecoveryMs,
+      kp = await initKeyProxyDir()
+      leaks.keyBytes('xks secret access key', kp.credentials.secretAccessKey)
+      proxy = await startKeyProxyProcess({ dir: kp.dir, uriPrefix: '/xks', insecureHttp: true })
+      keyId = await createKeyViaCli(kp.dir)
+      for (const k of ['kill', 'slow', 'err'] as const) fp[k] = await startFaultProxy({ upstream: proxy.url, rng: rng.fork(`proxy-${k}`) })
+      const xks = (k: keyof typeof fp) => ({ kind: 'xks', endpoint: fp[k].url, uriPrefix: '/xks', credentialsFile: proxy.credentialsFile, allowInsecureHttp: true, timeoutMs: TIMEOUT_MS })
+      fx = await createDomicileFixture({
+        regions: [EU],
+        providers: {
+          'xks-kill': xks('kill'), 'xks-slow': xks('slow'), 'xks-err': xks('err'),
+          ...(token ? { hsm: { kind: 'pkcs11', library: token.library, tokenLabel: token.label, pinEnv: 'DOMICILE_CHAOS_HSM_PIN' } } : {}),
         },
+        keys: { cacheTtlMs: { hyok: TTL_MS } },
       })
-      assert.deepEqual(found, [], 'no plaintext or key bytes in anything the process emitted')
+      d = fx.domicile
+      await fx.addTenant('kf-kill', { custody: 'hyok', provider: 'xks-kill', keyId })
+      killTenantAddedAt = Date.now()
+      await fx.addTenant('kf-slow', { custody: 'hyok', provider: 'xks-slow', keyId, cacheTtlMs: 0 })
+      await fx.addTenant('kf-err', { custody: 'hyok', provider: 'xks-err', keyId, cacheTtlMs: 0 })
+      if (token) await fx.addTenant('kf-hsm', { custody: 'kms', provider: 'hsm', cacheTtlMs: HSM_TTL_MS })
+    })
+
+    after(async () => {
+      try {
+        if (d) {
+          // Invariant: every acknowledged write is in the store exactly once, under its tenant, sealed.
+          const rows = await storeRows(d, 'SELECT tenant_id, id, email, tax_id FROM customers')
+          for (const w of written) {
+            const found = rows.filter((r) => r.id === w.id)
+            assert.equal(found.length, 1, `acknowledged write ${w.id} is stored exactly once`)
+            const r = found[0]!
+            assert.equal(r.tenant_id, w.tenant, `${w.id} belongs to ${w.tenant}`)
+            for (const [col, plain] of [['email', w.email], ['tax_id', w.taxId]] as const) {
+              const v = r[col]
+              assert.ok(v instanceof Uint8Array && v[0] === 0x01, `${w.id}.${col} holds a sealed value`)
+              assert.equal(Buffer.from(v).indexOf(Buffer.from(plain)), -1, `${w.id}.${col} holds no plaintext`)
+            }
+          }
+          leaks.text('store rows', JSON.stringify(rows.map((r) => ({ ...r, email: Buffer.from(r.email as Uint8Array).toString('hex'), tax_id: Buffer.from(r.tax_id as Uint8Array).toString('hex') }))))
+          const audit = await storeRows(d, 'SELECT tenant_id, type, outcome, actor, detail::text AS detail FROM domicile_audit')
+          leaks.text('region audit', JSON.stringify(audit))
+          const control = await internalsOf(d).controlPlane.withSession(async (s) => (await s.query('SELECT tenant_id, type, outcome, actor, detail::text AS detail FROM domicile_control_audit')).rows, { role: 'owner' })
+          leaks.text('control audit', JSON.stringify(control))
+        }
+        leaks.text('keyproxy stderr', proxy?.stderrTail() ?? '')
+        leaks.stop()
+        const found = leaks.findings()
+        recordFigures({
+          scenario: 'key-faults',
+          title: 'Key-service faults: HYOK proxy killed, slowed, answering errors; PKCS#11 token removed',
+          faultsInjected: figures.faults, writesAcknowledged: figures.acknowledged, writesVerified: figures.verified, leaksFound: found.length,
+          extra: {
+            seed: rng.seed, unavailableErrors: figures.unavailable, maxFailedCallMs: Math.round(figures.maxCallMs), deadlineMs: TIMEOUT_MS,
+            requestsToDeadServiceIn13Calls: figures.requestsToDeadService, recoveryMs: figures.recoveryMs, hsmRecoveryMs: figures.hsmRecoveryMs,
+          },
+        })
+        assert.deepEqual(found, [], 'no plaintext or key bytes in anything the process emitted')
     } finally {
       leaks.stop()
       await fx?.close()
@@ -208,6 +211,10 @@ describe('chaos: key-service faults', () => {
   })
 
   test('HYOK proxy killed: cached keys serve until the TTL; then ERR_KEY_PROVIDER_UNAVAILABLE within the deadline; the breaker stops the requests; back by itself after a restart', async () => {
+    // The keys adding the tenant created are cached from then: let that entry expire, so the keys
+    // are loaded again below and their TTL runs from t0 (otherwise, on a slow machine, it can run
+    // out inside the "served from cache" window and the test would blame the cache).
+    await sleepUntil(killTenantAddedAt + TTL_MS + 50)
     const t0 = Date.now()
     const mine: Written[] = []
     for (let i = 0; i < 4; i++) mine.push(await insert(d, 'kf-kill'))
@@ -216,6 +223,7 @@ describe('chaos: key-service faults', () => {
 
     await proxy.kill()
     figures.faults++
+    try {
     const base = fp.kill.requests
     // Within the TTL: reveals, finds and inserts are served from the cached keys.
     let served = 0
@@ -252,11 +260,15 @@ describe('chaos: key-service faults', () => {
     assert.ok(errs.slice(BREAKER_THRESHOLD).every(({ e }) => /circuit open/.test(e.message)), 'calls after the threshold fail fast (circuit open)')
     assert.equal((await storeRows(d, 'SELECT count(*)::int AS n FROM customers WHERE id = $1', [p.id]))[0]!.n, 0, 'the failed insert wrote nothing')
 
-    // The key service comes back (a new process, a new port): service resumes without intervention.
-    proxy = await startKeyProxyProcess({ dir: kp.dir, uriPrefix: '/xks', insecureHttp: true })
-    fp.kill.setUpstream(proxy.url)
-    fp.slow.setUpstream(proxy.url)
-    fp.err.setUpstream(proxy.url)
+    } finally {
+      // The key service comes back (a new process, a new port), also when a check above failed, so
+      // the next scenarios do not fail for this one.
+      proxy = await startKeyProxyProcess({ dir: kp.dir, uriPrefix: '/xks', insecureHttp: true })
+      fp.kill.setUpstream(proxy.url)
+      fp.slow.setUpstream(proxy.url)
+      fp.err.setUpstream(proxy.url)
+    }
+    // Service resumes without intervention.
     const w = mine[0]!
     figures.recoveryMs = await until('recovery after the proxy restart', BREAKER_COOLDOWN_MS + 5000, async () => assert.equal(await reveal(d, w), w.taxId))
     for (const m of mine) {
