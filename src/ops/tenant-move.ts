@@ -36,12 +36,14 @@ import type { StoreSession } from '../regions/store-driver.js'
 import { OperationJournal, type Operation } from './operation-journal.js'
 import { appendOperationAudit } from './ops-audit.js'
 import { silentProgress, type Progress } from './progress.js'
-import { advanceSequences, applyRepairs, canStreamCopy, copyChunk, copyFormat, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, type TableRepair } from './tenant-move-copier.js'
+import { advanceSequences, applyRepairs, canStreamCopy, readChunk, writeChunk, copyFormat, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, type TableRepair } from './tenant-move-copier.js'
 import { drainOpenTransactions } from './tenant-move-drain.js'
 import { checkKeysOpen, countKeys, deleteKeys, syncKeys } from './tenant-move-keys.js'
 import { planTables, type MovePlan, type MoveTable } from './tenant-move-plan.js'
 import { readTx, writeTx } from './tenant-move-sql.js'
-import { bucketBits, bucketRows, changedBuckets, changeMarkers, contentHash, countRows, differingBuckets, patchSummary, rowHashes, summarize, type BucketSummary } from './tenant-move-verifier.js'
+import { bucketBits, bucketRows, changedBuckets, changeMarkers, contentHash, countRows, differingBuckets, patchSummary, rowHashes, summarize, type BucketHash, type Bucketing, type BucketSummary } from './tenant-move-verifier.js'
+
+const sameBucketing = (s: BucketSummary | undefined, bk: Bucketing): boolean => s !== undefined && s.bits === bk.bits && s.hash === bk.hash
 
 export type MoveState = 'plan' | 'copy' | 'catch-up' | 'cutover' | 'verify' | 'purge' | 'done' | 'abort' | 'aborted'
 
@@ -104,6 +106,8 @@ interface MoveCheckpoint extends Record<string, unknown> {
   toCell?: string
   startedAt: number
   bits: Record<string, number>
+  /** How keys pick their bucket (absent in moves planned before hashtext buckets: md5). */
+  bucketHash?: BucketHash
   total: number
   copy: Record<string, TableCheckpoint>
   copiedRows: number
@@ -254,6 +258,7 @@ class MoveRun {
       return out
     })
     this.cp.bits = Object.fromEntries(plan.tables.map((t) => [t.name, bucketBits(counts[t.name] ?? 0)]))
+    this.cp.bucketHash = 'hashtext'
     this.cp.total = Object.values(counts).reduce((a, b) => a + b, 0)
     this.cp.copy = Object.fromEntries(plan.tables.map((t) => [t.name, { after: null, done: false, rows: 0 }]))
     await this.advance('copy')
@@ -268,40 +273,59 @@ class MoveRun {
     let batchNo = 0
     await this.both(async (src, dst) => {
       const stream = canStreamCopy(src, dst)
-      for (const t of plan.tables) {
-        const st = (this.cp.copy[t.name] ??= { after: null, done: false, rows: 0 })
-        if (st.done) continue
-        const step = async (rows: number, last: string | null, done: boolean) => {
-          st.rows += rows
-          st.after = last ?? st.after
-          st.done = done
-          this.cp.copiedRows += rows
-          copiedHere += rows
-          await this.advance('copy')
-          this.progress.update({ state: 'copy', done: this.cp.copiedRows, total: this.cp.total, unit: 'rows' })
-          killPoint(`copy:${++batchNo}`)
-        }
-        if (stream) {
-          // PostgreSQL to PostgreSQL: each chunk streams by COPY (one source snapshot per chunk).
-          const format = await copyFormat(src, dst, t)
-          const chunk = Math.max(batchRows, this.opts.batchRows ?? 50_000)
-          while (!st.done) {
-            const c = await readTx(src, () => copyChunk(src, dst, t, this.tenant, st.after, chunk, format, plan.deferred))
-            await step(c.rows, c.last, c.last === null)
+      const tables = async (): Promise<void> => {
+        for (const t of plan.tables) {
+          const st = (this.cp.copy[t.name] ??= { after: null, done: false, rows: 0 })
+          if (st.done) continue
+          const step = async (rows: number, last: string | null, done: boolean) => {
+            st.rows += rows
+            st.after = last ?? st.after
+            st.done = done
+            this.cp.copiedRows += rows
+            copiedHere += rows
+            await this.advance('copy')
+            this.progress.update({ state: 'copy', done: this.cp.copiedRows, total: this.cp.total, unit: 'rows' })
+            killPoint(`copy:${++batchNo}`)
           }
-          continue
-        }
-        const read = (after: string | null) => readTx(src, () => readBatch(src, t, this.tenant, after, batchRows))
-        let next: Promise<Awaited<ReturnType<typeof read>>> | null = read(st.after)
-        while (next) {
-          const b: Awaited<ReturnType<typeof read>> = await next
-          // Read the next batch from the source while this one goes into the target.
-          next = b.rows === batchRows ? read(b.last) : null
-          next?.catch(() => undefined)
-          if (b.rows > 0) await writeTx(dst, () => insertBatch(dst, t, b))
-          await step(b.rows, b.last, next === null)
+          if (stream) {
+            // PostgreSQL to PostgreSQL: chunks by COPY, in the one source snapshot below, two at a
+            // time into the target on two sessions (its server's cores; the source's part is small).
+            // The checkpoint moves past both once both committed: a crash between the two commits
+            // re-copies the committed one, which the target refuses and the general way skips.
+            const format = await copyFormat(src, dst, t)
+            const chunk = Math.max(batchRows, this.opts.batchRows ?? 50_000)
+            while (!st.done) {
+              const a = await readChunk(src, t, this.tenant, st.after, chunk, format)
+              const b = a.ended && a.last !== null && dst2 ? await readChunk(src, t, this.tenant, a.last, chunk, format) : null
+              const [wa, wb] = await Promise.all([writeChunk(dst, a, plan.deferred), b ? writeChunk(dst2!, b, plan.deferred) : null])
+              const last = b ? b.last : a.last
+              await step(wa.rows + (wb?.rows ?? 0), last, last === null)
+            }
+            continue
+          }
+          const read = (after: string | null) => readTx(src, () => readBatch(src, t, this.tenant, after, batchRows))
+          let next: Promise<Awaited<ReturnType<typeof read>>> | null = read(st.after)
+          while (next) {
+            const b: Awaited<ReturnType<typeof read>> = await next
+            // Read the next batch from the source while this one goes into the target.
+            next = b.rows === batchRows ? read(b.last) : null
+            next?.catch(() => undefined)
+            if (b.rows > 0) await writeTx(dst, () => insertBatch(dst, t, b))
+            await step(b.rows, b.last, next === null)
+          }
         }
       }
+      // Streaming, every chunk of every table is read in one source snapshot (parents first), so
+      // a child row's parent is in the target before it and chunks go straight into the tables
+      // (writeChunk); what is written after the snapshot comes with catch-up. The snapshot is held
+      // for the copy's length (seconds for 200,000 rows), like a pg_dump's. A resumed copy starts
+      // a new one.
+      let dst2: StoreSession | undefined
+      if (stream) await this.p.router.withRegionAdmin(this.dst, async (second) => {
+        dst2 = second
+        await readTx(src, tables)
+      })
+      else await tables()
       const k = await syncKeys({ tenantId: this.tenant, ...this.keyRegions, source: src, target: dst, provider: this.provider, mode: 'mirror' })
       this.cp.keys = k.total
     })
@@ -326,27 +350,27 @@ class MoveRun {
     check()
     const work = await readTx(src, async () => {
       const repairs: TableRepair[] = []
-      const pending: Array<{ t: MoveTable; bits: number; diff: number[]; src: BucketSummary; dst: BucketSummary }> = []
+      const pending: Array<{ t: MoveTable; bk: Bucketing; diff: number[]; src: BucketSummary; dst: BucketSummary }> = []
       for (const t of plan.tables) {
-        const bits = this.cp.bits[t.name] ?? bucketBits(0)
+        const bk = this.bucketing(t)
         // Only this move writes the tenant's rows in the target before the cutover: after one full
         // read, the target's summary is the last one, patched where this move wrote since.
         const known = this.targetSummaries.get(t.name)
         // The two regions are separate servers: the source's and the target's passes run at once.
         const [{ summary: a, rows: changed }, b] = await Promise.all([
-          this.sourceSummary(src, t, bits),
-          known?.bits === bits ? known : readTx(dst, () => summarize(dst, t, this.tenant, bits)),
+          this.sourceSummary(src, t, bk),
+          sameBucketing(known, bk) ? known! : readTx(dst, () => summarize(dst, t, this.tenant, bk)),
         ])
         check()
         const diff = differingBuckets(a, b)
-        pending.push({ t, bits, diff, src: a, dst: b })
+        pending.push({ t, bk, diff, src: a, dst: b })
         if (diff.length === 0) continue
         // The source's rows of those buckets: read already when every one of them changed there.
         const have = changed && diff.every((x) => changed.buckets.has(x))
         const want = new Set(diff)
         const [ha, hb] = await Promise.all([
-          have ? new Map([...changed.rows].filter(([, v]) => want.has(v.b)).map(([k, v]) => [k, v.m])) : rowHashes(src, t, this.tenant, bits, diff),
-          readTx(dst, () => rowHashes(dst, t, this.tenant, bits, diff)),
+          have ? new Map([...changed.rows].filter(([, v]) => want.has(v.b)).map(([k, v]) => [k, v.m])) : rowHashes(src, t, this.tenant, bk, diff),
+          readTx(dst, () => rowHashes(dst, t, this.tenant, bk, diff)),
         ])
         const upsert = [...ha].filter(([k, m]) => hb.get(k) !== m).map(([k]) => k)
         const remove = [...hb.keys()].filter((k) => !ha.has(k))
@@ -370,8 +394,8 @@ class MoveRun {
       // Inside the freeze (a deadline) the source no longer changes after the drain: its snapshot
       // above is final and only the target is read again. Outside it, both are.
       const [a, b] = await Promise.all([
-        deadline === undefined ? readTx(src, () => summarize(src, w.t, this.tenant, w.bits, w.diff)) : w.src,
-        readTx(dst, () => summarize(dst, w.t, this.tenant, w.bits, w.diff)),
+        deadline === undefined ? readTx(src, () => summarize(src, w.t, this.tenant, w.bk, w.diff)) : w.src,
+        readTx(dst, () => summarize(dst, w.t, this.tenant, w.bk, w.diff)),
       ])
       const sa = deadline === undefined ? patchSummary(w.src, a, w.diff) : w.src
       const sb = patchSummary(w.dst, b, w.diff)
@@ -384,18 +408,23 @@ class MoveRun {
     return { repaired, verified, summaries }
   }
 
+  /** A table's bucketing for this move (journaled at the plan). */
+  bucketing(t: MoveTable): Bucketing {
+    return { bits: this.cp.bits[t.name] ?? bucketBits(0), hash: this.cp.bucketHash ?? 'md5' }
+  }
+
   /**
    * The source's bucket summary of a table in the current snapshot. After one full read, only the
    * buckets whose change markers moved since (rows inserted, updated or deleted) are hashed again:
    * a round costs a pass over row versions' xmin/ctid plus the content of what changed.
    */
-  async sourceSummary(src: StoreSession, t: MoveTable, bits: number): Promise<{ summary: BucketSummary; rows?: { buckets: Set<number>; rows: Map<string, { b: number; m: string }> } }> {
+  async sourceSummary(src: StoreSession, t: MoveTable, bk: Bucketing): Promise<{ summary: BucketSummary; rows?: { buckets: Set<number>; rows: Map<string, { b: number; m: string }> } }> {
     const prev = this.sourceSummaries.get(t.name)
-    if (prev?.bits !== bits || !prev.markers) return { summary: await summarize(src, t, this.tenant, bits) }
-    const dirty = changedBuckets(prev.markers, await changeMarkers(src, t, this.tenant, bits))
-    if (dirty.length === 0) return { summary: prev }
-    const r = await bucketRows(src, t, this.tenant, bits, dirty)
-    return { summary: patchSummary(prev, r.summary, dirty), rows: { buckets: new Set(dirty), rows: r.rows } }
+    if (!sameBucketing(prev, bk) || !prev!.markers) return { summary: await summarize(src, t, this.tenant, bk) }
+    const dirty = changedBuckets(prev!.markers, await changeMarkers(src, t, this.tenant, bk))
+    if (dirty.length === 0) return { summary: prev! }
+    const r = await bucketRows(src, t, this.tenant, bk, dirty)
+    return { summary: patchSummary(prev!, r.summary, dirty), rows: { buckets: new Set(dirty), rows: r.rows } }
   }
 
   async catchUp(): Promise<void> {
@@ -571,7 +600,7 @@ class MoveRun {
         if (left === 0) return { rows: 0, keys: 0 }
         for (const t of plan.tables) {
           const want = this.cp.tables?.[t.name]
-          const now = contentHash(await summarize(src, t, this.tenant, this.cp.bits[t.name] ?? bucketBits(0)))
+          const now = contentHash(await summarize(src, t, this.tenant, this.bucketing(t)))
           /* Precondition: the source is unchanged since the cutover (no write from a stale directory entry is lost). */
           if (!want || want.hash !== now) {
             throw new DomicileError('ERR_CONFLICT', `Table "${t.name}" of tenant "${this.tenant}" changed in the source region "${this.from}" after the cutover (a process with a stale directory entry wrote there). Nothing was purged; reconcile those rows into "${this.to}", then resume.`)

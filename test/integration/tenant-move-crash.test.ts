@@ -13,6 +13,9 @@ import { pathToFileURL } from 'node:url'
 import type { Domicile } from '../../src/index.js'
 import { internalsOf } from '../../src/domicile-internals.js'
 import { abortTenantMove, resumeTenantMove } from '../../src/ops/tenant-move.js'
+import { planTables } from '../../src/ops/tenant-move-plan.js'
+import { readTx } from '../../src/ops/tenant-move-sql.js'
+import { contentHash, summarize } from '../../src/ops/tenant-move-verifier.js'
 import { REPO_ROOT } from '../support/cli.js'
 import { postgresUnavailable } from '../support/pg-cluster.js'
 import { seedTenant, startWriter } from '../support/move-writer.js'
@@ -74,7 +77,7 @@ describe('tenant move killed at each state, then resumed or aborted (real proces
    * Kills a move at `killAt`, checks the journal stands at `state`, then finishes it with `then`,
    * in another process (`where: 'child'`) or in this one, a writer running throughout.
    */
-  async function scenario(tenant: string, killAt: string, state: string, then: 'resume' | 'abort', where: 'child' | 'here'): Promise<void> {
+  async function scenario(tenant: string, killAt: string, state: string, then: 'resume' | 'abort', where: 'child' | 'here', afterKill?: (opId: number) => Promise<void>): Promise<void> {
     await addKmsTenant(d, tenant, EU)
     const model = await seedTenant(d, tenant, 150)
     const writer = startWriter(d, tenant, model, { prefix: 'w', pauseMs: 2 })
@@ -84,6 +87,7 @@ describe('tenant move killed at each state, then resumed or aborted (real proces
       const op = await internalsOf(d).journal!.running(tenant)
       assert.ok(op, 'the journal still shows the move running')
       assert.equal(op.state, state)
+      await afterKill?.(op.id)
       if (where === 'child') {
         const finished = await runWorker(env, [tenant, then])
         const last = finished.lines.at(-1)
@@ -120,6 +124,27 @@ describe('tenant move killed at each state, then resumed or aborted (real proces
   test('killed in the write freeze (directory says moving), resumed in another process', () => scenario('k-freeze', 'cutover', 'cutover', 'resume', 'child'))
   test('killed after the cutover before verification, resumed', () => scenario('k-verify', 'verify', 'verify', 'resume', 'here'))
   test('killed after the cutover before the purge, resumed', () => scenario('k-purge', 'purge', 'purge', 'resume', 'here'))
+  test('killed before the purge by a version with md5 buckets (its journal as that version wrote it), resumed: the purge checks the source against md5 buckets', () =>
+    scenario('k-legacy', 'purge', 'purge', 'resume', 'here', async (opId) => {
+      // What a move planned and cut over by the earlier version left in the journal: no bucket
+      // hash, and each table's content hash over md5 buckets (the source is unchanged since the
+      // cutover, so it is computed from it now). A resume that used hashtext buckets for the purge's
+      // check would find every table "changed in the source" and purge nothing.
+      const p = internalsOf(d)
+      const cp = (await p.controlPlane.withSession((s) => s.query<{ checkpoint: { bucketHash?: string; bits: Record<string, number>; tables: Record<string, { rows: number; hash: string }> } }>('SELECT checkpoint FROM domicile_operations WHERE id = $1', [opId]), { role: 'owner' })).rows[0]!.checkpoint
+      assert.equal(cp.bucketHash, 'hashtext')
+      const tables = await p.router.withRegionAdmin({ region: US, cell: 'main' }, (dst) => p.router.withRegionAdmin({ region: EU, cell: 'main' }, async (src) => {
+        const plan = await planTables(p.schema, src, dst)
+        const out: Record<string, { rows: number; hash: string }> = {}
+        for (const t of plan.tables) {
+          const md5 = await readTx(src, () => summarize(src, t, 'k-legacy', { bits: cp.bits[t.name]!, hash: 'md5' }))
+          assert.notEqual(contentHash(md5), cp.tables[t.name]!.hash, 'md5 and hashtext buckets give different content hashes')
+          out[t.name] = { rows: md5.rows, hash: contentHash(md5) }
+        }
+        return out
+      }))
+      await p.controlPlane.withSession((s) => s.query(`UPDATE domicile_operations SET checkpoint = (checkpoint - 'bucketHash') || jsonb_build_object('tables', $2::jsonb) WHERE id = $1`, [opId, JSON.stringify(tables)]), { role: 'owner' })
+    }))
   test('killed after the purge deleted the source, resumed', () => scenario('k-purged', 'purge:deleted', 'purge', 'resume', 'here'))
   test('killed during catch-up, aborted in another process', () => scenario('k-abort', 'catch-up:1', 'catch-up', 'abort', 'child'))
   test('killed in the write freeze, aborted: the freeze ends and the source serves again', () => scenario('k-abort-frozen', 'cutover:verified', 'cutover', 'abort', 'here'))

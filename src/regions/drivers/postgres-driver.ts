@@ -146,8 +146,12 @@ class PgSession implements StoreSession {
       await pipeline(source, sink)
       return sink.rowCount ?? 0
     } catch (e) {
-      // A COPY cut short leaves the protocol in an unknown state: the connection is not reused.
-      this.broken = true
+      // The server refusing the rows (a SQLSTATE: a duplicate key, a foreign key) ends COPY mode
+      // cleanly and the connection goes on (the caller can roll back to a savepoint). A COPY cut
+      // short otherwise (the source failed, the connection dropped) leaves the protocol in an
+      // unknown state: the connection is not reused.
+      const fromServer = typeof (e as { severity?: unknown })?.severity === 'string' && typeof (e as { code?: unknown })?.code === 'string'
+      if (!fromServer || isConnectionLoss(e)) this.broken = true
       throw mapStoreError(e, this.#name, this.#description)
     }
   }

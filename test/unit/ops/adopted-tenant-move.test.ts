@@ -14,10 +14,10 @@ import { createPGliteDriver } from '../../../src/regions/drivers/pglite-driver.j
 import { createPostgresDriver } from '../../../src/regions/drivers/postgres-driver.js'
 import type { StoreDriver, StoreSession } from '../../../src/regions/store-driver.js'
 import { defineSchema } from '../../../src/schema/define-schema.js'
-import { advanceSequences, applyRepairs, copyChunk, copyFormat, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, upsertSql, type TableRepair } from '../../../src/ops/tenant-move-copier.js'
+import { advanceSequences, applyRepairs, readChunk, writeChunk, type CopyChunk, copyFormat, deleteTenantRows, insertBatch, readBatch, readRows, remainingRows, upsertSql, type TableRepair } from '../../../src/ops/tenant-move-copier.js'
 import { planTables, type MovePlan, type MoveTable } from '../../../src/ops/tenant-move-plan.js'
 import { readTx, writeTx } from '../../../src/ops/tenant-move-sql.js'
-import { contentHash, countRows, differingBuckets, rowHashes, summarize } from '../../../src/ops/tenant-move-verifier.js'
+import { contentHash, countRows, differingBuckets, rowHashes, summarize, type Bucketing } from '../../../src/ops/tenant-move-verifier.js'
 import { postgresUnavailable, startPgCluster, type PgCluster } from '../../support/pg-cluster.js'
 
 const schema = defineSchema({
@@ -53,11 +53,14 @@ const TARGET_DATA = `
   INSERT INTO contacts (company_id, email) VALUES (9, 'a@nine.example'), (9, 'b@nine.example');
   INSERT INTO items VALUES ('${uuid(900)}', 9, 'nine''s');`
 
+/** The bucketing of moves planned now. */
+const BK: Bucketing = { bits: 8, hash: 'hashtext' }
+
 const one = async (s: StoreSession, sql: string, params: unknown[] = []): Promise<unknown> => Object.values((await s.query(sql, params)).rows[0] ?? {})[0]
 
 async function sameEverywhere(src: StoreSession, dst: StoreSession, plan: MovePlan, tenant: string): Promise<void> {
   for (const t of plan.tables) {
-    const [a, b] = [await summarize(src, t, tenant, 8), await summarize(dst, t, tenant, 8)]
+    const [a, b] = [await summarize(src, t, tenant, BK), await summarize(dst, t, tenant, BK)]
     assert.equal(b.rows, a.rows, `${t.name}: rows`)
     assert.equal(contentHash(b), contentHash(a), `${t.name}: content`)
   }
@@ -67,9 +70,9 @@ async function sameEverywhere(src: StoreSession, dst: StoreSession, plan: MovePl
 async function catchUp(src: StoreSession, dst: StoreSession, plan: MovePlan, tenant: string): Promise<number> {
   const repairs: TableRepair[] = []
   for (const t of plan.tables) {
-    const diff = differingBuckets(await summarize(src, t, tenant, 8), await summarize(dst, t, tenant, 8))
+    const diff = differingBuckets(await summarize(src, t, tenant, BK), await summarize(dst, t, tenant, BK))
     if (diff.length === 0) continue
-    const [ha, hb] = [await rowHashes(src, t, tenant, 8, diff), await rowHashes(dst, t, tenant, 8, diff)]
+    const [ha, hb] = [await rowHashes(src, t, tenant, BK, diff), await rowHashes(dst, t, tenant, BK, diff)]
     const upsert = [...ha].filter(([k, m]) => hb.get(k) !== m).map(([k]) => k)
     const remove = [...hb.keys()].filter((k) => !ha.has(k))
     repairs.push({ table: t, upsert: await readRows(src, t, tenant, upsert), remove })
@@ -94,7 +97,11 @@ async function copyStreamed(src: StoreSession, dst: StoreSession, plan: MovePlan
     const f = format ?? await copyFormat(src, dst, t)
     let after: string | null = null
     for (;;) {
-      const c = await readTx(src, () => copyChunk(src, dst, t, tenant, after, 16, f, plan.deferred))
+      const c: CopyChunk = await readTx(src, async () => {
+        const chunk = await readChunk(src, t, tenant, after, 16, f)
+        await writeChunk(dst, chunk, plan.deferred)
+        return chunk
+      })
       if (c.last === null) break
       after = c.last
     }
@@ -212,7 +219,7 @@ describe('tenant move SQL on adopted tables', () => {
     const drivers: StoreDriver[] = []
     before(async () => {
       cluster = await startPgCluster('adopted-move')
-      for (const db of ['src_bin', 'dst_bin', 'src_text', 'dst_text']) drivers.push(createPostgresDriver({ url: cluster.database(db) }))
+      for (const db of ['src_bin', 'dst_bin', 'src_text', 'dst_text', 'src_direct', 'dst_direct']) drivers.push(createPostgresDriver({ url: cluster.database(db) }))
     })
     after(async () => {
       for (const d of drivers) await d.close()
@@ -221,6 +228,47 @@ describe('tenant move SQL on adopted tables', () => {
     test('binary COPY: the tenant literal is cast to the column type', async () => {
       const [a, b] = drivers as [StoreDriver, StoreDriver]
       await a.withSession((src) => b.withSession((dst) => scenario(src, dst, (plan) => copyStreamed(src, dst, plan, '7')), { role: 'owner' }), { role: 'owner' })
+    })
+    test('a chunk goes straight into the table; one the target refuses takes the staging way, from memory or streaming', async () => {
+      const [a, b] = drivers.slice(4) as [StoreDriver, StoreDriver]
+      await a.withSession((src) => b.withSession(async (dst) => {
+        await src.exec(APP_DDL + SOURCE_DATA)
+        await dst.exec(APP_DDL + TARGET_DATA)
+        const plan = await planTables(schema, src, dst)
+        const [accounts, contacts, items] = [table(plan, 'accounts'), table(plan, 'contacts'), table(plan, 'items')]
+        const chunkOf = (t: MoveTable, memoryBytes?: number) => readTx(src, () => readChunk(src, t, '7', null, 1000, 'binary', memoryBytes))
+        const staged = async () => Number(await one(dst, "SELECT count(*) FROM pg_class WHERE relname LIKE 'domicile_move_stage_%' AND relpersistence = 't'"))
+
+        // The parent is not in the target: the target refuses the chunk; the rows wait for catch-up.
+        const c1 = await chunkOf(contacts)
+        assert.ok(c1.ended, 'a small chunk is held in memory')
+        assert.deepEqual(await writeChunk(dst, c1, plan.deferred), { rows: 40, inserted: 0 })
+        assert.equal(await staged(), 1, 'the refused chunk went through the staging table')
+        // Parents first: the chunks go straight in (another session: a staging table would be a new one).
+        await b.withSession(async (dst2) => {
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(accounts), plan.deferred), { rows: 1, inserted: 1 })
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(contacts), plan.deferred), { rows: 40, inserted: 40 })
+          assert.equal(await staged(), 1, 'no staging table was made for the chunks that went straight in (the one counted is the first session\'s)')
+          // The same chunk again (a chunk copied before a crash): refused straight, skipped staged.
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(contacts), plan.deferred), { rows: 40, inserted: 0 })
+          assert.equal(Number(await one(dst2, "SELECT count(*) FROM contacts WHERE company_id = 7")), 40, 'nothing twice')
+          // Another tenant's row holds one item's key: that row is left out, the others are in.
+          await dst2.exec(`INSERT INTO items VALUES ('${uuid(5)}', 9, 'nine''s own')`)
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(items), plan.deferred), { rows: 20, inserted: 19 })
+          assert.deepEqual((await dst2.query('SELECT company_id::text AS c FROM items WHERE id = $1', [uuid(5)])).rows, [{ c: '9' }])
+          // A chunk larger than the memory bound streams through the staging table.
+          await dst2.exec('DELETE FROM items WHERE company_id = 7')
+          const big = await readTx(src, async () => {
+            const c = await readChunk(src, items, '7', null, 1000, 'binary', 64)
+            assert.equal(c.ended, false, 'more than 64 bytes: left streaming')
+            return writeChunk(dst2, c, plan.deferred)
+          })
+          assert.deepEqual(big, { rows: 20, inserted: 19 })
+          // The session goes on after each refusal.
+          assert.equal(Number(await one(dst2, 'SELECT 1')), 1)
+        }, { role: 'owner' })
+        assert.equal(Number(await one(src, 'SELECT 1')), 1, 'so does the source')
+      }, { role: 'owner' }), { role: 'owner' })
     })
     test('text COPY', async () => {
       const [, , a, b] = drivers as [StoreDriver, StoreDriver, StoreDriver, StoreDriver]
