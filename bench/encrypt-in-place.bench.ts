@@ -6,7 +6,8 @@
  * then declared sensitive and searchable (migrate adds the shadow column). The writer is one
  * application process doing one-shot writes back to back (2/3 updates of existing rows, 1/3
  * inserts; every value sealed with its blind index). The job runs in its own process, as
- * `domicile migrate encrypt` would (batches of 1000). Same run, same table, same writer:
+ * `domicile migrate encrypt` would (batches of 1000, the library's default; BENCH_BATCH=N for
+ * another size). Same run, same table, same writer:
  *
  *   baseline  the writer alone, for BASE_MS, before the job
  *   during    the writer while the job converts rows (from its first batch to its swap)
@@ -27,6 +28,8 @@ const RESULTS = 'bench/results/encrypt-in-place.json'
 const TENANTS = ['t1', 't2', 't3', 't4']
 const PER_TENANT = QUICK ? 5_000 : 50_000
 const BASE_MS = QUICK ? 2_000 : 8_000
+/** Rows per batch of the job (the fixture's child reads BATCH; its own default is smaller, for tests). */
+const BATCH_SIZE = Number(process.env.BENCH_BATCH ?? 1000)
 const log = (m: string) => console.error(`[encrypt-in-place] ${m}`)
 
 type Row = { id: string; n: number; note: unknown }
@@ -70,6 +73,7 @@ export async function main(): Promise<void> {
     let swapAt = 0
     let convertedAtSwap = 0
     let lastDone = 0
+    process.env.BATCH = String(BATCH_SIZE)
     const run = await runChild(f, 'encrypt', undefined, (line) => {
       if (!line.startsWith('{"progress"')) return
       const e = JSON.parse(line).progress as { state: string; done: number }
@@ -98,12 +102,12 @@ export async function main(): Promise<void> {
     printTable('one-shot writes (update 2/3, insert 1/3), sealed + blind index, PostgreSQL 15', ['arm', 'writes', 'median µs', 'p99 µs'],
       rows.map((r) => [r.arm, r.writes, r.medianUs, r.p99Us]))
     const job = {
-      rowsConverted: result.rows, convertSeconds: round(convertSec, 2), rowsPerSecond: Math.round(convertedAtSwap / convertSec),
+      batchSize: BATCH_SIZE, rowsConverted: result.rows, convertSeconds: round(convertSec, 2), rowsPerSecond: Math.round(convertedAtSwap / convertSec),
       wholeJobMs: result.elapsedMs, wholeJobRowsPerSecond: Math.round(result.rows / (result.elapsedMs / 1000)),
       swapLockWaitMs: result.regions[0]?.swapLockWaitMs, swapLockHeldMs: result.regions[0]?.swapLockHeldMs,
       p99Ratio: round(during.p99Us / base.p99Us, 2), medianRatio: round(during.medianUs / base.medianUs, 2), loadAverageBefore: load,
     }
-    printTable('encrypt-in-place job (child process, batches of 1000)', Object.keys(job), [Object.values(job).map((v) => (Array.isArray(v) ? v.map((x) => x.toFixed(2)).join(' ') : String(v)))])
+    printTable(`encrypt-in-place job (child process, batches of ${BATCH_SIZE})`, Object.keys(job), [Object.values(job).map((v) => (Array.isArray(v) ? v.map((x) => x.toFixed(2)).join(' ') : String(v)))])
     if (QUICK) {
       console.log('BENCH_QUICK=1: smoke run, results not written')
     } else {
