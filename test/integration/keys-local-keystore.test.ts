@@ -9,7 +9,7 @@ import { describe, test, after } from 'node:test'
 import { strict as assert } from 'node:assert'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, link, mkdir, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, link, mkdir, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -255,6 +255,29 @@ describe('local keystore', () => {
     assert.ok(left.every((b) => b === 0), 'the key file\'s bytes were overwritten with zeros')
     await assert.rejects(p.unwrapKey({ keyId, ciphertext: w.ciphertext, context: ctx }), (e) => isDomicileError(e, 'ERR_KEY_NOT_FOUND'))
     await assert.rejects(p.destroyKey!(keyId), (e) => isDomicileError(e, 'ERR_KEY_NOT_FOUND'))
+  })
+
+  test('destroyKey also overwrites and removes what a write of that key cut short left behind; other keys\' files are untouched', async () => {
+    const dir = await tempDir()
+    const p = new RuntimeKeyProvider(createLocalKeyProvider({ dir, rootKey: new Uint8Array(randomBytes(32)) }))
+    const { keyId } = await p.createKey!({ label: 'acme', origin: 'generate' })
+    const { keyId: other } = await p.createKey!({ label: 'other', origin: 'generate' })
+    // What a process killed between writing its temporary file and renaming it leaves: a full copy.
+    const file = join(dir, `${keyId}.json`)
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+    const otherTmp = join(dir, `${other}.json.${randomBytes(6).toString('hex')}.tmp`)
+    await copyFile(file, tmp)
+    await copyFile(join(dir, `${other}.json`), otherTmp)
+    const witness = join(dir, 'witness')
+    await link(tmp, witness)
+    const size = (await stat(tmp)).size
+    assert.deepEqual(await p.destroyKey!(keyId), { keyId, state: 'destroyed' })
+    assert.equal(await exists(tmp), false, 'the temporary copy is gone')
+    const left = await readFile(witness)
+    assert.equal(left.length, size)
+    assert.ok(left.every((b) => b === 0), 'its bytes were overwritten with zeros first')
+    assert.equal(await exists(otherTmp), true, 'another key\'s temporary file is not touched')
+    assert.equal((await p.keyStatus(other)).state, 'enabled')
   })
 
   test('Precondition: the key id has the keystore\'s format (so it can never name another path). (destroyKey)', async () => {

@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { readdirSync } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises'
+import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DomicileError } from '../../../errors.js'
 import { isSealedBox } from './sealed-box.js'
@@ -102,7 +102,8 @@ export class Keystore {
 
   /**
    * Destroys a key file: its bytes are overwritten with zeros in place and synced, then the file is
-   * removed and the directory synced. Throws ERR_KEY_NOT_FOUND for a missing key. What this cannot
+   * removed and the directory synced; so is every temporary file a write of this key left behind
+   * when its process was killed (`<id>.json.<hex>.tmp`). Throws ERR_KEY_NOT_FOUND for a missing key. What this cannot
    * reach (stated in shred certificates): earlier versions of the file left in free blocks by atomic
    * rewrites, copy-on-write or journaling file systems, SSD wear levelling, and backups. Those hold
    * the material only sealed under the root key.
@@ -112,21 +113,46 @@ export class Keystore {
     if (!Keystore.isKeyId(keyId)) throw notFound(keyId)
     await this.#serial(keyId, async () => {
       const path = this.#path(keyId)
-      let fh
       try {
-        fh = await open(path, 'r+')
+        await access(path)
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(keyId)
         throw unwritable(this.dir, keyId, e)
       }
+      // A write of this key cut short (a killed process) left a temporary file that can hold the
+      // key's sealed material: it goes the same way as the key file, first.
+      const prefix = `${keyId}.json.`
+      let names: string[]
       try {
-        const { size } = await fh.stat()
-        if (size > 0) await fh.write(Buffer.alloc(size), 0, size, 0)
-        await fh.sync()
+        names = (await readdir(this.dir)).filter((n) => n.startsWith(prefix) && /^[0-9a-f]{12}\.tmp$/.test(n.slice(prefix.length)))
       } catch (e) {
         throw unwritable(this.dir, keyId, e)
-      } finally {
-        await fh.close()
+      }
+      for (const file of [...names.map((n) => join(this.dir, n)), path]) {
+        let fh
+        try {
+          fh = await open(file, 'r+')
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT' && file !== path) continue
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(keyId)
+          throw unwritable(this.dir, keyId, e)
+        }
+        try {
+          const { size } = await fh.stat()
+          if (size > 0) await fh.write(Buffer.alloc(size), 0, size, 0)
+          await fh.sync()
+        } catch (e) {
+          throw unwritable(this.dir, keyId, e)
+        } finally {
+          await fh.close()
+        }
+        if (file !== path) {
+          try {
+            await unlink(file)
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw unwritable(this.dir, keyId, e)
+          }
+        }
       }
       try {
         await unlink(path)
