@@ -273,7 +273,7 @@ class MoveRun {
     let batchNo = 0
     await this.both(async (src, dst) => {
       const stream = canStreamCopy(src, dst)
-      const tables = async (): Promise<void> => {
+      const tables = async (dst2?: StoreSession): Promise<void> => {
         for (const t of plan.tables) {
           const st = (this.cp.copy[t.name] ??= { after: null, done: false, rows: 0 })
           if (st.done) continue
@@ -297,7 +297,7 @@ class MoveRun {
             while (!st.done) {
               const a = await readChunk(src, t, this.tenant, st.after, chunk, format)
               const b = a.ended && a.last !== null && dst2 ? await readChunk(src, t, this.tenant, a.last, chunk, format) : null
-              const [wa, wb] = await Promise.all([writeChunk(dst, a, plan.deferred), b ? writeChunk(dst2!, b, plan.deferred) : null])
+              const [wa, wb] = await Promise.all([writeChunk(dst, a, plan.deferred), b && dst2 ? writeChunk(dst2, b, plan.deferred) : null])
               const last = b ? b.last : a.last
               await step(wa.rows + (wb?.rows ?? 0), last, last === null)
             }
@@ -320,11 +320,7 @@ class MoveRun {
       // (writeChunk); what is written after the snapshot comes with catch-up. The snapshot is held
       // for the copy's length (seconds for 200,000 rows), like a pg_dump's. A resumed copy starts
       // a new one.
-      let dst2: StoreSession | undefined
-      if (stream) await this.p.router.withRegionAdmin(this.dst, async (second) => {
-        dst2 = second
-        await readTx(src, tables)
-      })
+      if (stream) await this.p.router.withRegionAdmin(this.dst, (second) => readTx(src, () => tables(second)))
       else await tables()
       const k = await syncKeys({ tenantId: this.tenant, ...this.keyRegions, source: src, target: dst, provider: this.provider, mode: 'mirror' })
       this.cp.keys = k.total

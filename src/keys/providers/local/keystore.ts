@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { readdirSync } from 'node:fs'
-import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DomicileError } from '../../../errors.js'
 import { isSealedBox } from './sealed-box.js'
@@ -103,24 +103,19 @@ export class Keystore {
   /**
    * Destroys a key file: its bytes are overwritten with zeros in place and synced, then the file is
    * removed and the directory synced; so is every temporary file a write of this key left behind
-   * when its process was killed (`<id>.json.<hex>.tmp`). Throws ERR_KEY_NOT_FOUND for a missing key. What this cannot
-   * reach (stated in shred certificates): earlier versions of the file left in free blocks by atomic
-   * rewrites, copy-on-write or journaling file systems, SSD wear levelling, and backups. Those hold
-   * the material only sealed under the root key.
+   * when its process was killed (`<id>.json.<hex>.tmp`). Throws ERR_KEY_NOT_FOUND for a missing
+   * key. What this cannot reach (stated in shred certificates): earlier versions of the file left
+   * in free blocks by atomic rewrites, copy-on-write or journaling file systems, SSD wear levelling,
+   * and backups. Those hold the material only sealed under the root key.
    */
   async destroy(keyId: string): Promise<void> {
     /* Precondition: the key id has the keystore's format (so it can never name another path). */
     if (!Keystore.isKeyId(keyId)) throw notFound(keyId)
     await this.#serial(keyId, async () => {
       const path = this.#path(keyId)
-      try {
-        await access(path)
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(keyId)
-        throw unwritable(this.dir, keyId, e)
-      }
+      if (!(await this.#zero(path, keyId))) throw notFound(keyId)
       // A write of this key cut short (a killed process) left a temporary file that can hold the
-      // key's sealed material: it goes the same way as the key file, first.
+      // key's sealed material: it goes the same way as the key file.
       const prefix = `${keyId}.json.`
       let names: string[]
       try {
@@ -128,30 +123,13 @@ export class Keystore {
       } catch (e) {
         throw unwritable(this.dir, keyId, e)
       }
-      for (const file of [...names.map((n) => join(this.dir, n)), path]) {
-        let fh
+      for (const name of names) {
+        const file = join(this.dir, name)
+        if (!(await this.#zero(file, keyId))) continue
         try {
-          fh = await open(file, 'r+')
+          await unlink(file)
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT' && file !== path) continue
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(keyId)
-          throw unwritable(this.dir, keyId, e)
-        }
-        try {
-          const { size } = await fh.stat()
-          if (size > 0) await fh.write(Buffer.alloc(size), 0, size, 0)
-          await fh.sync()
-        } catch (e) {
-          throw unwritable(this.dir, keyId, e)
-        } finally {
-          await fh.close()
-        }
-        if (file !== path) {
-          try {
-            await unlink(file)
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw unwritable(this.dir, keyId, e)
-          }
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw unwritable(this.dir, keyId, e)
         }
       }
       try {
@@ -166,6 +144,27 @@ export class Keystore {
         throw unwritable(this.dir, keyId, e)
       }
     })
+  }
+
+  /** Overwrites a file of key `keyId` with zeros in place and syncs it; false when there is no such file. */
+  async #zero(file: string, keyId: string): Promise<boolean> {
+    let fh
+    try {
+      fh = await open(file, 'r+')
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw unwritable(this.dir, keyId, e)
+    }
+    try {
+      const { size } = await fh.stat()
+      if (size > 0) await fh.write(Buffer.alloc(size), 0, size, 0)
+      await fh.sync()
+      return true
+    } catch (e) {
+      throw unwritable(this.dir, keyId, e)
+    } finally {
+      await fh.close()
+    }
   }
 
   /** Runs `fn` after every earlier mutation of the same key in this process (read-modify-write must not interleave). */
