@@ -324,6 +324,9 @@ class ColumnJob {
     const source = sourceColumn(prep.layout, this.#dir)
     if (source !== undefined) {
       await this.#admin(region, (s) => ensurePendingIndex(s, this.#t, this.#col, this.#dir, source))
+      // Fresh statistics (the shadow column is new, the table may never have been analysed): the
+      // batches' reads then walk the pending index in key order instead of sorting every row left.
+      await this.#admin(region, (s) => s.query(`ANALYZE ${q(this.#t.name)}`))
       if (prep.changed || cp.preparedAt === undefined) cp.preparedAt = Date.now()
       cp.state = 'convert'
       await this.#checkpoint('convert', true)
@@ -409,8 +412,12 @@ class ColumnJob {
           tenantsSeen.add(tenantId)
           const tenant = await this.#tenant(tenantId, region)
           let rows = 0
+          // Keyset: each batch starts after the last row key of the one before, so it never walks
+          // the pending index's entries of rows already converted (they stay until VACUUM).
+          let after: unknown
           for (;;) {
-            const { selected, converted } = await this.#convertBatch(tenant)
+            const { selected, converted, last } = await this.#convertBatch(tenant, after)
+            after = last
             rows += converted
             cp.rows += converted
             this.#rows += converted
@@ -451,8 +458,12 @@ class ColumnJob {
     return t
   }
 
-  /** One batch: one tenant transaction. Returns how many rows it selected and converted. */
-  async #convertBatch(tenant: TenantRecord): Promise<{ selected: number; converted: number }> {
+  /**
+   * One batch: one tenant transaction, the rows still in the source form whose key comes after
+   * `after` (all of them when undefined). Returns how many rows it selected and converted, and the
+   * last row key it selected.
+   */
+  async #convertBatch(tenant: TenantRecord, after: unknown): Promise<{ selected: number; converted: number; last?: unknown }> {
     const fieldsFactory = this.#parts.fields!
     // #tenant checked that the tenant lives in this store: its own placement routes the batch.
     return this.#parts.router.withTenantTransaction(tenant.id, tenant, async (tx) => {
@@ -465,9 +476,13 @@ class ColumnJob {
       const pk = q(this.#t.primaryKey)
       const table = q(this.#t.name)
       const tenantArg = tenantParam(this.#t, tenant.id)
+      const keyType = pkSqlType(this.#t)
       const r = await tx.session.query<{ k: unknown; v: string | Uint8Array }>(
-        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL ORDER BY ${pk} LIMIT $2`, [tenantArg, this.#batch])
+        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${keyType}`} ORDER BY ${pk} LIMIT $2`,
+        after === undefined ? [tenantArg, this.#batch] : [tenantArg, this.#batch, after])
       if (r.rows.length === 0) return { selected: 0, converted: 0 }
+      const first = r.rows[0]!.k
+      const last = r.rows[r.rows.length - 1]!.k
       const keys = r.rows.map((row) => String(row.k))
       const olds = r.rows.map((row) => row.v)
       const news = this.#dir === 'encrypt' ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
@@ -476,13 +491,15 @@ class ColumnJob {
       const dstType = this.#dir === 'encrypt' ? 'bytea' : 'text'
       const setIndex = this.#col.indexColumn ? `, ${q(this.#col.indexColumn)} = v.ix` : ''
       // Compare-and-set: only rows still holding exactly what was read, and nothing in the target.
+      // The key range of the batch bounds the rows the statement looks at, whatever plan it gets.
       const u = await tx.session.query(
         `UPDATE ${table} AS t SET ${q(dst)} = v.nv, ${q(src)} = NULL${setIndex}
          FROM unnest($2::text[], $3::${srcType}[], $4::${dstType}[], $5::bytea[]) AS v(k, ov, nv, ix)
-         WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} = v.k::${pkSqlType(this.#t)} AND t.${q(src)} = v.ov AND t.${q(dst)} IS NULL`,
-        [tenantArg, keys, olds.map(asParam), news.map(asParam), ixs ? ixs.map(asParam) : keys.map(() => null)])
+         WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} BETWEEN $6::${keyType} AND $7::${keyType}
+           AND t.${pk} = v.k::${keyType} AND t.${q(src)} = v.ov AND t.${q(dst)} IS NULL`,
+        [tenantArg, keys, olds.map(asParam), news.map(asParam), ixs ? ixs.map(asParam) : keys.map(() => null), first, last])
       killPoint('batch')
-      return { selected: r.rows.length, converted: u.rowCount }
+      return { selected: r.rows.length, converted: u.rowCount, last }
     })
   }
 
