@@ -415,9 +415,11 @@ class ColumnJob {
           // Keyset: each batch starts after the last row key of the one before, so it never walks
           // the pending index's entries of rows already converted (they stay until VACUUM).
           let after: unknown
+          let ready: PreparedBatch | undefined
           for (;;) {
-            const { selected, converted, last } = await this.#convertBatch(tenant, after)
+            const { selected, converted, last, next } = await this.#convertBatch(tenant, after, ready)
             after = last
+            ready = next
             rows += converted
             cp.rows += converted
             this.#rows += converted
@@ -460,10 +462,14 @@ class ColumnJob {
 
   /**
    * One batch: one tenant transaction, the rows still in the source form whose key comes after
-   * `after` (all of them when undefined). Returns how many rows it selected and converted, and the
-   * last row key it selected.
+   * `after` (all of them when undefined), or `ready`, the batch the transaction before read and
+   * converted. The transaction also reads the batch after this one and converts it (seal and
+   * blind index, or open) while the server runs this batch's UPDATE, so the two overlap; it is
+   * written by the next transaction with the same compare-and-set (a row changed in between is
+   * skipped and looked at again on the next pass). Returns how many rows this batch selected and
+   * converted, its last row key, and the next batch.
    */
-  async #convertBatch(tenant: TenantRecord, after: unknown): Promise<{ selected: number; converted: number; last?: unknown }> {
+  async #convertBatch(tenant: TenantRecord, after: unknown, ready: PreparedBatch | undefined): Promise<{ selected: number; converted: number; last?: unknown; next?: PreparedBatch }> {
     const fieldsFactory = this.#parts.fields!
     // #tenant checked that the tenant lives in this store: its own placement routes the batch.
     return this.#parts.router.withTenantTransaction(tenant.id, tenant, async (tx) => {
@@ -477,30 +483,43 @@ class ColumnJob {
       const table = q(this.#t.name)
       const tenantArg = tenantParam(this.#t, tenant.id)
       const keyType = pkSqlType(this.#t)
-      const r = await tx.session.query<{ k: unknown; v: string | Uint8Array }>(
-        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${keyType}`} ORDER BY ${pk} LIMIT $2`,
-        after === undefined ? [tenantArg, this.#batch] : [tenantArg, this.#batch, after])
-      if (r.rows.length === 0) return { selected: 0, converted: 0 }
-      const first = r.rows[0]!.k
-      const last = r.rows[r.rows.length - 1]!.k
-      const keys = r.rows.map((row) => String(row.k))
-      const olds = r.rows.map((row) => row.v)
-      const news = this.#dir === 'encrypt' ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
-      const ixs = this.#dir === 'encrypt' && this.#col.indexColumn ? await this.#index(fields, olds as string[]) : null
+      const select = (from: unknown) => tx.session.query<{ k: unknown; v: string | Uint8Array }>(
+        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL${from === undefined ? '' : ` AND ${pk} > $3::${keyType}`} ORDER BY ${pk} LIMIT $2`,
+        from === undefined ? [tenantArg, this.#batch] : [tenantArg, this.#batch, from]).then((r) => r.rows)
+      // A batch converted by the transaction before holds for the same layout only.
+      const cur = ready !== undefined && ready.src === src && ready.dst === dst ? ready : await this.#prepare(fields, src, dst, await select(after))
+      if (cur.keys.length === 0) return { selected: 0, converted: 0 }
+      const nextRows = cur.keys.length < this.#batch ? [] : await select(cur.last)
       const srcType = this.#dir === 'encrypt' ? 'text' : 'bytea'
       const dstType = this.#dir === 'encrypt' ? 'bytea' : 'text'
       const setIndex = this.#col.indexColumn ? `, ${q(this.#col.indexColumn)} = v.ix` : ''
       // Compare-and-set: only rows still holding exactly what was read, and nothing in the target.
       // The key range of the batch bounds the rows the statement looks at, whatever plan it gets.
-      const u = await tx.session.query(
+      const update = tx.session.query(
         `UPDATE ${table} AS t SET ${q(dst)} = v.nv, ${q(src)} = NULL${setIndex}
          FROM unnest($2::text[], $3::${srcType}[], $4::${dstType}[], $5::bytea[]) AS v(k, ov, nv, ix)
          WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} BETWEEN $6::${keyType} AND $7::${keyType}
            AND t.${pk} = v.k::${keyType} AND t.${q(src)} = v.ov AND t.${q(dst)} IS NULL`,
-        [tenantArg, keys, olds.map(asParam), news.map(asParam), ixs ? ixs.map(asParam) : keys.map(() => null), first, last])
+        [tenantArg, cur.keys, cur.olds.map(asParam), cur.news.map(asParam), cur.ixs ? cur.ixs.map(asParam) : cur.keys.map(() => null), cur.first, cur.last])
+      // The UPDATE is on its way; the next batch is converted meanwhile (its failure waits for the
+      // UPDATE's outcome, so no rejection is left unobserved).
+      const next = nextRows.length === 0 ? undefined : await this.#prepare(fields, src, dst, nextRows).catch(async (e: unknown) => {
+        await update.catch(() => undefined)
+        throw e
+      })
+      const u = await update
       killPoint('batch')
-      return { selected: r.rows.length, converted: u.rowCount, last }
+      return { selected: cur.keys.length, converted: u.rowCount, last: cur.last, ...(next ? { next } : {}) }
     })
+  }
+
+  /** Converts rows read in the source form: sealed values and blind indexes, or opened plaintexts. */
+  async #prepare(fields: FieldProtection & Revealer, src: string, dst: string, rows: ReadonlyArray<{ k: unknown; v: string | Uint8Array }>): Promise<PreparedBatch> {
+    const keys = rows.map((row) => String(row.k))
+    const olds = rows.map((row) => row.v)
+    const news = rows.length === 0 ? [] : this.#dir === 'encrypt' ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
+    const ixs = rows.length > 0 && this.#dir === 'encrypt' && this.#col.indexColumn ? await this.#index(fields, olds as string[]) : null
+    return { src, dst, keys, olds, news, ixs, first: rows[0]?.k, last: rows[rows.length - 1]?.k }
   }
 
   async #seal(fields: FieldProtection, keys: string[], plains: string[]): Promise<Uint8Array[]> {
@@ -531,6 +550,20 @@ class ColumnJob {
       return r.v
     })
   }
+}
+
+/** A batch read in the source form and converted, ready for its compare-and-set UPDATE. */
+interface PreparedBatch {
+  /** The layout it was read and converted for. */
+  readonly src: string
+  readonly dst: string
+  readonly keys: string[]
+  readonly olds: Array<string | Uint8Array>
+  readonly news: Array<string | Uint8Array>
+  readonly ixs: Uint8Array[] | null
+  /** The first and last row keys, as read (the UPDATE's key range; the next batch starts after `last`). */
+  readonly first: unknown
+  readonly last: unknown
 }
 
 /** Byte arrays as Buffers (how the driver serialises bytea array elements); text unchanged. */
