@@ -10,7 +10,8 @@
  *            region): select rows still in the source form, seal (or open) each under the tenant's
  *            data key with its AAD (tenant, table, column, row key), compute the blind index, and
  *            write with a compare-and-set (source still equal to what was read, target still NULL),
- *            so a concurrent application write is never overwritten
+ *            so a concurrent application write is never overwritten; batches go by key (keyset),
+ *            and the next batch is read and sealed while the server writes this one
  *   vacuum   VACUUM the table (no lock that blocks writes): dead row versions holding the old form go,
  *            and the swap's check under its lock stays short
  *   swap     one short transaction: lock, check no source row is left, drop the source column,
@@ -39,6 +40,7 @@ import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
 import { tenantColumnSql, tenantMatch, tenantParam } from '../schema/tenant-column.js'
 import { ensurePendingIndex, pkSqlType, prepareColumn, readColumnLayout, reached, sourceColumn, swapColumn, targetColumn } from './encrypt-column-ddl.js'
 import { verifyColumn, type ColumnVerification } from './encrypt-column-verify.js'
+import { batchColumn } from './batch-params.js'
 import { appendOperationAudit } from './ops-audit.js'
 import type { Operation, OperationKind } from './operation-journal.js'
 import { silentProgress, type Progress } from './progress.js'
@@ -490,17 +492,20 @@ class ColumnJob {
       const cur = ready !== undefined && ready.src === src && ready.dst === dst ? ready : await this.#prepare(fields, src, dst, await select(after))
       if (cur.keys.length === 0) return { selected: 0, converted: 0 }
       const nextRows = cur.keys.length < this.#batch ? [] : await select(cur.last)
-      const srcType = this.#dir === 'encrypt' ? 'text' : 'bytea'
-      const dstType = this.#dir === 'encrypt' ? 'bytea' : 'text'
-      const setIndex = this.#col.indexColumn ? `, ${q(this.#col.indexColumn)} = v.ix` : ''
+      const params: unknown[] = [tenantArg, cur.first, cur.last, cur.keys]
+      const sealedIn = this.#dir === 'encrypt' ? 'nv' : 'ov'
+      const ov = batchColumn('ov', sealedIn === 'ov' ? 'bytea' : 'text', cur.olds, params)
+      const nv = batchColumn('nv', sealedIn === 'nv' ? 'bytea' : 'text', cur.news, params)
+      const ix = cur.ixs ? batchColumn('ix', 'bytea', cur.ixs, params) : undefined
+      const cols = [ov, nv, ...(ix ? [ix] : [])]
+      const setIndex = ix ? `, ${q(this.#col.indexColumn!)} = ${ix.value}` : ''
       // Compare-and-set: only rows still holding exactly what was read, and nothing in the target.
       // The key range of the batch bounds the rows the statement looks at, whatever plan it gets.
       const update = tx.session.query(
-        `UPDATE ${table} AS t SET ${q(dst)} = v.nv, ${q(src)} = NULL${setIndex}
-         FROM unnest($2::text[], $3::${srcType}[], $4::${dstType}[], $5::bytea[]) AS v(k, ov, nv, ix)
-         WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} BETWEEN $6::${keyType} AND $7::${keyType}
-           AND t.${pk} = v.k::${keyType} AND t.${q(src)} = v.ov AND t.${q(dst)} IS NULL`,
-        [tenantArg, cur.keys, cur.olds.map(asParam), cur.news.map(asParam), cur.ixs ? cur.ixs.map(asParam) : cur.keys.map(() => null), cur.first, cur.last])
+        `UPDATE ${table} AS t SET ${q(dst)} = ${nv.value}, ${q(src)} = NULL${setIndex}
+         FROM unnest($4::text[], ${cols.flatMap((c) => c.arrays).join(', ')}) AS v(k, ${cols.flatMap((c) => c.names).join(', ')})
+         WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} BETWEEN $2::${keyType} AND $3::${keyType}
+           AND t.${pk} = v.k::${keyType} AND t.${q(src)} = ${ov.value} AND t.${q(dst)} IS NULL`, params)
       // The UPDATE is on its way; the next batch is converted meanwhile (its failure waits for the
       // UPDATE's outcome, so no rejection is left unobserved).
       const next = nextRows.length === 0 ? undefined : await this.#prepare(fields, src, dst, nextRows).catch(async (e: unknown) => {
@@ -566,8 +571,6 @@ interface PreparedBatch {
   readonly last: unknown
 }
 
-/** Byte arrays as Buffers (how the driver serialises bytea array elements); text unchanged. */
-const asParam = (v: string | Uint8Array): string | Buffer => (typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength))
 
 const sumOf = (m: Map<string, number>): number => {
   let n = 0

