@@ -10,8 +10,7 @@
  *            region): select rows still in the source form, seal (or open) each under the tenant's
  *            data key with its AAD (tenant, table, column, row key), compute the blind index, and
  *            write with a compare-and-set (source still equal to what was read, target still NULL),
- *            so a concurrent application write is never overwritten; batches go by key (keyset),
- *            and the next batch is read and sealed while the server writes this one
+ *            so a concurrent application write is never overwritten; batches go by key (keyset)
  *   vacuum   VACUUM the table (no lock that blocks writes): dead row versions holding the old form go,
  *            and the swap's check under its lock stays short
  *   swap     one short transaction: lock, check no source row is left, drop the source column,
@@ -44,6 +43,7 @@ import { batchColumn } from './batch-params.js'
 import { appendOperationAudit } from './ops-audit.js'
 import type { Operation, OperationKind } from './operation-journal.js'
 import { silentProgress, type Progress } from './progress.js'
+import { Throttle } from './rotate-common.js'
 import { tenantIdSql } from './tenant-rows.js'
 
 export interface ColumnMigrationOptions {
@@ -58,6 +58,11 @@ export interface ColumnMigrationOptions {
    * gave +33% rows/s and a writer p99 of 2.2× (1 keeps it near 1×; BENCHMARKS.md).
    */
   readonly concurrency?: number
+  /**
+   * At most this many rows a second in a region (all tenants converted at once together); no limit
+   * by default. Bounds what the job takes from the application's writes.
+   */
+  readonly maxRowsPerSecond?: number
   /** Check afterwards that no row holds the source form and every sealed value opens. */
   readonly verify?: boolean
   /** Wait after a layout change before converting rows; at least LAYOUT_TTL_MS. Default LAYOUT_TTL_MS + 500. */
@@ -212,6 +217,7 @@ class ColumnJob {
   readonly #actor: string
   readonly #batch: number
   readonly #concurrency: number
+  readonly #maxRate: number | undefined
   readonly #grace: number
   readonly #opts: ColumnMigrationOptions
   readonly #target: string
@@ -237,6 +243,11 @@ class ColumnJob {
     }
     /* Precondition: the batch size is 1..10000. */
     if (!Number.isInteger(this.#batch) || this.#batch < 1 || this.#batch > 10_000) throw new DomicileError('ERR_INPUT_INVALID', 'batchSize: expected an integer from 1 to 10000.')
+    /* Precondition: a rate limit is a positive number of rows per second. */
+    if (opts.maxRowsPerSecond !== undefined && (!Number.isFinite(opts.maxRowsPerSecond) || opts.maxRowsPerSecond <= 0)) {
+      throw new DomicileError('ERR_INPUT_INVALID', 'maxRowsPerSecond: expected a positive number of rows per second.', { path: 'maxRowsPerSecond' })
+    }
+    this.#maxRate = opts.maxRowsPerSecond
     this.#grace = Math.max(opts.graceMs ?? LAYOUT_TTL_MS + 500, LAYOUT_TTL_MS + 100)
     this.#target = `${t.name}.${col.name}`
   }
@@ -409,6 +420,8 @@ class ColumnJob {
       // A few tenants at once, each on its own connection; the first failure stops the others after
       // their current batch (every batch is its own transaction: nothing is left half-written).
       let failed: { error: unknown } | undefined
+      const throttle = new Throttle(this.#maxRate)
+      throttle.begin()
       const worker = async (): Promise<void> => {
         for (let tenantId = queue.shift(); tenantId !== undefined && !failed; tenantId = queue.shift()) {
           tenantsSeen.add(tenantId)
@@ -417,11 +430,9 @@ class ColumnJob {
           // Keyset: each batch starts after the last row key of the one before, so it never walks
           // the pending index's entries of rows already converted (they stay until VACUUM).
           let after: unknown
-          let ready: PreparedBatch | undefined
           for (;;) {
-            const { selected, converted, last, next } = await this.#convertBatch(tenant, after, ready)
+            const { selected, converted, last } = await this.#convertBatch(tenant, after)
             after = last
-            ready = next
             rows += converted
             cp.rows += converted
             this.#rows += converted
@@ -431,6 +442,7 @@ class ColumnJob {
             killPoint('convert')
             await this.#checkpoint(this.#dir)
             if (selected < this.#batch || failed) break
+            await throttle.after(selected)
           }
           await this.#audit(region, [tenantId], 'checkpoint', { rows })
         }
@@ -464,14 +476,15 @@ class ColumnJob {
 
   /**
    * One batch: one tenant transaction, the rows still in the source form whose key comes after
-   * `after` (all of them when undefined), or `ready`, the batch the transaction before read and
-   * converted. The transaction also reads the batch after this one and converts it (seal and
-   * blind index, or open) while the server runs this batch's UPDATE, so the two overlap; it is
-   * written by the next transaction with the same compare-and-set (a row changed in between is
-   * skipped and looked at again on the next pass). Returns how many rows this batch selected and
-   * converted, its last row key, and the next batch.
+   * `after` (all of them when undefined). Returns how many rows it selected and converted, and the
+   * last row key it selected.
+   *
+   * Reading and sealing the next batch while the server writes this one was tried: 20–30% more
+   * rows/s, but the job then kept both cores of the benchmark machine busy and the application's
+   * write p99 went from 1.5–1.75× to 1.9–2.8× (target ≤ 2×; BENCHMARKS.md), so batches run one
+   * step after the other and `concurrency` stays the one knob that trades latency for speed.
    */
-  async #convertBatch(tenant: TenantRecord, after: unknown, ready: PreparedBatch | undefined): Promise<{ selected: number; converted: number; last?: unknown; next?: PreparedBatch }> {
+  async #convertBatch(tenant: TenantRecord, after: unknown): Promise<{ selected: number; converted: number; last?: unknown }> {
     const fieldsFactory = this.#parts.fields!
     // #tenant checked that the tenant lives in this store: its own placement routes the batch.
     return this.#parts.router.withTenantTransaction(tenant.id, tenant, async (tx) => {
@@ -485,13 +498,11 @@ class ColumnJob {
       const table = q(this.#t.name)
       const tenantArg = tenantParam(this.#t, tenant.id)
       const keyType = pkSqlType(this.#t)
-      const select = (from: unknown) => tx.session.query<{ k: unknown; v: string | Uint8Array }>(
-        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL${from === undefined ? '' : ` AND ${pk} > $3::${keyType}`} ORDER BY ${pk} LIMIT $2`,
-        from === undefined ? [tenantArg, this.#batch] : [tenantArg, this.#batch, from]).then((r) => r.rows)
-      // A batch converted by the transaction before holds for the same layout only.
-      const cur = ready !== undefined && ready.src === src && ready.dst === dst ? ready : await this.#prepare(fields, src, dst, await select(after))
+      const r = await tx.session.query<{ k: unknown; v: string | Uint8Array }>(
+        `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${keyType}`} ORDER BY ${pk} LIMIT $2`,
+        after === undefined ? [tenantArg, this.#batch] : [tenantArg, this.#batch, after])
+      const cur = await this.#prepare(fields, r.rows)
       if (cur.keys.length === 0) return { selected: 0, converted: 0 }
-      const nextRows = cur.keys.length < this.#batch ? [] : await select(cur.last)
       const params: unknown[] = [tenantArg, cur.first, cur.last, cur.keys]
       const sealedIn = this.#dir === 'encrypt' ? 'nv' : 'ov'
       const ov = batchColumn('ov', sealedIn === 'ov' ? 'bytea' : 'text', cur.olds, params)
@@ -501,30 +512,23 @@ class ColumnJob {
       const setIndex = ix ? `, ${q(this.#col.indexColumn!)} = ${ix.value}` : ''
       // Compare-and-set: only rows still holding exactly what was read, and nothing in the target.
       // The key range of the batch bounds the rows the statement looks at, whatever plan it gets.
-      const update = tx.session.query(
+      const u = await tx.session.query(
         `UPDATE ${table} AS t SET ${q(dst)} = ${nv.value}, ${q(src)} = NULL${setIndex}
          FROM unnest($4::text[], ${cols.flatMap((c) => c.arrays).join(', ')}) AS v(k, ${cols.flatMap((c) => c.names).join(', ')})
          WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} BETWEEN $2::${keyType} AND $3::${keyType}
            AND t.${pk} = v.k::${keyType} AND t.${q(src)} = ${ov.value} AND t.${q(dst)} IS NULL`, params)
-      // The UPDATE is on its way; the next batch is converted meanwhile (its failure waits for the
-      // UPDATE's outcome, so no rejection is left unobserved).
-      const next = nextRows.length === 0 ? undefined : await this.#prepare(fields, src, dst, nextRows).catch(async (e: unknown) => {
-        await update.catch(() => undefined)
-        throw e
-      })
-      const u = await update
       killPoint('batch')
-      return { selected: cur.keys.length, converted: u.rowCount, last: cur.last, ...(next ? { next } : {}) }
+      return { selected: cur.keys.length, converted: u.rowCount, last: cur.last }
     })
   }
 
   /** Converts rows read in the source form: sealed values and blind indexes, or opened plaintexts. */
-  async #prepare(fields: FieldProtection & Revealer, src: string, dst: string, rows: ReadonlyArray<{ k: unknown; v: string | Uint8Array }>): Promise<PreparedBatch> {
+  async #prepare(fields: FieldProtection & Revealer, rows: ReadonlyArray<{ k: unknown; v: string | Uint8Array }>): Promise<PreparedBatch> {
     const keys = rows.map((row) => String(row.k))
     const olds = rows.map((row) => row.v)
     const news = rows.length === 0 ? [] : this.#dir === 'encrypt' ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
     const ixs = rows.length > 0 && this.#dir === 'encrypt' && this.#col.indexColumn ? await this.#index(fields, olds as string[]) : null
-    return { src, dst, keys, olds, news, ixs, first: rows[0]?.k, last: rows[rows.length - 1]?.k }
+    return { keys, olds, news, ixs, first: rows[0]?.k, last: rows[rows.length - 1]?.k }
   }
 
   async #seal(fields: FieldProtection, keys: string[], plains: string[]): Promise<Uint8Array[]> {
@@ -559,9 +563,6 @@ class ColumnJob {
 
 /** A batch read in the source form and converted, ready for its compare-and-set UPDATE. */
 interface PreparedBatch {
-  /** The layout it was read and converted for. */
-  readonly src: string
-  readonly dst: string
   readonly keys: string[]
   readonly olds: Array<string | Uint8Array>
   readonly news: Array<string | Uint8Array>

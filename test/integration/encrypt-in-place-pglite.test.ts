@@ -4,7 +4,7 @@
  * that the keyset paging and the batch sealed while the one before is written are exercised. The
  * rows are written by the application before the column is declared sensitive; afterwards every
  * row reveals to what was written, the raw column holds sealed values only, search by the blind
- * index finds rows, and `migrate decrypt` gives the plaintext back.
+ * index finds rows, and `migrate decrypt` (held to a rows-per-second limit) gives the plaintext back.
  */
 import { strict as assert } from 'node:assert'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -111,8 +111,16 @@ describe('encrypt-in-place on PGlite', () => {
       assert.ok(isSealedValue(found[0]!.note))
     }
 
-    const back = await decryptColumn(d, 'notes.note', { batchSize: BATCH })
+    // The rollback, held to 150 rows a second: ~2.6 s from the first batch to the last (unheld:
+    // ~0.15 s here); at least half of that, whatever the first batch cost a loaded machine.
+    const RATE = 150
+    let first = 0
+    let last = 0
+    const timing = { update: (e: { state: string }) => { if (e.state === 'decrypt') { first ||= performance.now(); last = performance.now() } }, note: () => undefined }
+    const back = await decryptColumn(d, 'notes.note', { batchSize: BATCH, maxRowsPerSecond: RATE, progress: timing })
     assert.equal(back.rows, nonNull)
+    const minMs = ((nonNull - BATCH) / RATE) * 1000
+    assert.ok(last - first >= minMs / 2, `the rate limit held: ${Math.round(last - first)} ms for ${nonNull} rows at ${RATE} rows/s (at least ${Math.round(minMs / 2)} ms)`)
     const plain = await rawNotes()
     for (const t of TENANTS) {
       const mine = plain.filter((x) => x.t === t)

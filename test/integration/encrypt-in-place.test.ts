@@ -164,6 +164,12 @@ describe('encrypt-in-place of a populated plaintext column (real PostgreSQL)', {
     }
   })
 
+  test('Precondition: a rate limit is a positive number of rows per second.', async () => {
+    for (const maxRowsPerSecond of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      await assert.rejects(encryptColumn(f.d, 'notes.note', { maxRowsPerSecond }), (e: unknown) => isDomicileError(e) && e.code === 'ERR_INPUT_INVALID' && e.path === 'maxRowsPerSecond')
+    }
+  })
+
   test('encrypt, killed (SIGKILL) mid-batch, between batches and inside the swap, then rerun: no row lost, none sealed twice; --verify passes', async () => {
     const writer = startWriter('enc')
     try {

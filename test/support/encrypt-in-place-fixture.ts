@@ -91,7 +91,7 @@ import { ${direction}Column } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT
 import { readFileSync } from 'node:fs'
 const d = await createDomicile({ config: parseConfig(JSON.parse(readFileSync('config.json', 'utf8')), ${JSON.stringify(dir)}) })
 const progress = { update(e) { console.log(JSON.stringify({ progress: e })) }, note() {} }
-const r = await ${direction}Column(d, 'notes.note', { progress, batchSize: Number(process.env.BATCH ?? 500) })
+const r = await ${direction}Column(d, 'notes.note', { progress, batchSize: Number(process.env.BATCH ?? 500), ...(process.env.MAX_RATE ? { maxRowsPerSecond: Number(process.env.MAX_RATE) } : {}) })
 console.log(JSON.stringify({ result: r }))
 await d.close()
 `

@@ -26,11 +26,11 @@ function print(p: ParsedCommand, r: ColumnMigrationResult): number {
   return 0
 }
 
-const OPTIONS = { verify: { type: 'boolean' }, actor: { type: 'string' }, 'batch-size': { type: 'string' }, concurrency: { type: 'string' } } as const
+const OPTIONS = { verify: { type: 'boolean' }, actor: { type: 'string' }, 'batch-size': { type: 'string' }, concurrency: { type: 'string' }, 'max-rows-per-second': { type: 'string' } } as const
 
 export const migrateEncryptCommand: Command = {
   spec: {
-    synopsis: 'migrate encrypt TABLE.COLUMN [--verify] [--batch-size N] [--concurrency N] [--actor NAME]',
+    synopsis: 'migrate encrypt TABLE.COLUMN [--verify] [--batch-size N] [--concurrency N] [--max-rows-per-second N] [--actor NAME]',
     summary: 'encrypt a plaintext column declared sensitive, online, in every region (rerun to resume); --verify proves no plaintext remains',
     positionals: ['TABLE.COLUMN'],
     options: OPTIONS,
@@ -38,9 +38,11 @@ export const migrateEncryptCommand: Command = {
   async run(p) {
     const batchSize = intOption(p.values, 'batch-size', 1, 10_000)
     const concurrency = intOption(p.values, 'concurrency', 1, 16)
+    const maxRowsPerSecond = intOption(p.values, 'max-rows-per-second', 1, 10_000_000)
     const progress = await progressOutput({ json: p.json })
     const r = await withDomicile(p, (d) => encryptColumn(d, p.args[0]!, {
       progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}), ...(concurrency ? { concurrency } : {}),
+      ...(maxRowsPerSecond ? { maxRowsPerSecond } : {}),
     })).finally(() => progress.stop())
     return print(p, r)
   },
@@ -48,7 +50,7 @@ export const migrateEncryptCommand: Command = {
 
 export const migrateDecryptCommand: Command = {
   spec: {
-    synopsis: 'migrate decrypt TABLE.COLUMN [--verify] [--batch-size N] [--concurrency N] [--actor NAME]',
+    synopsis: 'migrate decrypt TABLE.COLUMN [--verify] [--batch-size N] [--concurrency N] [--max-rows-per-second N] [--actor NAME]',
     summary: 'the rollback of migrate encrypt: turn the column back into plaintext, online (each value opened is audited as a reveal)',
     positionals: ['TABLE.COLUMN'],
     options: OPTIONS,
@@ -56,9 +58,11 @@ export const migrateDecryptCommand: Command = {
   async run(p) {
     const batchSize = intOption(p.values, 'batch-size', 1, 10_000)
     const concurrency = intOption(p.values, 'concurrency', 1, 16)
+    const maxRowsPerSecond = intOption(p.values, 'max-rows-per-second', 1, 10_000_000)
     const progress = await progressOutput({ json: p.json })
     const r = await withDomicile(p, (d) => decryptColumn(d, p.args[0]!, {
       progress, actor: actorOption(p.values), verify: p.values.verify === true, ...(batchSize ? { batchSize } : {}), ...(concurrency ? { concurrency } : {}),
+      ...(maxRowsPerSecond ? { maxRowsPerSecond } : {}),
     })).finally(() => progress.stop())
     return print(p, r)
   },
