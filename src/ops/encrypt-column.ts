@@ -479,10 +479,10 @@ class ColumnJob {
    * `after` (all of them when undefined). Returns how many rows it selected and converted, and the
    * last row key it selected.
    *
-   * Reading and sealing the next batch while the server writes this one was tried: 20–30% more
-   * rows/s, but the job then kept both cores of the benchmark machine busy and the application's
-   * write p99 went from 1.5–1.75× to 1.9–2.8× (target ≤ 2×; BENCHMARKS.md), so batches run one
-   * step after the other and `concurrency` stays the one knob that trades latency for speed.
+   * Reading and sealing the next batch while the server writes this one was tried and dropped:
+   * with the writer of the benchmark running it converted no faster (20.9k/23.6k against
+   * 21.5k/27.8k rows/s, same runs) and the writer's p99 was worse (1.86×/1.96× against
+   * 1.37×/1.30×; BENCHMARKS.md). `concurrency` stays the one knob that trades latency for speed.
    */
   async #convertBatch(tenant: TenantRecord, after: unknown): Promise<{ selected: number; converted: number; last?: unknown }> {
     const fieldsFactory = this.#parts.fields!
