@@ -1,7 +1,7 @@
 /**
  * Encrypt-in-place on the embedded default (PGlite): the same job as on PostgreSQL
  * (test/integration/encrypt-in-place.test.ts), in one process, over several batches per tenant so
- * that the keyset paging and the batch sealed while the one before is written are exercised. The
+ * that the keyset paging (each batch after the previous one's last key) is exercised. The
  * rows are written by the application before the column is declared sensitive; afterwards every
  * row reveals to what was written, the raw column holds sealed values only, search by the blind
  * index finds rows, and `migrate decrypt` (held to a rows-per-second limit) gives the plaintext back.
