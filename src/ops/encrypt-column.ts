@@ -59,8 +59,8 @@ export interface ColumnMigrationOptions {
    */
   readonly concurrency?: number
   /**
-   * At most this many rows a second in a region (all tenants converted at once together); no limit
-   * by default. Bounds what the job takes from the application's writes.
+   * At most this many rows a second, averaged over the job (all tenants converted at once
+   * together); no limit by default. Bounds what the job takes from the application's writes.
    */
   readonly maxRowsPerSecond?: number
   /** Check afterwards that no row holds the source form and every sealed value opens. */
@@ -217,7 +217,7 @@ class ColumnJob {
   readonly #actor: string
   readonly #batch: number
   readonly #concurrency: number
-  readonly #maxRate: number | undefined
+  readonly #throttle: Throttle
   readonly #grace: number
   readonly #opts: ColumnMigrationOptions
   readonly #target: string
@@ -243,11 +243,8 @@ class ColumnJob {
     }
     /* Precondition: the batch size is 1..10000. */
     if (!Number.isInteger(this.#batch) || this.#batch < 1 || this.#batch > 10_000) throw new DomicileError('ERR_INPUT_INVALID', 'batchSize: expected an integer from 1 to 10000.')
-    /* Precondition: a rate limit is a positive number of rows per second. */
-    if (opts.maxRowsPerSecond !== undefined && (!Number.isFinite(opts.maxRowsPerSecond) || opts.maxRowsPerSecond <= 0)) {
-      throw new DomicileError('ERR_INPUT_INVALID', 'maxRowsPerSecond: expected a positive number of rows per second.', { path: 'maxRowsPerSecond' })
-    }
-    this.#maxRate = opts.maxRowsPerSecond
+    // The rate limit (checked by Throttle: a positive number of rows per second), over the whole job.
+    this.#throttle = new Throttle(opts.maxRowsPerSecond)
     this.#grace = Math.max(opts.graceMs ?? LAYOUT_TTL_MS + 500, LAYOUT_TTL_MS + 100)
     this.#target = `${t.name}.${col.name}`
   }
@@ -420,8 +417,7 @@ class ColumnJob {
       // A few tenants at once, each on its own connection; the first failure stops the others after
       // their current batch (every batch is its own transaction: nothing is left half-written).
       let failed: { error: unknown } | undefined
-      const throttle = new Throttle(this.#maxRate)
-      throttle.begin()
+      this.#throttle.begin()
       const worker = async (): Promise<void> => {
         for (let tenantId = queue.shift(); tenantId !== undefined && !failed; tenantId = queue.shift()) {
           tenantsSeen.add(tenantId)
@@ -442,7 +438,7 @@ class ColumnJob {
             killPoint('convert')
             await this.#checkpoint(this.#dir)
             if (selected < this.#batch || failed) break
-            await throttle.after(selected)
+            await this.#throttle.after(selected)
           }
           await this.#audit(region, [tenantId], 'checkpoint', { rows })
         }
@@ -501,12 +497,12 @@ class ColumnJob {
       const r = await tx.session.query<{ k: unknown; v: string | Uint8Array }>(
         `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${keyType}`} ORDER BY ${pk} LIMIT $2`,
         after === undefined ? [tenantArg, this.#batch] : [tenantArg, this.#batch, after])
+      if (r.rows.length === 0) return { selected: 0, converted: 0 }
       const cur = await this.#prepare(fields, r.rows)
-      if (cur.keys.length === 0) return { selected: 0, converted: 0 }
       const params: unknown[] = [tenantArg, cur.first, cur.last, cur.keys]
-      const sealedIn = this.#dir === 'encrypt' ? 'nv' : 'ov'
-      const ov = batchColumn('ov', sealedIn === 'ov' ? 'bytea' : 'text', cur.olds, params)
-      const nv = batchColumn('nv', sealedIn === 'nv' ? 'bytea' : 'text', cur.news, params)
+      const encrypt = this.#dir === 'encrypt'
+      const ov = batchColumn('ov', encrypt ? 'text' : 'bytea', cur.olds, params)
+      const nv = batchColumn('nv', encrypt ? 'bytea' : 'text', cur.news, params)
       const ix = cur.ixs ? batchColumn('ix', 'bytea', cur.ixs, params) : undefined
       const cols = [ov, nv, ...(ix ? [ix] : [])]
       const setIndex = ix ? `, ${q(this.#col.indexColumn!)} = ${ix.value}` : ''
@@ -522,13 +518,13 @@ class ColumnJob {
     })
   }
 
-  /** Converts rows read in the source form: sealed values and blind indexes, or opened plaintexts. */
+  /** Converts rows read in the source form (at least one): sealed values and blind indexes, or opened plaintexts. */
   async #prepare(fields: FieldProtection & Revealer, rows: ReadonlyArray<{ k: unknown; v: string | Uint8Array }>): Promise<PreparedBatch> {
     const keys = rows.map((row) => String(row.k))
     const olds = rows.map((row) => row.v)
-    const news = rows.length === 0 ? [] : this.#dir === 'encrypt' ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
-    const ixs = rows.length > 0 && this.#dir === 'encrypt' && this.#col.indexColumn ? await this.#index(fields, olds as string[]) : null
-    return { keys, olds, news, ixs, first: rows[0]?.k, last: rows[rows.length - 1]?.k }
+    const news = this.#dir === 'encrypt' ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
+    const ixs = this.#dir === 'encrypt' && this.#col.indexColumn ? await this.#index(fields, olds as string[]) : null
+    return { keys, olds, news, ixs, first: rows[0]!.k, last: rows[rows.length - 1]!.k }
   }
 
   async #seal(fields: FieldProtection, keys: string[], plains: string[]): Promise<Uint8Array[]> {
@@ -571,7 +567,6 @@ interface PreparedBatch {
   readonly first: unknown
   readonly last: unknown
 }
-
 
 const sumOf = (m: Map<string, number>): number => {
   let n = 0
