@@ -5,13 +5,20 @@
  */
 import { DomicileError } from '../errors.js'
 
+/** A column of a batch as `batchColumn` returns it. */
+export interface BatchColumn {
+  readonly arrays: string[]
+  readonly names: string[]
+  readonly value: string
+}
+
 /**
  * One column of a batch as UPDATE parameters: strings as a `text[]`; byte strings as one `bytea`
  * (sent in binary, where a `bytea[]` would be written and parsed as hex text, element by element)
  * with the offset and length of each value, cut out again by `substring`. Appends to `params`;
  * returns the unnest arrays, their column names, and the SQL expression of a row's value.
  */
-export function batchColumn(name: string, type: 'text' | 'bytea', values: ReadonlyArray<string | Uint8Array>, params: unknown[]): { arrays: string[]; names: string[]; value: string } {
+export function batchColumn(name: string, type: 'text' | 'bytea', values: ReadonlyArray<string | Uint8Array>, params: unknown[]): BatchColumn {
   /* Precondition: the values are all of the column's form (text, or sealed bytes). */
   if (!values.every((v) => (type === 'text' ? typeof v === 'string' : v instanceof Uint8Array))) {
     throw new DomicileError('ERR_UNEXPECTED', `A batch value is not ${type === 'text' ? 'text' : 'bytes'}; nothing was written.`)
@@ -32,4 +39,9 @@ export function batchColumn(name: string, type: 'text' | 'bytea', values: Readon
   params.push(Buffer.concat(bytes), offsets, lengths)
   const n = params.length
   return { arrays: [`$${n - 1}::int4[]`, `$${n}::int4[]`], names: [`${name}_at`, `${name}_len`], value: `substring($${n - 2}::bytea FROM v.${name}_at FOR v.${name}_len)` }
+}
+
+/** `unnest(keys, columns…) AS v(k, …)`: the batch as rows, `v.k` its row key as text (`keys` is the `text[]` placeholder). */
+export function batchRows(keys: string, columns: readonly BatchColumn[]): string {
+  return `unnest(${keys}::text[], ${columns.flatMap((c) => c.arrays).join(', ')}) AS v(k, ${columns.flatMap((c) => c.names).join(', ')})`
 }

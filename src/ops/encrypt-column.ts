@@ -39,7 +39,7 @@ import type { ResolvedColumn, ResolvedTable } from '../schema/define-schema.js'
 import { tenantColumnSql, tenantMatch, tenantParam } from '../schema/tenant-column.js'
 import { ensurePendingIndex, pkSqlType, prepareColumn, readColumnLayout, reached, sourceColumn, swapColumn, targetColumn } from './encrypt-column-ddl.js'
 import { verifyColumn, type ColumnVerification } from './encrypt-column-verify.js'
-import { batchColumn } from './batch-params.js'
+import { batchColumn, batchRows } from './batch-params.js'
 import { appendOperationAudit } from './ops-audit.js'
 import type { Operation, OperationKind } from './operation-journal.js'
 import { silentProgress, type Progress } from './progress.js'
@@ -498,33 +498,28 @@ class ColumnJob {
         `SELECT ${pk} AS k, ${q(src)} AS v FROM ${table} WHERE ${tenantMatch(this.#t, '$1')} AND ${q(src)} IS NOT NULL${after === undefined ? '' : ` AND ${pk} > $3::${keyType}`} ORDER BY ${pk} LIMIT $2`,
         after === undefined ? [tenantArg, this.#batch] : [tenantArg, this.#batch, after])
       if (r.rows.length === 0) return { selected: 0, converted: 0 }
-      const cur = await this.#prepare(fields, r.rows)
-      const params: unknown[] = [tenantArg, cur.first, cur.last, cur.keys]
+      const keys = r.rows.map((row) => String(row.k))
+      const olds = r.rows.map((row) => row.v)
       const encrypt = this.#dir === 'encrypt'
-      const ov = batchColumn('ov', encrypt ? 'text' : 'bytea', cur.olds, params)
-      const nv = batchColumn('nv', encrypt ? 'bytea' : 'text', cur.news, params)
-      const ix = cur.ixs ? batchColumn('ix', 'bytea', cur.ixs, params) : undefined
-      const cols = [ov, nv, ...(ix ? [ix] : [])]
+      const news = encrypt ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
+      const ixs = encrypt && this.#col.indexColumn ? await this.#index(fields, olds as string[]) : null
+      const first = r.rows[0]!.k
+      const last = r.rows[r.rows.length - 1]!.k
+      const params: unknown[] = [tenantArg, first, last, keys]
+      const ov = batchColumn('ov', encrypt ? 'text' : 'bytea', olds, params)
+      const nv = batchColumn('nv', encrypt ? 'bytea' : 'text', news, params)
+      const ix = ixs ? batchColumn('ix', 'bytea', ixs, params) : undefined
       const setIndex = ix ? `, ${q(this.#col.indexColumn!)} = ${ix.value}` : ''
       // Compare-and-set: only rows still holding exactly what was read, and nothing in the target.
       // The key range of the batch bounds the rows the statement looks at, whatever plan it gets.
       const u = await tx.session.query(
         `UPDATE ${table} AS t SET ${q(dst)} = ${nv.value}, ${q(src)} = NULL${setIndex}
-         FROM unnest($4::text[], ${cols.flatMap((c) => c.arrays).join(', ')}) AS v(k, ${cols.flatMap((c) => c.names).join(', ')})
+         FROM ${batchRows('$4', [ov, nv, ...(ix ? [ix] : [])])}
          WHERE ${tenantMatch(this.#t, '$1', 't')} AND t.${pk} BETWEEN $2::${keyType} AND $3::${keyType}
            AND t.${pk} = v.k::${keyType} AND t.${q(src)} = ${ov.value} AND t.${q(dst)} IS NULL`, params)
       killPoint('batch')
-      return { selected: cur.keys.length, converted: u.rowCount, last: cur.last }
+      return { selected: r.rows.length, converted: u.rowCount, last }
     })
-  }
-
-  /** Converts rows read in the source form (at least one): sealed values and blind indexes, or opened plaintexts. */
-  async #prepare(fields: FieldProtection & Revealer, rows: ReadonlyArray<{ k: unknown; v: string | Uint8Array }>): Promise<PreparedBatch> {
-    const keys = rows.map((row) => String(row.k))
-    const olds = rows.map((row) => row.v)
-    const news = this.#dir === 'encrypt' ? await this.#seal(fields, keys, olds as string[]) : await this.#open(fields, keys, olds as Uint8Array[])
-    const ixs = this.#dir === 'encrypt' && this.#col.indexColumn ? await this.#index(fields, olds as string[]) : null
-    return { keys, olds, news, ixs, first: rows[0]!.k, last: rows[rows.length - 1]!.k }
   }
 
   async #seal(fields: FieldProtection, keys: string[], plains: string[]): Promise<Uint8Array[]> {
@@ -555,17 +550,6 @@ class ColumnJob {
       return r.v
     })
   }
-}
-
-/** A batch read in the source form and converted, ready for its compare-and-set UPDATE. */
-interface PreparedBatch {
-  readonly keys: string[]
-  readonly olds: Array<string | Uint8Array>
-  readonly news: Array<string | Uint8Array>
-  readonly ixs: Uint8Array[] | null
-  /** The first and last row keys, as read (the UPDATE's key range; the next batch starts after `last`). */
-  readonly first: unknown
-  readonly last: unknown
 }
 
 const sumOf = (m: Map<string, number>): number => {

@@ -18,7 +18,7 @@ import { resealField } from '../fields/field-encryptor.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { q } from '../schema/ddl.js'
 import { tenantMatch } from '../schema/tenant-column.js'
-import { batchColumn } from './batch-params.js'
+import { batchColumn, batchRows } from './batch-params.js'
 import { auditOperation, storeOf, crashPoint, keyNumberSql, regionTransaction, u32be, type JobKeys, type RotationParts, type SealedTable, type Throttle } from './rotate-common.js'
 import { tenantSweepParam } from './tenant-rows.js'
 
@@ -140,7 +140,7 @@ export async function reencryptPass(ctx: PassContext, cp: ReencryptCheckpoint): 
           // Compare-and-set: only where the row still holds the ciphertext that was read.
           const r = await s.query<Record<string, unknown>>(
             `UPDATE ${q(t.table.name)} AS t SET ${col} = ${n.value}
-             FROM unnest($4::text[], ${[...o.arrays, ...n.arrays].join(', ')}) AS v(k, ${[...o.names, ...n.names].join(', ')})
+             FROM ${batchRows('$4', [o, n])}
              WHERE ${tenantMatch(t.table, '$1', 't')} AND t.${q(pk)} BETWEEN $2${t.pkCast} AND $3${t.pkCast}
                AND t.${q(pk)} = v.k${t.pkCast} AND t.${col} = ${o.value} RETURNING t.${q(pk)} AS k`, vp)
           written += r.rowCount
