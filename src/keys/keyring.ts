@@ -322,24 +322,34 @@ export class TenantKeys {
         if (hits.length === st.search.length) return use(hits)
       }
     }
-    return this.#useAll(async () => {
+    return this.#useAll(async (keys) => {
       const st = await this.#indexKeys()
-      const keys: Uint8Array[] = []
       for (const n of st.search) {
         const k = await this.#columnKey(ref, derive, n, st.write)
-        if (k) keys.push(k)
+        // Copied before the next await: a key the cache does not keep (TTL 0, or invalidated while
+        // it loaded) is zeroed right after its waiters resumed, and a kept one may expire meanwhile.
+        if (k) keys.push(Uint8Array.from(k))
       }
       if (keys.length === 0) throw indexKeysChanged(this.#tenant.id)
-      return keys
     }, use)
   }
 
-  /** `#use` for several keys fetched together. */
-  async #useAll<T>(load: () => Promise<Uint8Array[]>, use: (keys: readonly Uint8Array[]) => T): Promise<T> {
+  /**
+   * `#use` for several keys fetched one after the other: `load` pushes a private copy of each key
+   * onto the array it is given (the cache may zero its own copy while the next key loads). The
+   * copies are zeroed once `use` returned, or when the load fails.
+   */
+  async #useAll<T>(load: (keys: Uint8Array[]) => Promise<void>, use: (keys: readonly Uint8Array[]) => T): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       await this.#checkAsync()
-      const keys = await load()
-      if (this.#check() !== undefined && !keys.some((k) => isRetiredKey(k))) return use(keys)
+      const keys: Uint8Array[] = []
+      try {
+        await load(keys)
+        // A revocation may have come in while the keys loaded.
+        if (this.#check() !== undefined) return use(keys)
+      } finally {
+        for (const k of keys) k.fill(0)
+      }
       if (attempt === USE_ATTEMPTS) {
         await this.#checkAsync()
         throw releasedKeyError()

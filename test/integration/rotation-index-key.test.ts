@@ -111,6 +111,45 @@ describe('index-key rotation (real PostgreSQL, two roles)', { skip: missing }, (
     }
   })
 
+  test('a tenant whose keys are never cached (TTL 0): every search in every step of the rotation finds its row', async () => {
+    // With TTL 0 the cache hands out a key it does not keep and zeroes it right after: a search
+    // that loads the second index key after the first must not hash its probe under zeroed bytes.
+    const tenant = 'ix-ttl0'
+    const p = await d.keys.provision(tenant, { custody: 'kms' })
+    await d.addTenant(tenant, { region: REGION, key: p.key, keyState: p.keyState, cacheTtlMs: 0 })
+    const emails: string[] = []
+    await d.withTenant(tenant, async (s) => {
+      for (let i = 0; i < 40; i++) {
+        emails.push(`Zero${i}@IX.example`)
+        await s.table('customers').insert({ id: `z-${i}`, name: 'z', email: emails[i]!, tax_id: null })
+      }
+    })
+    let step = 'before'
+    const finds = new Map<string, number>()
+    const misses: string[] = []
+    const finder = loop(async (i) => {
+      const at = step
+      const rows = await d.tenant(tenant).table('customers').find({ email: emails[i % emails.length]!.toLowerCase() })
+      if (rows.length !== 1 || rows[0]!.id !== `z-${i % emails.length}`) misses.push(`${at}: z-${i % emails.length} -> [${rows.map((r) => String(r.id)).join(',')}]`)
+      finds.set(at, (finds.get(at) ?? 0) + 1)
+    })
+    const progress = {
+      update() {},
+      note(m: string) {
+        if (m.startsWith('searches cover')) step = 'announced'
+        else if (m.startsWith('new indexes are written')) step = 'switched'
+      },
+    }
+    const r = await rotateIndexKey(d, tenant, { propagationMs: 400, batchSize: 10, actor: 'ix-test', progress })
+    step = 'done'
+    await new Promise((res) => setTimeout(res, 100))
+    await finder.stop()
+    assert.equal(r.state, 'done')
+    assert.deepEqual(finder.errors, [])
+    assert.deepEqual(misses, [], 'no search missed its row')
+    for (const at of ['announced', 'switched', 'done']) assert.ok((finds.get(at) ?? 0) > 0, `searches ran while ${at} (${JSON.stringify([...finds])})`)
+  })
+
   test('which index keys a transaction writes under and searches under', () => {
     assert.deepEqual(indexKeysOf([]), { write: 1, search: [1] })
     assert.deepEqual(indexKeysOf([{ keyNumber: 1, status: 'active' }]), { write: 1, search: [1] })
