@@ -54,7 +54,7 @@ export async function main(): Promise<void> {
   const why = postgresUnavailable()
   if (why) throw new Error(`tenant-move bench needs real PostgreSQL: ${why}`)
   const t0 = Date.now()
-  const env = await startMoveEnv('bench-move', { poolSize: 6 })
+  const env = await startMoveEnv('bench-move', { poolSize: 6, replicationRole: true })
   const d = await env.open()
   try {
     await addKmsTenant(d, 'big', EU)
@@ -80,47 +80,67 @@ export async function main(): Promise<void> {
     const rows = 2 * CUSTOMERS
     log(`COPY binary ceiling: ${Math.round(rows / (ceilingMs / 1000))} rows/s`)
 
-    const writer = startWriter(d, 'big', model, { prefix: 'w', pauseMs: 5 })
-    await new Promise((r) => setTimeout(r, 500))
-    const marks: Record<string, number> = {}
-    const start = performance.now()
-    const result = await moveTenant(d, 'big', {
-      to: US, actor: 'bench', purgeGraceMs: 0,
-      progress: {
-        update() {},
-        note(m) {
-          const s = /: (copy|catch-up|write freeze|cut over|verify|purge|done)/.exec(m)?.[1]
-          if (s && marks[s] === undefined) marks[s] = performance.now() - start
+    // Two moves in one run: there (EU -> US) and back (US -> EU), one with the foreign keys checked
+    // once per chunk (the owner has the README's optional grant), the other with PostgreSQL's
+    // per-row checks (chunkForeignKeyChecks: false). BENCH_MOVE_FIRST=per-row swaps which goes first.
+    const firstPerRow = process.env.BENCH_MOVE_FIRST === 'per-row'
+    const measureMove = async (to: string, prefix: string, chunkForeignKeyChecks: boolean) => {
+      const writer = startWriter(d, 'big', model, { prefix, pauseMs: 5 })
+      await new Promise((r) => setTimeout(r, 500))
+      const marks: Record<string, number> = {}
+      let checkedNotes = 0
+      const start = performance.now()
+      const result = await moveTenant(d, 'big', {
+        to, actor: 'bench', purgeGraceMs: 0, chunkForeignKeyChecks,
+        progress: {
+          update() {},
+          note(m) {
+            if (/foreign keys checked once per chunk/.test(m)) checkedNotes++
+            const s = /: (copy|catch-up|write freeze|cut over|verify|purge|done)/.exec(m)?.[1]
+            if (s && marks[s] === undefined) marks[s] = performance.now() - start
+          },
         },
-      },
-    })
-    await new Promise((r) => setTimeout(r, 300))
-    await writer.stop()
-    if (writer.stats.errors.length) throw new Error(`writer errors: ${writer.stats.errors.slice(0, 3).join('; ')}`)
-    const toCutover = marks['cut over'] ?? result.elapsedMs
+      })
+      await new Promise((r) => setTimeout(r, 300))
+      await writer.stop()
+      if (writer.stats.errors.length) throw new Error(`writer errors: ${writer.stats.errors.slice(0, 3).join('; ')}`)
+      /* Postcondition: the mode asked for is the mode measured. */
+      if ((checkedNotes > 0) !== chunkForeignKeyChecks) throw new Error(`expected chunk checks ${chunkForeignKeyChecks}, saw ${checkedNotes} notes`)
+      const toCutover = marks['cut over'] ?? result.elapsedMs
+      return {
+        direction: to === US ? 'eu -> us' : 'us -> eu',
+        foreignKeyChecks: chunkForeignKeyChecks ? 'per chunk' : 'per row',
+        copyRowsPerSecond: result.copyRowsPerSecond,
+        relocationRowsPerSecond: Math.round(rows / (toCutover / 1000)),
+        endToEndMs: Math.round(performance.now() - start),
+        msToCutover: Math.round(toCutover),
+        freezeMs: result.freezeMs,
+        writerLongestWaitMs: writer.stats.longestRetryMs,
+        writerRetriesMoving: writer.stats.retriedMoving,
+        writerAcknowledged: writer.stats.acknowledged,
+        rowsCaughtUp: result.rows - rows,
+        phasesMs: Object.fromEntries(Object.entries(marks).map(([k, v]) => [k, Math.round(v)])),
+      }
+    }
+    const there = await measureMove(US, 'w', !firstPerRow)
+    const back = await measureMove(EU, 'b', firstPerRow)
+    const [chunked, perRow] = firstPerRow ? [back, there] : [there, back]
     const out = {
       rows,
-      copyRowsPerSecond: result.copyRowsPerSecond,
-      relocationRowsPerSecond: Math.round(rows / (toCutover / 1000)),
-      endToEndMs: Math.round(performance.now() - start),
-      msToCutover: Math.round(toCutover),
-      freezeMs: result.freezeMs,
-      writerLongestWaitMs: writer.stats.longestRetryMs,
-      writerRetriesMoving: writer.stats.retriedMoving,
-      writerAcknowledged: writer.stats.acknowledged,
-      rowsCaughtUp: result.rows - rows,
+      ...chunked,
       copyBinaryCeilingRowsPerSecond: Math.round(rows / (ceilingMs / 1000)),
-      phasesMs: Object.fromEntries(Object.entries(marks).map(([k, v]) => [k, Math.round(v)])),
+      perRowChecks: perRow,
     }
-    printTable(`tenant move: ${rows} rows between two PostgreSQL clusters (targets: >= 100,000 rows/s, floor 50,000; freeze <= 0.5 s, never > 2 s)`, ['measure', 'value'], [
-      ['bulk copy rows/s', out.copyRowsPerSecond ?? 0],
-      ['relocation rows/s (start to cutover)', out.relocationRowsPerSecond],
-      ['COPY binary ceiling rows/s (same run)', out.copyBinaryCeilingRowsPerSecond],
-      ['write freeze ms (directory moving -> cutover)', out.freezeMs ?? 0],
-      ['writer longest wait ms', out.writerLongestWaitMs],
-      ['start to cutover ms', out.msToCutover],
-      ['end to end ms (purge included, no grace)', out.endToEndMs],
-    ])
+    const row = (label: string, f: (m: typeof there) => number | null) => [label, f(chunked) ?? 0, f(perRow) ?? 0]
+    printTable(`tenant move: ${rows} rows between two PostgreSQL clusters (targets: >= 100,000 rows/s, floor 50,000; freeze <= 0.5 s, never > 2 s); same-run COPY binary ceiling ${out.copyBinaryCeilingRowsPerSecond} rows/s`,
+      ['measure', `FK checks per chunk (${chunked.direction})`, `per row (${perRow.direction})`], [
+        row('bulk copy rows/s', (m) => m.copyRowsPerSecond),
+        row('relocation rows/s (start to cutover)', (m) => m.relocationRowsPerSecond),
+        row('write freeze ms (directory moving -> cutover)', (m) => m.freezeMs),
+        row('writer longest wait ms', (m) => m.writerLongestWaitMs),
+        row('start to cutover ms', (m) => m.msToCutover),
+        row('end to end ms (purge included, no grace)', (m) => m.endToEndMs),
+      ])
     writeResults(RESULTS, { benchmark: 'tenant-move', machine: machineInfo(), durationSec: Math.round((Date.now() - t0) / 1000), ...out })
   } finally {
     await d.close()

@@ -261,7 +261,10 @@ function rejoin(head: readonly Buffer[], rest: Readable | null): Readable {
 /** A chunk of the bulk copy read from the source: its COPY output (in memory when `ended`). */
 export interface CopyChunk {
   readonly table: MoveTable
+  readonly tenantId: string
   readonly format: 'binary' | 'text'
+  /** The primary key the chunk starts after, as text; null: from the start of the table. */
+  readonly after: string | null
   /** The chunk's last primary key, as text; null: the chunk runs to the end of the table. */
   readonly last: string | null
   /** The COPY output read so far; all of it when `ended`. */
@@ -292,7 +295,7 @@ export async function readChunk(src: StoreSession, t: MoveTable, tenantId: strin
   const out = await src.copyOut!(`COPY (SELECT ${t.columns.map((c) => `t.${q(c)}`).join(', ')} FROM ${q(t.name)} t WHERE ${match}${lower}${upper}) TO STDOUT (FORMAT ${format})`)
   try {
     const { chunks, ended } = await bufferCopy(out, memoryBytes)
-    return { table: t, format, last, head: chunks, ended, out, src }
+    return { table: t, tenantId, format, after, last, head: chunks, ended, out, src }
   } catch (e) {
     // The source's COPY was cut short: its connection is not reused.
     out.destroy()
@@ -302,32 +305,68 @@ export async function readChunk(src: StoreSession, t: MoveTable, tenantId: strin
 }
 
 /**
+ * Whether any row of the chunk's key range in the target lacks a parent row (any of the table's
+ * foreign keys, MATCH SIMPLE: a row with a NULL in the key's columns needs none). One statement,
+ * in the writing transaction, so the chunk's own rows count as parents (a self-reference).
+ */
+async function chunkHasOrphans(dst: StoreSession, c: CopyChunk): Promise<boolean> {
+  const t = c.table
+  const params: unknown[] = [tenantArg(t, c.tenantId)]
+  const range: string[] = []
+  if (c.after !== null) {
+    params.push(c.after)
+    range.push(`c.${q(t.pk)} > $${params.length}::text::${t.pkType}`)
+  }
+  if (c.last !== null) {
+    params.push(c.last)
+    range.push(`c.${q(t.pk)} <= $${params.length}::text::${t.pkType}`)
+  }
+  const orphan = t.foreignKeys.map((fk) => `(${fk.columns.map((col) => `c.${q(col)} IS NOT NULL`).join(' AND ')} AND NOT EXISTS (SELECT 1 FROM ${q(fk.parent)} p WHERE ${
+    fk.columns.map((col, i) => `p.${q(fk.parentColumns[i]!)} = c.${q(col)}`).join(' AND ')}))`)
+  const r = await dst.query<{ bad: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM ${q(t.name)} c WHERE ${[tenantWhere(t, '$1', 'c'), ...range].join(' AND ')} AND (${orphan.join(' OR ')})) AS bad`, params)
+  return r.rows[0]?.bad !== false
+}
+
+/**
  * Writes a chunk read by `readChunk` into the target, in one transaction, one of two ways:
  *
  * - direct: COPY into the table itself, when the chunk is in memory. It is all or nothing (a
  *   savepoint): if the target refuses any row (a row already there, copied before a crash;
  *   another tenant's row with the same key; a child row whose parent is not in the target yet),
  *   the savepoint is rolled back and the chunk takes the general way, from memory.
+ *   With `chunkChecks` and a table whose plan allows it (`chunkForeignKeyCheck`), the COPY runs
+ *   with the target's per-row foreign-key triggers off (`SET LOCAL session_replication_role =
+ *   replica`, inside the savepoint) and the chunk's foreign keys are then checked by one
+ *   statement; a row without its parent rolls the savepoint back like a refused row. The
+ *   parents are tenant rows only this move writes, so none can go between check and commit.
+ *   Measured: a COPY of 100,000 orders took 1.4–2.2 s with per-row checks, 0.6–0.8 s without.
  * - general: COPY into a temporary staging table, then one INSERT ... SELECT into the table: rows
  *   already there are left alone, rows whose parents are not in the target yet are left for
  *   catch-up (as in `insertBatch`).
  *
  * Both end with the same rows in the target; direct skips writing every row twice (measured: 413
  * ms against 719 ms for 100,000 rows). Nothing is parsed in this process. Returns rows read and
- * rows inserted.
+ * rows inserted, and whether the foreign keys were checked once for the chunk.
  */
-export async function writeChunk(dst: StoreSession, c: CopyChunk, deferred: boolean): Promise<{ rows: number; inserted: number }> {
+export async function writeChunk(dst: StoreSession, c: CopyChunk, deferred: boolean, chunkChecks = false): Promise<{ rows: number; inserted: number; chunkChecked: boolean }> {
   const t = c.table
   const cols = t.columns.map((x) => q(x)).join(', ')
   const stage = q(stageName(t))
+  const bulk = chunkChecks && t.chunkForeignKeyCheck && !deferred
   try {
     return await writeTx(dst, async () => {
       if (c.ended) {
         await dst.exec('SAVEPOINT domicile_direct_copy')
         try {
+          if (bulk) await dst.exec('SET LOCAL session_replication_role = replica')
           const rows = await dst.copyIn!(`COPY ${q(t.name)} (${cols}) FROM STDIN (FORMAT ${c.format})`, Readable.from(c.head))
+          if (bulk) {
+            await dst.exec('SET LOCAL session_replication_role = origin')
+            if (await chunkHasOrphans(dst, c)) throw new Error('a row of the chunk has no parent in the target')
+          }
           await dst.exec('RELEASE SAVEPOINT domicile_direct_copy')
-          return { rows, inserted: rows }
+          return { rows, inserted: rows, chunkChecked: bulk }
         } catch {
           // Refused by the target (see above); a lost connection fails the rollback and the chunk.
           await dst.exec('ROLLBACK TO SAVEPOINT domicile_direct_copy')
@@ -337,7 +376,7 @@ export async function writeChunk(dst: StoreSession, c: CopyChunk, deferred: bool
       const rows = await dst.copyIn!(`COPY ${stage} (${cols}) FROM STDIN (FORMAT ${c.format})`, rejoin(c.head, c.ended ? null : c.out))
       const filter = rowsWithParents(t).replace(`unnest($1::${q(t.name)}[]) r`, `${stage} r`).replace('SELECT r.*', `SELECT ${t.columns.map((x) => `r.${q(x)}`).join(', ')}`)
       const ins = await dst.query(`INSERT INTO ${q(t.name)} (${cols}) ${filter} ON CONFLICT DO NOTHING`)
-      return { rows, inserted: ins.rowCount }
+      return { rows, inserted: ins.rowCount, chunkChecked: false }
     }, { deferred })
   } catch (e) {
     if (!c.ended) {

@@ -68,6 +68,12 @@ export interface MoveOptions {
    * stale directory entry. Default: the directory's trust bound, max(5000, 10 × directoryPollMs).
    */
   readonly purgeGraceMs?: number
+  /**
+   * Let the bulk copy check a table's foreign keys once per chunk, with the target's per-row
+   * checks off while the chunk is written, where the target allows it (`MoveTable.chunkForeignKeyCheck`:
+   * the owner may set session_replication_role). Default true; false keeps PostgreSQL's per-row checks.
+   */
+  readonly chunkForeignKeyChecks?: boolean
 }
 
 export interface MoveResult {
@@ -294,13 +300,17 @@ class MoveRun {
             // re-copies the committed one, which the target refuses and the general way skips.
             const format = await copyFormat(src, dst, t)
             const chunk = Math.max(batchRows, this.opts.batchRows ?? 50_000)
+            const chunkChecks = this.opts.chunkForeignKeyChecks !== false
+            let checkedChunks = 0
             while (!st.done) {
               const a = await readChunk(src, t, this.tenant, st.after, chunk, format)
               const b = a.ended && a.last !== null && dst2 ? await readChunk(src, t, this.tenant, a.last, chunk, format) : null
-              const [wa, wb] = await Promise.all([writeChunk(dst, a, plan.deferred), b && dst2 ? writeChunk(dst2, b, plan.deferred) : null])
+              const [wa, wb] = await Promise.all([writeChunk(dst, a, plan.deferred, chunkChecks), b && dst2 ? writeChunk(dst2, b, plan.deferred, chunkChecks) : null])
+              checkedChunks += Number(wa.chunkChecked) + Number(wb?.chunkChecked ?? false)
               const last = b ? b.last : a.last
               await step(wa.rows + (wb?.rows ?? 0), last, last === null)
             }
+            if (checkedChunks > 0) this.progress.note(`${t.name}: foreign keys checked once per chunk (${checkedChunks} chunk${checkedChunks === 1 ? '' : 's'}), the target's per-row checks off while each was written`)
             continue
           }
           const read = (after: string | null) => readTx(src, () => readBatch(src, t, this.tenant, after, batchRows))

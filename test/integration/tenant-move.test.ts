@@ -11,7 +11,9 @@ import { isDomicileError } from '../../src/errors.js'
 import { internalsOf } from '../../src/domicile-internals.js'
 import { abortTenantMove, moveTenant, resumeTenantMove } from '../../src/ops/tenant-move.js'
 import type { ProgressEvent } from '../../src/ops/progress.js'
-import { orderTables } from '../../src/ops/tenant-move-plan.js'
+import { orderTables, planTables } from '../../src/ops/tenant-move-plan.js'
+import { readChunk, writeChunk } from '../../src/ops/tenant-move-copier.js'
+import { readTx } from '../../src/ops/tenant-move-sql.js'
 import { postgresUnavailable } from '../support/pg-cluster.js'
 import { seedTenant, startWriter } from '../support/move-writer.js'
 import { addKmsTenant, EU, physicalCounts, revealAll, startMoveEnv, US, type MoveEnv } from '../support/tenant-move-env.js'
@@ -39,7 +41,9 @@ describe('tenant move between regions (real PostgreSQL, two clusters)', { skip: 
   let d: Domicile
 
   before(async () => {
-    env = await startMoveEnv('move')
+    // The owner may set session_replication_role (README's optional grant): foreign keys are
+    // checked once per chunk. tenant-move-crash.test.ts runs without it (per-row checks).
+    env = await startMoveEnv('move', { replicationRole: true })
     d = await env.open()
   })
 
@@ -77,6 +81,7 @@ describe('tenant move between regions (real PostgreSQL, two clusters)', { skip: 
     assert.ok(writer.stats.longestRetryMs < 2000, `a write waited ${writer.stats.longestRetryMs} ms`)
     assert.ok(events.some((e) => e.state === 'copy' && e.unit === 'rows' && e.done > 0), 'copy progress in rows')
     assert.ok(notes.some((n) => /write freeze \d+ ms/.test(n)), 'the freeze is printed')
+    assert.ok(notes.some((n) => /^orders: foreign keys checked once per chunk \(\d+ chunks?\)/.test(n)), `orders copied with one foreign-key check per chunk: ${notes.join(' | ')}`)
 
     const t = await d.getTenant('acme')
     assert.equal(t.region, US)
@@ -252,6 +257,52 @@ describe('tenant move between regions (real PostgreSQL, two clusters)', { skip: 
     assert.equal(t.status, 'active')
     assertSameRows(await revealAll(d, 'initech'), model)
     await refused(resumeTenantMove(d, 'initech'), 'ERR_OPERATION_NOT_FOUND')
+  })
+
+  test('a chunk written with the per-row foreign-key checks off is checked as a whole: a row without its parent in the target is not written', async () => {
+    await addKmsTenant(d, 'orphans', EU)
+    await seedTenant(d, 'orphans', 40)
+    const { router, schema } = internalsOf(d)
+    const plan = () => router.withRegionAdmin(EU, (src) => router.withRegionAdmin(US, (dst) => planTables(schema, src, dst)))
+    const orders = (await plan()).tables.find((t) => t.name === 'orders')!
+    const customers = (await plan()).tables.find((t) => t.name === 'customers')!
+    assert.equal(orders.chunkForeignKeyCheck, true, 'granted, foreign keys only to tenant tables, no trigger')
+    assert.equal(customers.chunkForeignKeyCheck, false, 'no foreign key: nothing to check')
+    const us = env.direct[US]!
+    try {
+      // What the plan refuses: an owner without the grant, a table with a trigger of its own.
+      await us.query('REVOKE SET ON PARAMETER session_replication_role FROM domicile_owner')
+      assert.equal((await plan()).tables.find((t) => t.name === 'orders')!.chunkForeignKeyCheck, false, 'not granted')
+      await us.query('GRANT SET ON PARAMETER session_replication_role TO domicile_owner')
+      await us.query('CREATE FUNCTION orders_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$')
+      await us.query('CREATE TRIGGER orders_touch BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION orders_touch()')
+      assert.equal((await plan()).tables.find((t) => t.name === 'orders')!.chunkForeignKeyCheck, false, 'a trigger of its own')
+      await us.query('DROP TRIGGER orders_touch ON orders; DROP FUNCTION orders_touch()')
+
+      // The target holds the tenant's customers but two; the orders' chunk comes with the checks off.
+      const copy = async (t: typeof orders) => router.withRegionAdmin(EU, (src) => readTx(src, () => readChunk(src, t, 'orphans', null, 1000, 'binary')
+        .then((c) => router.withRegionAdmin(US, (dst) => writeChunk(dst, c, false, true)))))
+      await copy(customers)
+      await us.query("DELETE FROM customers WHERE tenant_id = 'orphans' AND id IN ('c3', 'c17')")
+      const w = await copy(orders)
+      assert.equal(w.rows, 40)
+      assert.equal(w.chunkChecked, false, 'the checked chunk had orphans: it took the general way')
+      assert.equal(w.inserted, 38, 'every order whose customer is there, no other')
+      const orphans = await us.query("SELECT o.id FROM orders o WHERE o.tenant_id = 'orphans' AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = o.tenant_id AND c.id = o.customer_id)")
+      assert.deepEqual(orphans.rows, [], 'no order without its customer in the target')
+      // With every parent there, the same chunk goes in by the checked COPY.
+      await us.query("DELETE FROM orders WHERE tenant_id = 'orphans'; DELETE FROM customers WHERE tenant_id = 'orphans'")
+      await copy(customers)
+      const ok = await copy(orders)
+      assert.deepEqual([ok.chunkChecked, ok.inserted], [true, 40])
+      // SET LOCAL ends with the transaction: no pooled owner connection is left in the replica role.
+      const roles = await Promise.all(Array.from({ length: 8 }, () => router.withRegionAdmin(US, (s) =>
+        s.query<{ session_replication_role: string }>('SHOW session_replication_role').then((r) => r.rows[0]!.session_replication_role))))
+      assert.deepEqual(new Set(roles), new Set(['origin']))
+    } finally {
+      await us.query("DELETE FROM orders WHERE tenant_id = 'orphans'; DELETE FROM customers WHERE tenant_id = 'orphans'")
+      await us.query('GRANT SET ON PARAMETER session_replication_role TO domicile_owner')
+    }
   })
 
   test('a tenant moves there and back again', async () => {

@@ -52,21 +52,28 @@ export interface MoveEnv {
   destroy(): Promise<void>
 }
 
-async function prepareCluster(c: PgCluster, dbs: string[]): Promise<void> {
+async function prepareCluster(c: PgCluster, dbs: string[], replicationRole: boolean): Promise<void> {
   const su = new pg.Client({ connectionString: c.url })
   await su.connect()
   try {
     await su.query("CREATE ROLE domicile_owner LOGIN CREATEROLE PASSWORD 'owner-pw'")
     for (const db of dbs) await su.query(`CREATE DATABASE ${db} OWNER domicile_owner`)
+    // README "Production PostgreSQL (two roles)", the optional grant for faster tenant moves.
+    if (replicationRole) await su.query('GRANT SET ON PARAMETER session_replication_role TO domicile_owner')
   } finally {
     await su.end()
   }
 }
 
-/** Starts both clusters, migrates, adds the raw foreign key in both regions. */
-export async function startMoveEnv(name: string, opts: { poolSize?: number } = {}): Promise<MoveEnv> {
+/**
+ * Starts both clusters, migrates, adds the raw foreign key in both regions. `replicationRole`: the
+ * owner may set session_replication_role (the README's optional grant), so the bulk copy checks
+ * foreign keys once per chunk.
+ */
+export async function startMoveEnv(name: string, opts: { poolSize?: number; replicationRole?: boolean } = {}): Promise<MoveEnv> {
   const [eu, us] = await Promise.all([startPgCluster(`${name}-eu`), startPgCluster(`${name}-us`)])
-  await Promise.all([prepareCluster(eu, ['region', 'control']), prepareCluster(us, ['region'])])
+  const grant = opts.replicationRole ?? false
+  await Promise.all([prepareCluster(eu, ['region', 'control'], grant), prepareCluster(us, ['region'], grant)])
   const dir = mkdtempSync(join(tmpdir(), `domicile-${name}-`))
   const urls = (c: PgCluster, db: string) => ({
     url: `postgres://domicile_data:data-pw@127.0.0.1:${c.port}/${db}`,
