@@ -242,19 +242,19 @@ describe('tenant move SQL on adopted tables', () => {
         // The parent is not in the target: the target refuses the chunk; the rows wait for catch-up.
         const c1 = await chunkOf(contacts)
         assert.ok(c1.ended, 'a small chunk is held in memory')
-        assert.deepEqual(await writeChunk(dst, c1, plan.deferred), { rows: 40, inserted: 0 })
+        assert.deepEqual(await writeChunk(dst, c1, plan.deferred), { rows: 40, inserted: 0, chunkChecked: false })
         assert.equal(await staged(), 1, 'the refused chunk went through the staging table')
         // Parents first: the chunks go straight in (another session: a staging table would be a new one).
         await b.withSession(async (dst2) => {
-          assert.deepEqual(await writeChunk(dst2, await chunkOf(accounts), plan.deferred), { rows: 1, inserted: 1 })
-          assert.deepEqual(await writeChunk(dst2, await chunkOf(contacts), plan.deferred), { rows: 40, inserted: 40 })
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(accounts), plan.deferred), { rows: 1, inserted: 1, chunkChecked: false })
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(contacts), plan.deferred), { rows: 40, inserted: 40, chunkChecked: false })
           assert.equal(await staged(), 1, 'no staging table was made for the chunks that went straight in (the one counted is the first session\'s)')
           // The same chunk again (a chunk copied before a crash): refused straight, skipped staged.
-          assert.deepEqual(await writeChunk(dst2, await chunkOf(contacts), plan.deferred), { rows: 40, inserted: 0 })
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(contacts), plan.deferred), { rows: 40, inserted: 0, chunkChecked: false })
           assert.equal(Number(await one(dst2, "SELECT count(*) FROM contacts WHERE company_id = 7")), 40, 'nothing twice')
           // Another tenant's row holds one item's key: that row is left out, the others are in.
           await dst2.exec(`INSERT INTO items VALUES ('${uuid(5)}', 9, 'nine''s own')`)
-          assert.deepEqual(await writeChunk(dst2, await chunkOf(items), plan.deferred), { rows: 20, inserted: 19 })
+          assert.deepEqual(await writeChunk(dst2, await chunkOf(items), plan.deferred), { rows: 20, inserted: 19, chunkChecked: false })
           assert.deepEqual((await dst2.query('SELECT company_id::text AS c FROM items WHERE id = $1', [uuid(5)])).rows, [{ c: '9' }])
           // A chunk larger than the memory bound streams through the staging table.
           await dst2.exec('DELETE FROM items WHERE company_id = 7')
@@ -263,7 +263,7 @@ describe('tenant move SQL on adopted tables', () => {
             assert.equal(c.ended, false, 'more than 64 bytes: left streaming')
             return writeChunk(dst2, c, plan.deferred)
           })
-          assert.deepEqual(big, { rows: 20, inserted: 19 })
+          assert.deepEqual(big, { rows: 20, inserted: 19, chunkChecked: false })
           // The session goes on after each refusal.
           assert.equal(Number(await one(dst2, 'SELECT 1')), 1)
         }, { role: 'owner' })
