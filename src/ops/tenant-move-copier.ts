@@ -24,7 +24,7 @@ import { Readable } from 'node:stream'
 import { DomicileError } from '../errors.js'
 import type { StoreSession } from '../regions/store-driver.js'
 import { tenantCast, tenantColumnSql } from '../schema/tenant-column.js'
-import type { MovePlan, MoveTable } from './tenant-move-plan.js'
+import type { MoveForeignKey, MovePlan, MoveTable } from './tenant-move-plan.js'
 import { pkArray, q, rowValue, tenantArg, tenantWhere, writeTx } from './tenant-move-sql.js'
 
 export interface Batch {
@@ -57,13 +57,14 @@ export async function readRows(s: StoreSession, t: MoveTable, tenantId: string, 
   return { rows: Number(r.rows[0]?.n ?? 0), data: r.rows[0]?.data ?? null, last: null }
 }
 
+/** `EXISTS` of the parent row that foreign key `fk` of row `alias` names. */
+function parentExists(fk: MoveForeignKey, alias: string): string {
+  return `EXISTS (SELECT 1 FROM ${q(fk.parent)} p WHERE ${fk.columns.map((c, i) => `p.${q(fk.parentColumns[i]!)} = ${alias}.${q(c)}`).join(' AND ')})`
+}
+
 /** `SELECT` of the batch's rows whose parents exist in the target (every foreign key, MATCH SIMPLE). */
 function rowsWithParents(t: MoveTable): string {
-  const conds = t.foreignKeys.map((fk) => {
-    const nulls = fk.columns.map((c) => `r.${q(c)} IS NULL`)
-    const match = fk.columns.map((c, i) => `p.${q(fk.parentColumns[i]!)} = r.${q(c)}`).join(' AND ')
-    return `(${[...nulls, `EXISTS (SELECT 1 FROM ${q(fk.parent)} p WHERE ${match})`].join(' OR ')})`
-  })
+  const conds = t.foreignKeys.map((fk) => `(${[...fk.columns.map((c) => `r.${q(c)} IS NULL`), parentExists(fk, 'r')].join(' OR ')})`)
   return `SELECT r.* FROM unnest($1::${q(t.name)}[]) r${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''}`
 }
 
@@ -321,10 +322,13 @@ async function chunkHasOrphans(dst: StoreSession, c: CopyChunk): Promise<boolean
     params.push(c.last)
     range.push(`c.${q(t.pk)} <= $${params.length}::text::${t.pkType}`)
   }
-  const orphan = t.foreignKeys.map((fk) => `(${fk.columns.map((col) => `c.${q(col)} IS NOT NULL`).join(' AND ')} AND NOT EXISTS (SELECT 1 FROM ${q(fk.parent)} p WHERE ${
-    fk.columns.map((col, i) => `p.${q(fk.parentColumns[i]!)} = c.${q(col)}`).join(' AND ')}))`)
-  const r = await dst.query<{ bad: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM ${q(t.name)} c WHERE ${[tenantWhere(t, '$1', 'c'), ...range].join(' AND ')} AND (${orphan.join(' OR ')})) AS bad`, params)
+  // One EXISTS per foreign key, its NOT EXISTS at the top of the WHERE: the planner can make it an
+  // anti-join (inside an OR or a NOT it hashes the whole parent table, every tenant's rows).
+  const where = [tenantWhere(t, '$1', 'c'), ...range].join(' AND ')
+  const orphans = t.foreignKeys.map((fk) =>
+    `EXISTS (SELECT 1 FROM ${q(t.name)} c WHERE ${where} AND ${fk.columns.map((col) => `c.${q(col)} IS NOT NULL`).join(' AND ')} AND NOT ${parentExists(fk, 'c')})`)
+  if (orphans.length === 0) return false
+  const r = await dst.query<{ bad: boolean }>(`SELECT ${orphans.join(' OR ')} AS bad`, params)
   return r.rows[0]?.bad !== false
 }
 
